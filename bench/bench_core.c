@@ -1,0 +1,223 @@
+/* Benchmarks of the core.  Prints one line per figure:
+ *   bench NAME VALUE UNIT
+ * Figures are best-of-N to reduce noise on a shared machine; ratios against
+ * the plain libevent baseline are printed by bench/baseline_libevent.
+ *
+ * Usage: bench_core [NAME...]   (no names: all)
+ *   SCIO_BENCH_MAX_TASKS=N overrides the max_tasks target (default 1000000).
+ */
+#include <scio.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double wall(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static long rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kib = -1;
+  if (!f)
+    return -1;
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, "VmRSS:", 6) == 0)
+      kib = strtol(line + 6, NULL, 10);
+  fclose(f);
+  return kib;
+}
+
+static void report(const char *name, double value, const char *unit) {
+  printf("bench %s %.3f %s\n", name, value, unit);
+  fflush(stdout);
+}
+
+static int check(int rc, const char *what) {
+  if (rc < 0) {
+    fprintf(stderr, "bench: %s: %s (%s)\n", what, scio_strerror(rc),
+            scio_errmsg());
+    exit(1);
+  }
+  return rc;
+}
+
+#define REPEAT 5
+
+/* ---- switch: two tasks yielding to each other through the scheduler ---- */
+static long switch_iters = 2000000;
+
+static int yielder(void *arg) {
+  (void)arg;
+  for (long i = 0; i < switch_iters; i++)
+    scio_checkpoint();
+  return 0;
+}
+
+static int bench_switch(void *arg) {
+  double *best = arg;
+  for (int r = 0; r < REPEAT; r++) {
+    scio_nursery n;
+    scio_nursery_open(&n);
+    check(scio_start_soon(&n, yielder, NULL), "spawn");
+    check(scio_start_soon(&n, yielder, NULL), "spawn");
+    double t0 = wall();
+    check(scio_nursery_close(&n), "close");
+    double ns = (wall() - t0) * 1e9 / (2.0 * (double)switch_iters);
+    if (ns < *best)
+      *best = ns;
+  }
+  return 0;
+}
+
+/* ---- spawn: start_soon + finish, warm stack cache ---- */
+static int nothing(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+static int bench_spawn(void *arg) {
+  double *best = arg;
+  const int batch = 100, rounds = 2000;
+  for (int r = 0; r < REPEAT; r++) {
+    double t0 = wall();
+    for (int k = 0; k < rounds; k++) {
+      scio_nursery n;
+      scio_nursery_open(&n);
+      for (int i = 0; i < batch; i++)
+        check(scio_start_soon(&n, nothing, NULL), "spawn");
+      check(scio_nursery_close(&n), "close");
+    }
+    double ns = (wall() - t0) * 1e9 / (double)(batch * rounds);
+    if (ns < *best)
+      *best = ns;
+  }
+  return 0;
+}
+
+/* ---- spawn_cold: 10k tasks alive at once, each on a fresh stack ---- */
+static int wait_once(void *arg) {
+  (void)arg;
+  return scio_checkpoint();
+}
+
+static int bench_spawn_cold(void *arg) {
+  double *out = arg;
+  const int count = 10000;
+  scio_nursery n;
+  scio_nursery_open(&n);
+  double t0 = wall();
+  for (int i = 0; i < count; i++)
+    check(scio_start_soon(&n, wait_once, NULL), "spawn");
+  check(scio_nursery_close(&n), "close");
+  *out = (wall() - t0) * 1e9 / count;
+  return 0;
+}
+
+/* ---- scope: open + close with a deadline ---- */
+static int bench_scope(void *arg) {
+  double *best = arg;
+  const long iters = 5000000;
+  double deadline = scio_now() + 1000.0;
+  for (int r = 0; r < REPEAT; r++) {
+    double t0 = wall();
+    for (long i = 0; i < iters; i++) {
+      scio_scope cs;
+      scio_scope_open(&cs, deadline, 0);
+      scio_scope_close(&cs);
+    }
+    double ns = (wall() - t0) * 1e9 / (double)iters;
+    if (ns < *best)
+      *best = ns;
+  }
+  return 0;
+}
+
+/* ---- idle tasks: RSS per sleeping task, and how many fit ---- */
+typedef struct many {
+  long target;
+  long reached;
+  long rss_before, rss_after;
+} many;
+
+static int sleeper(void *arg) {
+  (void)arg;
+  return scio_sleep_forever();
+}
+
+static int spawn_many(void *arg) {
+  many *m = arg;
+  m->rss_before = rss_kib();
+  scio_nursery n;
+  scio_nursery_open(&n);
+  int rc = 0;
+  for (m->reached = 0; m->reached < m->target; m->reached++)
+    if ((rc = scio_start_soon(&n, sleeper, NULL)) < 0) {
+      fprintf(stderr, "bench: stopped at %ld tasks: %s\n", m->reached,
+              scio_errmsg());
+      break;
+    }
+  scio_wait_all_tasks_blocked();
+  m->rss_after = rss_kib();
+  scio_nursery_cancel(&n);
+  int crc = scio_nursery_close(&n);
+  return crc < 0 ? crc : 0;
+}
+
+static void run_many(long target, many *m) {
+  scio_run_opts o = {0};
+  o.flags = SCIO_RUN_NO_GUARD_PAGES;
+  m->target = target;
+  check(scio_run(spawn_many, m, &o), "many tasks");
+}
+
+static int wanted(int argc, char **argv, const char *name) {
+  if (argc < 2)
+    return 1;
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], name) == 0)
+      return 1;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  double best;
+  if (wanted(argc, argv, "switch")) {
+    best = 1e30;
+    check(scio_run(bench_switch, &best, NULL), "run");
+    report("switch", best, "ns");
+  }
+  if (wanted(argc, argv, "spawn")) {
+    best = 1e30;
+    check(scio_run(bench_spawn, &best, NULL), "run");
+    report("spawn", best, "ns");
+  }
+  if (wanted(argc, argv, "spawn_cold")) {
+    best = 0;
+    check(scio_run(bench_spawn_cold, &best, NULL), "run");
+    report("spawn_cold", best, "ns");
+  }
+  if (wanted(argc, argv, "scope")) {
+    best = 1e30;
+    check(scio_run(bench_scope, &best, NULL), "run");
+    report("scope", best, "ns");
+  }
+  if (wanted(argc, argv, "idle_task_rss")) {
+    many m = {0, 0, 0, 0};
+    run_many(100000, &m);
+    report("idle_task_rss", (double)(m.rss_after - m.rss_before) / 100000.0,
+           "KiB");
+  }
+  if (wanted(argc, argv, "max_tasks")) {
+    const char *env = getenv("SCIO_BENCH_MAX_TASKS");
+    long target = env ? atol(env) : 1000000;
+    many m = {0, 0, 0, 0};
+    run_many(target, &m);
+    report("max_tasks", (double)m.reached, "tasks");
+    report("max_tasks_rss", (double)m.rss_after / (1024.0 * 1024.0), "GiB");
+  }
+  return 0;
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Run every benchmark program and print their `bench NAME VALUE UNIT` lines,
+# then the ratios of scio's figures to the libevent baseline of the same run.
+# Usage: bench/run.sh BUILD_DIR
+set -euo pipefail
+dir=${1:-.}
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+"$dir/bench/baseline_libevent" | tee -a "$out"
+"$dir/bench/bench_core" | tee -a "$out"
+awk '
+  { v[$2] = $3 }
+  END {
+    if (v["libevent_dispatch"] > 0 && v["switch"] > 0)
+      printf "bench switch_vs_libevent_dispatch %.2f ratio\n", v["switch"] / v["libevent_dispatch"]
+    if (v["libevent_timer"] > 0 && v["scope"] > 0)
+      printf "bench scope_vs_libevent_timer %.2f ratio\n", v["scope"] / v["libevent_timer"]
+    if (v["libevent_new_free"] > 0 && v["spawn"] > 0)
+      printf "bench spawn_vs_libevent_new_free %.2f ratio\n", v["spawn"] / v["libevent_new_free"]
+  }' "$out"

@@ -1,0 +1,87 @@
+/* scio — testing helpers for Check (https://libcheck.github.io/check/).
+ *
+ * Header-only: include it in test programs that link Check; libscio does not
+ * depend on Check.
+ *
+ * SCIO_TEST(name) { ... return 0; } defines a Check test whose body runs as
+ * the root task of scio_run, once per libevent backend: add it with
+ * scio_tcase_add(tc, name), which registers a loop test with one iteration
+ * per backend (epoll, poll, select), so each backend passes or fails on its
+ * own line and in its own forked process.  SCIO_TEST_AUTOJUMP(name) does the
+ * same under the autojump clock.  The body returns 0 for success; any other
+ * value fails the test with scio_strerror() and scio_errmsg().  Check's
+ * ck_assert_* macros work inside the body and inside tasks it spawns (in
+ * Check's default fork mode).
+ */
+#ifndef SCIO_TESTING_H
+#define SCIO_TESTING_H
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scio.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SCIO_TEST_NBACKENDS 3
+enum { SCIO_TEST_FLAG_AUTOJUMP = 1 };
+
+static inline const char *scio_test_backend(int i) {
+  static const char *const names[SCIO_TEST_NBACKENDS] = {"epoll", "poll",
+                                                         "select"};
+  return names[i % SCIO_TEST_NBACKENDS];
+}
+
+/* Run body under the backend of loop iteration i; fail the test unless the
+ * body returns 0.  A backend this system lacks is skipped. */
+static inline void scio_test_run(scio_fn body, int i, int flags,
+                                 const char *name) {
+  scio_run_opts o;
+  memset(&o, 0, sizeof o);
+  o.backend = scio_test_backend(i);
+  if (flags & SCIO_TEST_FLAG_AUTOJUMP)
+    o.clock = SCIO_CLOCK_AUTOJUMP;
+  int rc = scio_run(body, NULL, &o);
+  if (rc == -ENOSYS && strstr(scio_errmsg(), "not available"))
+    return;
+  ck_assert_msg(rc == 0, "%s on %s returned %s (%s): %s", name, o.backend,
+                scio_err_name(rc), scio_strerror(rc), scio_errmsg());
+}
+
+#define SCIO__TEST(name, flags)                                               \
+  static int name##_body(void *);                                             \
+  START_TEST(name) { scio_test_run(name##_body, _i, (flags), #name); }        \
+  END_TEST                                                                    \
+  static int name##_body(void *scio_test_arg_ __attribute__((unused)))
+
+#define SCIO_TEST(name) SCIO__TEST(name, 0)
+#define SCIO_TEST_AUTOJUMP(name) SCIO__TEST(name, SCIO_TEST_FLAG_AUTOJUMP)
+
+/* Add a SCIO_TEST to a TCase: one iteration per backend. */
+#define scio_tcase_add(tc, name)                                              \
+  tcase_add_loop_test((tc), name, 0, SCIO_TEST_NBACKENDS)
+
+/* A TCase with a per-test timeout in seconds (Check multiplies it by
+ * CK_TIMEOUT_MULTIPLIER, which sanitizer and valgrind runs set). */
+static inline TCase *scio_tcase_new(const char *name, double timeout) {
+  TCase *tc = tcase_create(name);
+  tcase_set_timeout(tc, timeout);
+  return tc;
+}
+
+/* Run a suite in fork mode and return an exit status for main(). */
+static inline int scio_test_main(Suite *s) {
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SCIO_TESTING_H */

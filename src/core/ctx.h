@@ -1,0 +1,83 @@
+/* Private: machine context switching between stacks.
+ *
+ * One implementation is chosen by configure: our own assembly for x86_64
+ * (SysV) and aarch64, or a ucontext fallback (--with-context=ucontext).  The
+ * assembly saves only the callee-saved registers and the floating-point
+ * control words (x86_64: MXCSR and the x87 control word; aarch64: FPCR),
+ * because everything else is caller-saved across the call to the switch.
+ *
+ * Sanitizer and valgrind support live here too, so that callers never think
+ * about them: every switch is announced to ASan (fiber annotations), and each
+ * coroutine stack is registered with valgrind for as long as it is used.
+ */
+#ifndef SCIO_CORE_CTX_H
+#define SCIO_CORE_CTX_H
+
+#include <stddef.h>
+
+typedef struct scio__ctx scio__ctx;
+
+/* What the context layer needs of a context; embedded in tasks. */
+struct scio__ctx {
+  void *sp;              /* saved stack pointer (assembly back-ends) */
+  void *uc;              /* ucontext_t * (ucontext back-end only) */
+  void *stack_lo;        /* lowest usable byte of the stack */
+  size_t stack_size;     /* usable bytes */
+  void *asan_fake;       /* ASan fake-stack save slot */
+  unsigned valgrind_id;  /* valgrind stack id, 0 if none */
+};
+
+/* Describe the current thread's own stack as a context (the scheduler runs
+ * on it).  Fills stack bounds from pthread_getattr_np so that ASan can be
+ * told about switches back to it.  Returns 0 or a negative errno. */
+int scio__ctx_init_main(scio__ctx *main_ctx);
+void scio__ctx_fini_main(scio__ctx *main_ctx);
+
+/* Prepare `c` to run entry(arg) on [stack_lo, stack_lo + size) the first time
+ * it is switched to.  `entry` must never return: it ends with
+ * scio__ctx_exit_to.  For the ucontext back-end, `uc_storage` must point to
+ * scio__ctx_uc_size() bytes that live as long as the context (NULL for the
+ * assembly back-ends). Returns 0 or a negative errno. */
+int scio__ctx_make(scio__ctx *c, void *stack_lo, size_t size,
+                   void (*entry)(void *), void *arg, void *uc_storage);
+size_t scio__ctx_uc_size(void);
+
+/* Save the current context in `from` and resume `to`. Returns when something
+ * switches back to `from`. */
+void scio__ctx_switch(scio__ctx *from, scio__ctx *to);
+
+/* Leave the current context for good and resume `to` (the current stack may
+ * be reused as soon as `to` runs).  Tells ASan to drop the fake stack. */
+__attribute__((noreturn)) void scio__ctx_exit_to(scio__ctx *cur, scio__ctx *to);
+
+/* Forget a context made by scio__ctx_make (deregisters its valgrind stack).
+ * Call before its stack is unmapped or reused for another context. */
+void scio__ctx_release(scio__ctx *c);
+
+/* Name of the back-end, e.g. "x86_64-asm", "aarch64-asm", "ucontext". */
+const char *scio__ctx_backend(void);
+
+/* Back-end selection, shared by ctx.c, ctx_ucontext.c and the tests.  The
+ * assembly exists only for LP64 x86_64 and aarch64; anything else (including
+ * x32 and ILP32 aarch64) falls back to ucontext.  The .S files repeat this
+ * test because they cannot include a C header. */
+#if !defined(SCIO_CTX_UCONTEXT) &&                                           \
+    !(defined(__x86_64__) && !defined(__ILP32__)) &&                         \
+    !(defined(__aarch64__) && !defined(__ILP32__))
+#define SCIO_CTX_UCONTEXT 1
+#endif
+
+#ifdef SCIO_CTX_UCONTEXT
+/* Internal to ctx.c and ctx_ucontext.c: the ucontext back-end.  ctx.c adds
+ * the sanitizer and valgrind work around these. `boot` runs first on a new
+ * context and calls entry(arg). */
+typedef void scio__ctx_boot_fn(void (*entry)(void *), void *arg);
+int scio__ctx_uc_make(scio__ctx *c, scio__ctx_boot_fn *boot,
+                      void (*entry)(void *), void *arg, void *uc_storage);
+void scio__ctx_uc_swap(scio__ctx *from, scio__ctx *to);
+__attribute__((noreturn)) void scio__ctx_uc_jump(scio__ctx *to);
+int scio__ctx_uc_main_init(scio__ctx *main_ctx);
+void scio__ctx_uc_main_fini(scio__ctx *main_ctx);
+#endif
+
+#endif

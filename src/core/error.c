@@ -1,0 +1,148 @@
+/* Error codes, their text, and the per-task error detail. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+SCIO_API const char *scio_strerror(int code) {
+  switch (code) {
+#define SCIO__ERR_TEXT(name, value, text)                                     \
+  case value:                                                                 \
+    return text;
+    SCIO_ERRNO_MAP(SCIO__ERR_TEXT)
+#undef SCIO__ERR_TEXT
+  default:
+    break;
+  }
+  if (code < 0 && code > -4000)
+    return strerror(-code);
+  return "unknown error";
+}
+
+SCIO_API const char *scio_err_name(int code) {
+  switch (code) {
+#define SCIO__ERR_NAME(name, value, text)                                     \
+  case value:                                                                 \
+    return #name;
+    SCIO_ERRNO_MAP(SCIO__ERR_NAME)
+#undef SCIO__ERR_NAME
+  default:
+    return "UNKNOWN";
+  }
+}
+
+/* Outside any task the detail lives in the thread.  After a run it holds the
+ * root task's last message (adopted, heap-owned). */
+static __thread char tls_msg[512];
+static __thread char *tls_adopted;
+
+
+void scio__errmsg_adopt(char *msg) {
+  scio__free(tls_adopted);
+  tls_adopted = msg;
+  tls_msg[0] = 0;
+}
+
+/* Store formatted text in the task's growable buffer. */
+static void task_store(scio__task *t, const char *text, size_t len) {
+  if (len + 1 > t->errcap) {
+    size_t cap = len + 1 < 128 ? 128 : len + 1;
+    char *p = scio__realloc(t->errmsg, cap);
+    if (!p) {
+      /* Keep what fits rather than nothing. */
+      if (t->errcap == 0)
+        return;
+      len = t->errcap - 1;
+    } else {
+      t->errmsg = p;
+      t->errcap = cap;
+    }
+  }
+  memcpy(t->errmsg, text, len);
+  t->errmsg[len] = 0;
+}
+
+void scio__task_seterr_text(scio__task *t, const char *text) {
+  task_store(t, text, strlen(text));
+}
+
+void scio__task_free_errmsg(scio__task *t) {
+  scio__free(t->errmsg);
+  t->errmsg = NULL;
+  t->errcap = 0;
+}
+
+int scio__vseterr(int code, const char *fmt, va_list ap) {
+  scio__task *t = scio__task_cur();
+  char small[512];
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(small, sizeof small, fmt, ap);
+  if (n < 0) {
+    va_end(ap2);
+    return code;
+  }
+  if (!t) {
+    scio__free(tls_adopted);
+    tls_adopted = NULL;
+    vsnprintf(tls_msg, sizeof tls_msg, fmt, ap2);
+    va_end(ap2);
+    return code;
+  }
+  if ((size_t)n < sizeof small) {
+    task_store(t, small, (size_t)n);
+  } else {
+    char *big = scio__malloc((size_t)n + 1);
+    if (big) {
+      vsnprintf(big, (size_t)n + 1, fmt, ap2);
+      task_store(t, big, (size_t)n);
+      scio__free(big);
+    } else {
+      task_store(t, small, sizeof small - 1);
+    }
+  }
+  va_end(ap2);
+  return code;
+}
+
+int scio__seterr(int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  scio__vseterr(code, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+SCIO_API const char *scio_errmsg(void) {
+  scio__task *t = scio__task_cur();
+  if (t)
+    return t->errmsg ? t->errmsg : "";
+  if (tls_adopted)
+    return tls_adopted;
+  return tls_msg;
+}
+
+SCIO_API void scio_errmsg_clear(void) {
+  scio__task *t = scio__task_cur();
+  if (t) {
+    if (t->errmsg)
+      t->errmsg[0] = 0;
+    return;
+  }
+  scio__free(tls_adopted);
+  tls_adopted = NULL;
+  tls_msg[0] = 0;
+}
+
+void scio__panic(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("scio: fatal misuse: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  fflush(stderr);
+  abort();
+}
+

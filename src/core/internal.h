@@ -1,0 +1,298 @@
+/* Private: the structures of the core and the internal API that the other
+ * layers (sync, streams, net, ...) build on.
+ *
+ * The run loop (scio__loop) belongs to one thread.  Tasks switch directly to
+ * each other through the ready queue; the scheduler context (the thread's own
+ * stack, where scio_run was called) runs only to poll libevent, to block when
+ * nothing is runnable, and at the end of the run.
+ */
+#ifndef SCIO_CORE_INTERNAL_H
+#define SCIO_CORE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "scio/core.h"
+
+#include "ctx.h"
+#include "heap.h"
+#include "list.h"
+#include "stack.h"
+
+struct event_base;
+struct event;
+
+typedef struct scio__loop scio__loop;
+typedef struct scio_task scio__task;
+typedef struct scio__scope scio__scope;
+typedef struct scio__nursery scio__nursery;
+
+/* Called when cancellation is delivered to a task blocked in an abortable
+ * wait: it must undo whatever registered the task (unlink it from a wait
+ * queue, delete an event).  It runs on the canceller's stack; the task is
+ * then resumed with SCIO_ECANCELED. */
+typedef void (*scio__abort_fn)(scio__task *t, void *ctx);
+
+/* ------------------------------------------------------------------------ */
+
+enum scio__scope_bits {
+  SCIO__SC_SHIELD = 1u << 0,
+  SCIO__SC_FAIL = 1u << 1,
+  SCIO__SC_CANCEL_CALLED = 1u << 2,
+  SCIO__SC_EFFECTIVE = 1u << 3,   /* cancelled, as seen from inside */
+  SCIO__SC_CAUGHT = 1u << 4,      /* a checkpoint inside returned ECANCELED
+                                     because of this scope */
+  SCIO__SC_BY_DEADLINE = 1u << 5, /* the cancel came from the deadline */
+  SCIO__SC_OPEN = 1u << 6,
+  SCIO__SC_NURSERY = 1u << 7,     /* the scope of a nursery */
+};
+
+#define SCIO__SCOPE_MAGIC 0x5c09e5c0u
+
+/* A cancel scope.  Scopes form one tree per run that crosses task
+ * boundaries: a child task's scopes hang below its nursery's scope, which
+ * hangs below the scopes of the task that opened the nursery.  Each scope
+ * lists its child scopes and the tasks whose innermost scope it is, so a
+ * cancel can walk down the tree and wake exactly the affected tasks. */
+struct scio__scope {
+  scio__hnode timer;     /* key = deadline; in the loop's heap if finite */
+  scio__scope *parent;
+  scio__node children;   /* child scopes */
+  scio__node sibling;    /* link in parent->children */
+  scio__node tasks;      /* tasks whose innermost scope this is */
+  scio__task *owner;     /* the task that opened it */
+  const char *file;
+  int line;
+  unsigned bits;
+  uint32_t magic;
+};
+
+#define SCIO__NURSERY_MAGIC 0x2b5e2b5eu
+
+typedef struct scio__failure {
+  struct scio__failure *next;
+  int code;
+  char text[]; /* "name: detail" */
+} scio__failure;
+
+enum scio__nursery_state { SCIO__N_OPEN = 1, SCIO__N_CLOSED = 2 };
+
+struct scio__nursery {
+  scio__scope scope;       /* the body and every child run inside it */
+  scio__node children;     /* child tasks (scio_task.nursery_link) */
+  size_t nchildren;
+  size_t pending_starts;   /* scio_start calls targeting this nursery */
+  scio__task *closer;      /* the task blocked in scio_nursery_close */
+  int first_error;
+  unsigned nfailed;
+  unsigned nlost;          /* failures whose record could not be allocated */
+  scio__failure *failures, **failures_tail;
+  uint32_t magic;
+  int state;
+};
+
+/* ------------------------------------------------------------------------ */
+
+enum scio__task_state {
+  SCIO__T_READY = 1,   /* in the ready queue */
+  SCIO__T_RUNNING = 2,
+  SCIO__T_BLOCKED = 3, /* parked; woken by scio__task_wake */
+  SCIO__T_DONE = 4
+};
+
+typedef struct scio__start_state scio__start_state;
+
+/* A task.  It lives in the user area at the top of its own stack mapping,
+ * so spawning does not call malloc. */
+struct scio_task {
+  scio__ctx ctx;
+  scio__loop *loop;
+  scio__task *ready_next;
+  int state;
+  int wake_value;          /* what scio__park returns */
+  int cancel_woken;        /* woken by cancellation, not by the waker */
+  scio__scope *scope;      /* innermost scope */
+  scio__scope *base_scope; /* the scope the task started in */
+  scio__node scope_link;   /* in scope->tasks */
+  scio__abort_fn abort_fn; /* non-NULL while in an abortable wait */
+  void *abort_ctx;
+  const char *waiting_on;  /* what the task is blocked in, for dumps */
+  scio__stack *stack;
+  scio_fn fn;
+  void *arg;
+  const char *name;
+  scio__nursery *nursery;  /* NULL for the root task */
+  scio__node nursery_link;
+  scio__start_state *start; /* launched by scio_start, not yet started */
+  unsigned start_flags;    /* SCIO__TS_* */
+  int result;
+  uint64_t id;
+  char *errmsg;            /* heap, lazily allocated */
+  size_t errcap;
+  char namebuf[64];        /* resolved symbol name */
+  void *uc_storage;        /* ucontext back-end */
+};
+
+enum { SCIO__TS_BY_START = 1, SCIO__TS_STARTED = 2 };
+
+/* Bytes reserved for a task at the top of its stack (ucontext storage, if
+ * any, follows). */
+#define SCIO__TASK_SIZE ((sizeof(struct scio_task) + 63) & ~(size_t)63)
+
+/* ------------------------------------------------------------------------ */
+
+typedef struct scio__fdrec scio__fdrec;
+typedef struct scio__wakeup scio__wakeup;
+
+#define SCIO__MAX_INSTRUMENTS 8
+
+struct scio__loop {
+  struct event_base *base;
+  const char *backend;
+  int edge_triggered;        /* the backend supports EV_ET */
+  scio__ctx main_ctx;
+  scio__task *current;
+  scio__task *root;
+  int root_result;
+  scio__scope root_scope;    /* the root task's base scope */
+  scio__task *ready_head, *ready_tail;
+  size_t nready;
+  size_t ntasks;             /* tasks alive */
+  uint64_t next_id;
+  scio__task *zombie;        /* exited task whose stack is still to recycle */
+  scio__stack_pool stacks;
+  size_t stack_cache;
+  scio__heap timers;         /* scope deadlines */
+
+  /* Scheduler rounds: a batch is the set of tasks runnable at its start. */
+  size_t batch_left;
+  unsigned batches_since_poll;
+  unsigned resumes_since_clock;
+  int poll_due;
+
+  int clock_kind;
+  double vnow;               /* autojump virtual time */
+  double cached_now;         /* last clock reading */
+  double last_poll;
+  struct event *timeout_ev;  /* bounds a blocking poll */
+  size_t nfd_events;         /* fd events added to libevent */
+
+  scio__fdrec **fds;
+  int fds_cap;
+
+  scio__node blocked_waiters; /* tasks in scio_wait_all_tasks_blocked */
+
+  const scio_instrument *ins[SCIO__MAX_INSTRUMENTS];
+  int nins;
+
+  scio__wakeup *wakeup;      /* cross-thread posts, lazily created */
+};
+
+extern __thread scio__loop *scio__tls_loop;
+
+static inline scio__loop *scio__loop_current(void) { return scio__tls_loop; }
+static inline scio__task *scio__task_cur(void) {
+  scio__loop *l = scio__tls_loop;
+  return l ? l->current : NULL;
+}
+
+/* ---- allocation (alloc.c) ---- */
+void *scio__malloc(size_t n);
+void *scio__calloc(size_t n, size_t size);
+void *scio__realloc(void *p, size_t n);
+void scio__free(void *p);
+
+/* ---- errors (error.c) ---- */
+/* Set the current task's (or thread's) error detail; returns `code`. */
+int scio__seterr(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int scio__vseterr(int code, const char *fmt, va_list ap);
+/* Set the detail of a specific task. */
+void scio__task_seterr_text(scio__task *t, const char *text);
+void scio__task_free_errmsg(scio__task *t);
+/* Hand the root task's message to the thread after the run. */
+void scio__errmsg_adopt(char *msg);
+
+/* ---- scheduling (task.c, loop.c) ---- */
+/* Make a blocked task runnable; scio__park returns `value` in it. */
+void scio__task_wake(scio__task *t, int value);
+/* Block the current task until woken.  With abort_fn, the wait is abortable
+ * and cancellation resumes the task with SCIO_ECANCELED (after calling
+ * abort_fn); without, cancellation waits.  `what` names the wait in dumps.
+ * If the task is already cancelled and the wait is abortable, abort_fn runs
+ * and SCIO_ECANCELED is returned without blocking.  Returns the wake value. */
+int scio__park(scio__abort_fn abort_fn, void *abort_ctx, const char *what);
+/* Put the current task at the back of the ready queue and run others. */
+void scio__yield(void);
+/* Called by every checkpoint that returns SCIO_ECANCELED: records which
+ * scope caught it. */
+void scio__deliver_cancel(scio__task *t);
+/* Pick the next task (or the scheduler) and switch to it; the current task
+ * must already be queued or blocked. */
+void scio__schedule(scio__task *cur);
+void scio__ready_push(scio__loop *l, scio__task *t);
+/* Recycle a task that has exited (loop.c/task.c). */
+void scio__reap_zombie(scio__loop *l);
+int scio__task_new(scio__loop *l, scio_fn fn, void *arg, const char *name,
+                   scio__task **out);
+scio__task *scio__pick_from_scheduler(scio__loop *l);
+int scio__spawn(scio__nursery *n, scio_fn fn, void *arg, const char *name,
+                scio__task **out);
+/* Process expired deadlines at time `now`. */
+void scio__timers_fire(scio__loop *l, double now);
+double scio__clock_read(scio__loop *l);
+
+/* ---- scopes (scope.c) ---- */
+static inline int scio__task_cancelled(const scio__task *t) {
+  return (t->scope->bits & SCIO__SC_EFFECTIVE) != 0;
+}
+void scio__scope_init_open(scio__scope *s, scio__task *owner,
+                           scio__scope *parent, double deadline,
+                           unsigned bits, const char *file, int line);
+void scio__scope_unlink(scio__scope *s);
+void scio__scope_cancel(scio__scope *s, int by_deadline);
+/* Move task t (not blocked anywhere scope-related) under scope s. */
+void scio__task_enter_scope(scio__task *t, scio__scope *s);
+/* Re-parent a scope subtree (scio_started) and recompute cancellation. */
+void scio__scope_reparent(scio__scope *s, scio__scope *new_parent);
+void scio__task_reparent(scio__task *t, scio__scope *new_scope);
+void scio__scope_check_close(scio__task *t, scio__scope *s, const char *what);
+void scio__scope_close_in(scio__task *t, scio__scope *s);
+/* A scope with its deadline crossed. */
+void scio__scope_deadline_fired(scio__scope *s);
+
+/* ---- nurseries (nursery.c) ---- */
+/* A child has returned rc; account for it in its nursery. */
+void scio__nursery_child_done(scio__task *t, int rc);
+
+/* ---- fds (fdwait.c) ---- */
+enum { SCIO__FD_READ = 1, SCIO__FD_WRITE = 2 };
+/* Wait until fd is ready for `dir` after the caller saw EAGAIN (internal
+ * protocol: a spurious return is possible; retry the syscall).  Abortable. */
+int scio__fd_wait(int fd, int dir);
+void scio__fd_forget(scio__loop *l, int fd, int wake_value);
+void scio__fds_free(scio__loop *l);
+
+/* ---- cross-thread wakeup (wakeup.c) ---- */
+/* Make the loop able to receive posts from other threads; call from the
+ * loop's own thread. Returns 0 or SCIO_ENOMEM / -errno. */
+int scio__loop_enable_wakeup(scio__loop *l);
+/* From any thread: run fn(arg) on the loop's scheduler at its next poll.
+ * Returns 0 or SCIO_ENOMEM, or SCIO_ECLOSED if the loop has ended. */
+int scio__loop_post(scio__loop *l, void (*fn)(void *), void *arg);
+void scio__wakeup_free(scio__loop *l);
+
+/* ---- instruments (instrument.c) ---- */
+#define SCIO__INSTRUMENT(l, slot, ...)                                        \
+  do {                                                                        \
+    if (__builtin_expect((l)->nins != 0, 0))                                  \
+      for (int i_ = 0; i_ < (l)->nins; i_++)                                  \
+        if ((l)->ins[i_]->slot)                                               \
+          (l)->ins[i_]->slot((l)->ins[i_]->ctx, __VA_ARGS__);                 \
+  } while (0)
+
+/* Abort the process with a message (misuse C cannot report). */
+__attribute__((noreturn, format(printf, 1, 2))) void
+scio__panic(const char *fmt, ...);
+
+#endif

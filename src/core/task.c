@@ -1,0 +1,311 @@
+/* Tasks: spawning, switching, parking and waking, checkpoints.
+ *
+ * Switching is direct: a task that yields or blocks picks the next runnable
+ * task itself and switches straight to it, so a switch costs one context
+ * switch, not two.  Only when nothing is runnable, or when it is time to
+ * poll for I/O, does it switch to the scheduler context (loop.c).
+ */
+#include <string.h>
+
+#include "internal.h"
+
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
+
+void scio__ready_push(scio__loop *l, scio__task *t) {
+  t->state = SCIO__T_READY;
+  t->ready_next = NULL;
+  if (l->ready_tail)
+    l->ready_tail->ready_next = t;
+  else
+    l->ready_head = t;
+  l->ready_tail = t;
+  l->nready++;
+  SCIO__INSTRUMENT(l, task_scheduled, t);
+}
+
+static scio__task *ready_pop(scio__loop *l) {
+  scio__task *t = l->ready_head;
+  l->ready_head = t->ready_next;
+  if (!l->ready_head)
+    l->ready_tail = NULL;
+  l->nready--;
+  return t;
+}
+
+/* At the end of each batch: fire expired deadlines, and decide whether the
+ * scheduler must poll for I/O before the next batch.  With no fd events
+ * registered there is nothing to poll, and the syscall is skipped. */
+static void batch_boundary(scio__loop *l) {
+  if (l->timers.root)
+    scio__timers_fire(l, scio__clock_read(l));
+  if (++l->batches_since_poll >= 64) {
+    if (l->nfd_events || l->wakeup)
+      l->poll_due = 1;
+    else
+      l->batches_since_poll = 0;
+  }
+  l->batch_left = l->nready;
+}
+
+/* Every 16 resumptions, check whether 100 µs have passed since the last
+ * poll; reading the clock at every switch would cost more than the switch. */
+static void maybe_time_poll(scio__loop *l) {
+  if (++l->resumes_since_clock < 16)
+    return;
+  l->resumes_since_clock = 0;
+  if ((l->nfd_events || l->wakeup) &&
+      scio__clock_read(l) - l->last_poll >= 100e-6)
+    l->poll_due = 1;
+}
+
+/* The next task to run, popped and marked running; NULL when the scheduler
+ * must run (nothing runnable, or a poll is due). */
+static scio__task *pick(scio__loop *l) {
+  if (l->batch_left == 0)
+    batch_boundary(l);
+  if (l->poll_due || l->nready == 0)
+    return NULL;
+  scio__task *t = ready_pop(l);
+  if (l->batch_left)
+    l->batch_left--;
+  maybe_time_poll(l);
+  t->state = SCIO__T_RUNNING;
+  l->current = t;
+  return t;
+}
+
+scio__task *scio__pick_from_scheduler(scio__loop *l) { return pick(l); }
+
+void scio__reap_zombie(scio__loop *l) {
+  scio__task *z = l->zombie;
+  if (!z)
+    return;
+  l->zombie = NULL;
+  scio__ctx_release(&z->ctx);
+  scio__stack_put(&l->stacks, z->stack);
+}
+
+void scio__schedule(scio__task *cur) {
+  scio__loop *l = cur->loop;
+  SCIO__INSTRUMENT(l, after_task_step, cur);
+  scio__task *next = pick(l);
+  if (next == cur) {
+    SCIO__INSTRUMENT(l, before_task_step, cur);
+    return;
+  }
+  if (next) {
+    SCIO__INSTRUMENT(l, before_task_step, next);
+    scio__ctx_switch(&cur->ctx, &next->ctx);
+  } else {
+    l->current = NULL;
+    scio__ctx_switch(&cur->ctx, &l->main_ctx);
+  }
+  /* Resumed: whoever switched here set l->current to us. */
+  scio__reap_zombie(l);
+}
+
+void scio__yield(void) {
+  scio__task *t = scio__task_cur();
+  scio__ready_push(t->loop, t);
+  scio__schedule(t);
+}
+
+void scio__task_wake(scio__task *t, int value) {
+  if (t->state != SCIO__T_BLOCKED)
+    scio__panic("waking task %s that is not blocked (state %d)",
+                scio_task_name(t), t->state);
+  t->abort_fn = NULL;
+  t->abort_ctx = NULL;
+  t->wake_value = value;
+  scio__ready_push(t->loop, t);
+}
+
+int scio__park(scio__abort_fn abort_fn, void *abort_ctx, const char *what) {
+  scio__task *t = scio__task_cur();
+  if (abort_fn && scio__task_cancelled(t)) {
+    abort_fn(t, abort_ctx);
+    scio__deliver_cancel(t);
+    return SCIO_ECANCELED;
+  }
+  t->abort_fn = abort_fn;
+  t->abort_ctx = abort_ctx;
+  t->waiting_on = what;
+  t->state = SCIO__T_BLOCKED;
+  scio__schedule(t);
+  t->waiting_on = NULL;
+  if (t->wake_value == SCIO_ECANCELED && t->cancel_woken) {
+    t->cancel_woken = 0;
+    scio__deliver_cancel(t);
+  }
+  return t->wake_value;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Spawning and exiting                                                      */
+
+static __attribute__((noreturn)) void task_exit(scio__task *t, int rc);
+
+static void task_main(void *arg) {
+  scio__task *t = arg;
+  scio__reap_zombie(t->loop);
+  task_exit(t, t->fn(t->arg));
+}
+
+static void task_init(scio__task *t, scio__loop *l, scio__stack *st,
+                      scio_fn fn, void *arg, const char *name) {
+  t->loop = l;
+  t->ready_next = NULL;
+  t->state = 0;
+  t->wake_value = 0;
+  t->cancel_woken = 0;
+  t->abort_fn = NULL;
+  t->abort_ctx = NULL;
+  t->waiting_on = NULL;
+  t->stack = st;
+  t->fn = fn;
+  t->arg = arg;
+  t->name = name;
+  t->start = NULL;
+  t->start_flags = 0;
+  t->result = 0;
+  t->id = ++l->next_id;
+  t->errmsg = NULL;
+  t->errcap = 0;
+  t->namebuf[0] = 0;
+}
+
+int scio__task_new(scio__loop *l, scio_fn fn, void *arg, const char *name,
+                   scio__task **out) {
+  int err = SCIO_ENOMEM;
+  char msg[256];
+  msg[0] = 0;
+  scio__stack *st = scio__stack_get(&l->stacks, &err, msg, sizeof msg);
+  if (!st)
+    return scio__seterr(err, "spawn: %s", msg[0] ? msg : "no stack");
+  scio__task *t = st->user;
+  task_init(t, l, st, fn, arg, name);
+  t->uc_storage = (char *)st->user + SCIO__TASK_SIZE;
+  int rc = scio__ctx_make(&t->ctx, st->lo, st->size, task_main, t,
+                          scio__ctx_uc_size() ? t->uc_storage : NULL);
+  if (rc < 0) {
+    scio__stack_put(&l->stacks, st);
+    return scio__seterr(rc, "spawn: cannot make a context");
+  }
+  *out = t;
+  return 0;
+}
+
+int scio__spawn(scio__nursery *n, scio_fn fn, void *arg, const char *name,
+                scio__task **out) {
+  scio__loop *l = scio__loop_current();
+  scio__task *t;
+  int rc = scio__task_new(l, fn, arg, name, &t);
+  if (rc < 0)
+    return rc;
+  t->nursery = n;
+  scio__list_push_back(&n->children, &t->nursery_link);
+  n->nchildren++;
+  t->scope = t->base_scope = &n->scope;
+  scio__list_push_back(&n->scope.tasks, &t->scope_link);
+  l->ntasks++;
+  SCIO__INSTRUMENT(l, task_spawned, t);
+  scio__ready_push(l, t);
+  if (out)
+    *out = t;
+  return 0;
+}
+
+/* A task returned with a scope still open: that scope lived in the frame
+ * that just returned.  Copy what names it before any call reuses the
+ * memory, then abort. */
+static __attribute__((noinline, noreturn)) void
+scope_left_open(scio__task *t) {
+#ifdef HAVE_VALGRIND_VALGRIND_H
+  VALGRIND_DISABLE_ERROR_REPORTING; /* reading a dead frame on purpose */
+#endif
+  scio__scope *s = t->scope;
+  const char *file = s->file;
+  int line = s->line;
+  int nursery = (s->bits & SCIO__SC_NURSERY) != 0;
+  scio__panic("task %s returned with a %s opened at %s:%d still open",
+              scio_task_name(t), nursery ? "nursery" : "cancel scope", file,
+              line);
+}
+
+static void task_exit(scio__task *t, int rc) {
+  scio__loop *l = t->loop;
+  if (t->scope != t->base_scope)
+    scope_left_open(t);
+  t->result = rc;
+  t->state = SCIO__T_DONE;
+  SCIO__INSTRUMENT(l, after_task_step, t);
+  SCIO__INSTRUMENT(l, task_exited, t);
+  if (t->nursery)
+    scio__nursery_child_done(t, rc);
+  else
+    l->root_result = rc;
+  scio__list_remove(&t->scope_link);
+  if (t == l->root) {
+    scio__errmsg_adopt(t->errmsg);
+    t->errmsg = NULL;
+    l->root = NULL;
+  } else {
+    scio__task_free_errmsg(t);
+  }
+  l->ntasks--;
+  /* Our stack is recycled by whoever runs next (see reap_zombie): it must
+   * not be reused while we are still running on it. */
+  l->zombie = t;
+  scio__task *next = pick(l);
+  if (next) {
+    SCIO__INSTRUMENT(l, before_task_step, next);
+    scio__ctx_exit_to(&t->ctx, &next->ctx);
+  }
+  l->current = NULL;
+  scio__ctx_exit_to(&t->ctx, &l->main_ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public: checkpoints and task handles                                      */
+
+SCIO_API int scio_checkpoint_if_cancelled(void) {
+  scio__task *t = scio__task_cur();
+  if (t && scio__task_cancelled(t)) {
+    scio__deliver_cancel(t);
+    return SCIO_ECANCELED;
+  }
+  return 0;
+}
+
+SCIO_API int scio_checkpoint(void) {
+  scio__task *t = scio__task_cur();
+  if (!t)
+    return scio__seterr(SCIO_EINVAL, "checkpoint: not inside a task");
+  if (scio__task_cancelled(t)) {
+    scio__deliver_cancel(t);
+    return SCIO_ECANCELED;
+  }
+  scio__yield();
+  if (scio__task_cancelled(t)) {
+    scio__deliver_cancel(t);
+    return SCIO_ECANCELED;
+  }
+  return 0;
+}
+
+SCIO_API int scio_cancel_shielded_checkpoint(void) {
+  scio__task *t = scio__task_cur();
+  if (!t)
+    return scio__seterr(SCIO_EINVAL, "checkpoint: not inside a task");
+  scio__yield();
+  return 0;
+}
+
+SCIO_API scio_task *scio_task_current(void) { return scio__task_cur(); }
+
+SCIO_API void scio_task_set_name(scio_task *t, const char *name) {
+  if (t)
+    t->name = name;
+}

@@ -1,0 +1,242 @@
+/* The generic byte- and object-stream calls: argument checks, busy
+ * detection, and deferred freeing.
+ *
+ * Why deferred: closing a stream wakes the tasks blocked inside it with
+ * SCIO_ECLOSED, but those tasks still have frames running inside the
+ * implementation.  The memory is freed only when the last call in flight
+ * leaves (inflight reaches 0), so a close can never pull a stream out from
+ * under a blocked task. */
+#include <string.h>
+
+#include "core/internal.h"
+#include "scio/stream.h"
+
+SCIO_API void scio_stream_init(scio_stream *s, const scio_stream_ops *ops,
+                               scio_stream *inner) {
+  s->ops = ops;
+  s->inner = inner;
+  s->inflight = 0;
+  s->receiving = s->sending = s->closed = s->free_pending = 0;
+}
+
+static void stream_leave(scio_stream *s) {
+  if (--s->inflight == 0 && s->free_pending && s->ops->do_free)
+    s->ops->do_free(s);
+}
+
+static int stream_check(scio_stream *s, const char *what) {
+  if (!s)
+    return scio__seterr(SCIO_EINVAL, "%s: stream is NULL", what);
+  if (s->closed)
+    return scio__seterr(SCIO_ECLOSED, "%s: %s stream is closed", what,
+                        s->ops->name ? s->ops->name : "the");
+  return 0;
+}
+
+SCIO_API ssize_t scio_receive(scio_stream *s, void *buf, size_t max) {
+  int rc = stream_check(s, "receive");
+  if (rc < 0)
+    return rc;
+  if (!s->ops->do_receive)
+    return scio__seterr(-ENOSYS, "receive: %s stream cannot receive",
+                        s->ops->name);
+  if (s->receiving)
+    return scio__seterr(SCIO_EBUSY, "receive: another task is receiving on "
+                                    "this %s stream",
+                        s->ops->name);
+  if (max == 0) {
+    rc = scio_checkpoint();
+    return rc < 0 ? rc : 0;
+  }
+  s->receiving = 1;
+  s->inflight++;
+  ssize_t n = s->ops->do_receive(s, buf, max);
+  s->receiving = 0;
+  stream_leave(s);
+  return n;
+}
+
+SCIO_API int scio_send(scio_stream *s, const void *buf, size_t len) {
+  int rc = stream_check(s, "send");
+  if (rc < 0)
+    return rc;
+  if (!s->ops->do_send)
+    return scio__seterr(-ENOSYS, "send: %s stream cannot send",
+                        s->ops->name);
+  if (s->sending)
+    return scio__seterr(SCIO_EBUSY, "send: another task is sending on this "
+                                    "%s stream",
+                        s->ops->name);
+  s->sending = 1;
+  s->inflight++;
+  rc = s->ops->do_send(s, buf, len);
+  s->sending = 0;
+  stream_leave(s);
+  return rc;
+}
+
+SCIO_API int scio_send_eof(scio_stream *s) {
+  int rc = stream_check(s, "send_eof");
+  if (rc < 0)
+    return rc;
+  if (!s->ops->do_send_eof)
+    return scio__seterr(-ENOSYS, "send_eof: %s stream has no half-close",
+                        s->ops->name);
+  if (s->sending)
+    return scio__seterr(SCIO_EBUSY, "send_eof: another task is sending on "
+                                    "this %s stream",
+                        s->ops->name);
+  s->sending = 1;
+  s->inflight++;
+  rc = s->ops->do_send_eof(s);
+  s->sending = 0;
+  stream_leave(s);
+  return rc;
+}
+
+SCIO_API int scio_close(scio_stream *s) {
+  if (!s)
+    return 0;
+  if (s->closed)
+    return scio__seterr(SCIO_ECLOSED, "close: stream already closed");
+  s->closed = 1;
+  s->inflight++;
+  int rc = s->ops->do_close ? s->ops->do_close(s) : 0;
+  /* A checkpoint like every close; the stream is released either way. */
+  int crc = scio_checkpoint();
+  s->free_pending = 1;
+  stream_leave(s);
+  return rc < 0 ? rc : crc;
+}
+
+SCIO_API int scio_stream_attr(scio_stream *s, int key, void *out, size_t len) {
+  if (!s || !out)
+    return scio__seterr(SCIO_EINVAL, "stream_attr: NULL argument");
+  if (key == SCIO_ATTR_LAYER) {
+    const char *name = s->ops->name ? s->ops->name : "";
+    if (strlen(name) + 1 > len)
+      return -ENOSPC;
+    memcpy(out, name, strlen(name) + 1);
+    return 0;
+  }
+  for (; s; s = s->inner) {
+    if (!s->ops->do_attr)
+      continue;
+    int rc = s->ops->do_attr(s, key, out, len);
+    if (rc != -ENOENT)
+      return rc;
+  }
+  return -ENOENT;
+}
+
+SCIO_API int scio_stream_fd(scio_stream *s, int *fd) {
+  return scio_stream_attr(s, SCIO_ATTR_FD, fd, sizeof *fd);
+}
+
+SCIO_API int scio_stream_family(scio_stream *s, int *family) {
+  return scio_stream_attr(s, SCIO_ATTR_FAMILY, family, sizeof *family);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Object streams                                                            */
+
+SCIO_API void scio_ostream_init(scio_ostream *s, const scio_ostream_ops *ops,
+                                scio_ostream *inner, size_t item_size) {
+  s->ops = ops;
+  s->inner = inner;
+  s->item_size = item_size;
+  s->inflight = 0;
+  s->closed = s->free_pending = 0;
+}
+
+static void ostream_leave(scio_ostream *s) {
+  if (--s->inflight == 0 && s->free_pending && s->ops->do_free)
+    s->ops->do_free(s);
+}
+
+static int ostream_check(scio_ostream *s, const void *item, const char *what) {
+  if (!s || !item)
+    return scio__seterr(SCIO_EINVAL, "%s: NULL argument", what);
+  if (s->closed)
+    return scio__seterr(SCIO_ECLOSED, "%s: %s is closed", what,
+                        s->ops->name ? s->ops->name : "object stream");
+  return 0;
+}
+
+SCIO_API int scio_ostream_send(scio_ostream *s, const void *item) {
+  int rc = ostream_check(s, item, "ostream_send");
+  if (rc < 0)
+    return rc;
+  if (!s->ops->do_send)
+    return scio__seterr(-ENOSYS, "ostream_send: %s cannot send",
+                        s->ops->name);
+  s->inflight++;
+  rc = s->ops->do_send(s, item);
+  ostream_leave(s);
+  return rc;
+}
+
+SCIO_API int scio_ostream_receive(scio_ostream *s, void *item) {
+  int rc = ostream_check(s, item, "ostream_receive");
+  if (rc < 0)
+    return rc;
+  if (!s->ops->do_receive)
+    return scio__seterr(-ENOSYS, "ostream_receive: %s cannot receive",
+                        s->ops->name);
+  s->inflight++;
+  rc = s->ops->do_receive(s, item);
+  ostream_leave(s);
+  return rc;
+}
+
+SCIO_API int scio_ostream_send_eof(scio_ostream *s) {
+  int rc = ostream_check(s, s, "ostream_send_eof");
+  if (rc < 0)
+    return rc;
+  if (!s->ops->do_send_eof)
+    return scio__seterr(-ENOSYS, "ostream_send_eof: %s has no half-close",
+                        s->ops->name);
+  s->inflight++;
+  rc = s->ops->do_send_eof(s);
+  ostream_leave(s);
+  return rc;
+}
+
+SCIO_API int scio_ostream_close(scio_ostream *s) {
+  if (!s)
+    return 0;
+  if (s->closed)
+    return scio__seterr(SCIO_ECLOSED, "ostream_close: already closed");
+  s->closed = 1;
+  s->inflight++;
+  int rc = s->ops->do_close ? s->ops->do_close(s) : 0;
+  int crc = scio_checkpoint();
+  s->free_pending = 1;
+  ostream_leave(s);
+  return rc < 0 ? rc : crc;
+}
+
+SCIO_API int scio_ostream_attr(scio_ostream *s, int key, void *out,
+                               size_t len) {
+  if (!s || !out)
+    return scio__seterr(SCIO_EINVAL, "ostream_attr: NULL argument");
+  if (key == SCIO_ATTR_LAYER) {
+    const char *name = s->ops->name ? s->ops->name : "";
+    if (strlen(name) + 1 > len)
+      return -ENOSPC;
+    memcpy(out, name, strlen(name) + 1);
+    return 0;
+  }
+  for (; s; s = s->inner) {
+    if (!s->ops->do_attr)
+      continue;
+    int rc = s->ops->do_attr(s, key, out, len);
+    if (rc != -ENOENT)
+      return rc;
+  }
+  return -ENOENT;
+}
+
+SCIO_API size_t scio_ostream_item_size(const scio_ostream *s) {
+  return s ? s->item_size : 0;
+}
