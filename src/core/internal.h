@@ -113,6 +113,11 @@ struct scio_task {
   int cancel_woken;        /* woken by cancellation, not by the waker */
   scio__scope *scope;      /* innermost scope */
   scio__scope *base_scope; /* the scope the task started in */
+  /* Where the innermost scope was opened, mirrored here because a task
+   * that returns with a scope open leaves it in a dead frame. */
+  const char *scope_file;
+  int scope_line;
+  unsigned scope_bits;
   scio__node scope_link;   /* in scope->tasks */
   scio__abort_fn abort_fn; /* non-NULL while in an abortable wait */
   void *abort_ctx;

@@ -95,6 +95,9 @@ void scio__task_enter_scope(scio__task *t, scio__scope *s) {
   scio__list_remove(&t->scope_link);
   scio__list_push_back(&s->tasks, &t->scope_link);
   t->scope = s;
+  t->scope_file = s->file;
+  t->scope_line = s->line;
+  t->scope_bits = s->bits;
 }
 
 /* Take s out of the tree and out of the timer heap. */

@@ -9,9 +9,6 @@
 
 #include "internal.h"
 
-#ifdef HAVE_VALGRIND_VALGRIND_H
-#include <valgrind/valgrind.h>
-#endif
 
 void scio__ready_push(scio__loop *l, scio__task *t) {
   t->state = SCIO__T_READY;
@@ -217,21 +214,14 @@ int scio__spawn(scio__nursery *n, scio_fn fn, void *arg, const char *name,
   return 0;
 }
 
-/* A task returned with a scope still open: that scope lived in the frame
- * that just returned.  Copy what names it before any call reuses the
- * memory, then abort. */
+/* A task returned with a scope still open.  The scope itself lived in the
+ * frame that just returned, so it is named from the copy in the task. */
 static __attribute__((noinline, noreturn)) void
 scope_left_open(scio__task *t) {
-#ifdef HAVE_VALGRIND_VALGRIND_H
-  VALGRIND_DISABLE_ERROR_REPORTING; /* reading a dead frame on purpose */
-#endif
-  scio__scope *s = t->scope;
-  const char *file = s->file;
-  int line = s->line;
-  int nursery = (s->bits & SCIO__SC_NURSERY) != 0;
   scio__panic("task %s returned with a %s opened at %s:%d still open",
-              scio_task_name(t), nursery ? "nursery" : "cancel scope", file,
-              line);
+              scio_task_name(t),
+              (t->scope_bits & SCIO__SC_NURSERY) ? "nursery" : "cancel scope",
+              t->scope_file, t->scope_line);
 }
 
 static void task_exit(scio__task *t, int rc) {

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# build.sh -- build, test and benchmark scio on Debian (12, bookworm).
+#
+#   ./build.sh deps    install the Debian packages that are missing, nothing else
+#   ./build.sh demo    deps, build (build/), run examples/demo
+#   ./build.sh check   deps, build, then every test phase:
+#                        1. make check              (build/)
+#                        2. make check, ASan+UBSan  (build-asan/)
+#                        3. make check-valgrind     (build/)
+#                        4. make distcheck          (build/; includes installcheck)
+#                      and a last line "check: N passed, N failed" (test programs
+#                      over all phases); the exit status is non-zero on any failure.
+#   ./build.sh bench   deps, build, make bench
+#
+# The main build is out of tree in build/, configured with --enable-werror.
+set -euo pipefail
+
+# Debian packages the build, the tests and the tools around them need.  Later
+# layers add theirs here (openssl, dnsmasq-base, iproute2, nftables,
+# gnutls-bin, python3, ...).
+DEB_PACKAGES=(
+  build-essential autoconf automake libtool pkg-config
+  libevent-dev libc-ares-dev libssl-dev
+  check valgrind clang g++
+)
+
+MAIN_CONFIGURE_FLAGS=(--enable-werror)
+ASAN_FLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
+CHECK_JOBS=2
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+TOP=$PWD
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+say() { printf 'build.sh: %s\n' "$*"; }
+die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------
+deps() {
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    say "not a Debian system: make sure these (or their equivalents) are installed: ${DEB_PACKAGES[*]}"
+    return 0
+  fi
+  local p status missing=()
+  for p in "${DEB_PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [[ $status == *"install ok installed"* ]] || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "deps: all ${#DEB_PACKAGES[@]} packages are installed"
+    return 0
+  fi
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 ||
+      die "missing packages (${missing[*]}), and not root and no sudo to install them"
+    sudo=(sudo)
+  fi
+  say "deps: installing ${missing[*]}"
+  local try
+  for try in 1 2 3; do
+    "${sudo[@]}" apt-get update && break
+    [ "$try" -lt 3 ] || die "apt-get update failed"
+    sleep 5
+  done
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+    --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}"
+}
+
+# ---------------------------------------------------------------------------
+# autoreconf only when configure is missing or older than what it is made from.
+bootstrap() {
+  local f need=no
+  if [ ! -x configure ]; then
+    need=yes
+  else
+    for f in configure.ac Makefile.am include/scio/version.h m4/*.m4; do
+      [ -e "$f" ] && [ "$f" -nt configure ] && need=yes
+    done
+  fi
+  if [ $need = yes ]; then
+    say "autoreconf -fi"
+    autoreconf -fi
+  fi
+}
+
+# configure_in DIR ARGS...: (re)configure DIR when it has never been
+# configured, or was configured with other arguments.
+configure_in() {
+  local dir=$1; shift
+  local stamp="$dir/.build-sh-configure-args"
+  mkdir -p "$dir"
+  if [ ! -f "$dir/config.status" ] || [ ! -f "$stamp" ] ||
+     [ "$(cat "$stamp")" != "$*" ]; then
+    say "configure in $dir: $*"
+    rm -f "$stamp"
+    (cd "$dir" && "$TOP/configure" "$@")
+    printf '%s' "$*" >"$stamp"
+  fi
+}
+
+build() {
+  bootstrap
+  configure_in build "${MAIN_CONFIGURE_FLAGS[@]}"
+  say "make -j$JOBS (build/)"
+  make -C build -j"$JOBS"
+}
+
+# ---------------------------------------------------------------------------
+# The check phases.  Each one's output goes to the terminal and to
+# build/phase-NAME.out; its test counts are read from that output.
+PASSED=0
+FAILED=0
+PHASES=()
+
+# count_harness LOG: "PASSED FAILED" from the Automake harness summary.
+count_harness() {
+  awk '/^# (PASS|XFAIL): +[0-9]+$/ { p += $3 }
+       /^# (FAIL|XPASS|ERROR): +[0-9]+$/ { f += $3 }
+       END { printf "%d %d\n", p, f }' "$1"
+}
+
+# count_valgrind LOG: "PASSED FAILED" from check-valgrind's summary line.
+count_valgrind() {
+  awk '/^# valgrind: [0-9]+ passed, [0-9]+ failed$/ { p += $3; f += $5 }
+       END { printf "%d %d\n", p, f }' "$1"
+}
+
+# phase NAME COUNTER DIR CMD...: run CMD in DIR, record how it went.
+phase() {
+  local name=$1 counter=$2 dir=$3; shift 3
+  local log="$TOP/build/phase-$name.out" rc p f
+  mkdir -p "$TOP/build"
+  say "=== phase $name: $*"
+  set +e
+  (cd "$dir" && "$@") 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  read -r p f < <("$counter" "$log")
+  # A phase that failed without a failing test (a build error, a dirty
+  # distclean, ...) still counts as one failure.
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  if [ "$rc" -eq 0 ] && [ "$f" -ne 0 ]; then rc=1; fi
+  PASSED=$((PASSED + p))
+  FAILED=$((FAILED + f))
+  if [ "$rc" -eq 0 ]; then
+    PHASES+=("  ok    $name ($p passed)")
+  else
+    PHASES+=("  FAIL  $name ($p passed, $f failed; log: build/phase-$name.out)")
+  fi
+  return "$rc"
+}
+
+# show_suite_log FILE: print a harness test-suite.log (the failing tests'
+# logs), indented so that its "# PASS:" lines are not counted twice.
+show_suite_log() {
+  [ -f "$1" ] || return 0
+  echo "---- $1"
+  sed 's/^/| /' "$1"
+}
+
+# make check, printing the failing tests' logs on failure.
+make_check() {
+  make -j"$CHECK_JOBS" check && return 0
+  local rc=$?
+  show_suite_log test-suite.log
+  return $rc
+}
+
+# make distcheck (it runs make check and installcheck on the tarball), with
+# CI's warnings-are-errors configuration.
+distcheck() {
+  make -j"$CHECK_JOBS" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror && return 0
+  local rc=$? f
+  for f in scio-*/_build/sub/test-suite.log; do show_suite_log "$f"; done
+  return $rc
+}
+
+# The ASan+UBSan phase, run from the top directory.  Its environment stays in
+# the phase's subshell.  Afterwards the logs must not hold the warnings that
+# mean a coroutine switch was not announced to ASan
+# (__sanitizer_start_switch_fiber / __sanitizer_finish_switch_fiber).
+asan_check() {
+  export ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+  export UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+  export CK_TIMEOUT_MULTIPLIER="${CK_TIMEOUT_MULTIPLIER:-3}"
+  configure_in build-asan --disable-shared CFLAGS="$ASAN_FLAGS" LDFLAGS="$ASAN_FLAGS" || return
+  cd build-asan
+  make -j"$JOBS" || return
+  local rc=0
+  make_check || rc=$?
+  if grep -E '__asan_handle_no_return|False positive' tests/*.log 2>/dev/null; then
+    echo "ASan: a stack switch was not annotated (in the logs named above)"
+    rc=1
+  fi
+  return $rc
+}
+
+check() {
+  export AM_COLOR_TESTS=no
+  local ok=yes
+  phase make-check count_harness build make_check || ok=no
+  phase asan count_harness . asan_check || ok=no
+  phase valgrind count_valgrind build make -j"$CHECK_JOBS" check-valgrind || ok=no
+  phase distcheck count_harness build distcheck || ok=no
+
+  echo
+  echo "Phases:"
+  printf '%s\n' "${PHASES[@]}"
+  echo "check: $PASSED passed, $FAILED failed"
+  [ $ok = yes ] && [ "$FAILED" -eq 0 ]
+}
+
+usage() {
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+}
+
+cmd=${1:-}
+case $cmd in
+  deps)  deps ;;
+  demo)  deps; build; say "running build/examples/demo"; exec build/examples/demo ;;
+  check) deps; build; check ;;
+  bench) deps; build; make -C build bench ;;
+  *)     usage ;;
+esac
