@@ -11,6 +11,10 @@
 
 #include "scio/testing.h"
 
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
+
 /* Internal test hook of the stack pool (src/core/stack.h). */
 void scio__stack_fail_after(long n);
 
@@ -139,10 +143,42 @@ static int spawn_tree(void *p) {
 
 SCIO_TEST(nested_nurseries) { return spawn_tree((void *)(intptr_t)5); }
 
+static int wait_then_exit(void *arg) {
+  (void)arg;
+  int rc = scio_sleep_forever();
+  return rc == SCIO_ECANCELED ? rc : -1;
+}
+
 SCIO_TEST(many_tasks) {
   scio_nursery n;
   CK_OK(scio_nursery_open(&n));
   for (int i = 0; i < 2000; i++)
+    CK_OK(scio_start_soon(&n, spawn_tree, (void *)0));
+  return scio_nursery_close(&n);
+}
+
+/* With guard pages each stack costs memory mappings; running out of them
+ * (vm.max_map_count) must be a clean SCIO_ENOMEM that names the cause. */
+SCIO_TEST(guard_pages_exhausting_map_count_is_enomem) {
+#ifdef HAVE_VALGRIND_VALGRIND_H
+  if (RUNNING_ON_VALGRIND)
+    return 0; /* valgrind has its own, smaller, mapping limits */
+#endif
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  int rc = 0;
+  long count = 0;
+  while ((rc = scio_start_soon(&n, wait_then_exit, NULL)) == 0)
+    ck_assert_int_lt(++count, 200000);
+  ck_assert_int_eq(rc, SCIO_ENOMEM);
+  ck_assert_msg(strstr(scio_errmsg(), "max_map_count") != NULL, "errmsg: %s",
+                scio_errmsg());
+  ck_assert_int_gt(count, 1000);
+  scio_nursery_cancel(&n);
+  CK_OK(scio_nursery_close(&n));
+  /* Everything was released: spawning works again. */
+  CK_OK(scio_nursery_open(&n));
+  for (int i = 0; i < 100; i++)
     CK_OK(scio_start_soon(&n, spawn_tree, (void *)0));
   return scio_nursery_close(&n);
 }
@@ -1130,6 +1166,7 @@ static Suite *core_suite(void) {
   scio_tcase_add(tc, nested_nurseries);
   scio_tcase_add(tc, many_tasks);
   scio_tcase_add(tc, spawn_into_closed_nursery_is_reported);
+  scio_tcase_add(tc, guard_pages_exhausting_map_count_is_enomem);
   scio_tcase_add(tc, task_names);
   suite_add_tcase(s, tc);
 

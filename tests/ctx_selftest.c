@@ -347,17 +347,25 @@ static __attribute__((noinline)) void unwind_deep(int depth, void **blocks)
   pad[1] = pad[0];
 }
 
-static void unwind_fn(coro *c)
+/* setjmp in a function of its own: no local of the caller lives across it,
+ * so none can be clobbered by the longjmp. */
+static __attribute__((noinline)) void unwind_once(void)
 {
   void *blocks[50];
+
+  memset(blocks, 0, sizeof blocks);
+  if (setjmp(unwind_jb) == 0)
+    unwind_deep(0, blocks);
+  for (int i = 0; i < 50; i++)
+    free(blocks[i]);
+}
+
+static void unwind_fn(coro *c)
+{
   volatile char big[96 * 1024]; /* most of a 128 KiB stack */
 
   for (int round = 0; round < 3; round++) {
-    memset(blocks, 0, sizeof blocks);
-    if (setjmp(unwind_jb) == 0)
-      unwind_deep(0, blocks);
-    for (int i = 0; i < 50; i++)
-      free(blocks[i]);
+    unwind_once();
     yield_to_main(c);
   }
   for (size_t i = 0; i < sizeof big; i += 4096)

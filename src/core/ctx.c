@@ -92,7 +92,8 @@ static inline void asan_clean(void *lo, size_t size)
 
 /* ------------------------------------------------------------------------
  * valgrind.  Outside valgrind the client requests cost a few instructions
- * and return 0, which is also our "not registered" value.
+ * and return 0, which is also our "not registered" value: under valgrind
+ * the client's main stack holds id 0, so ours start at 1.
  */
 #ifdef HAVE_VALGRIND_VALGRIND_H
 static unsigned vg_register(void *lo, size_t size)
@@ -121,18 +122,17 @@ typedef void ctx_boot_fn(void (*entry)(void *), void *arg);
 #ifndef SCIO_CTX_UCONTEXT
 /* In ctx_<arch>.S.  asm_swap pushes the callee-saved registers and the FP
  * control words on the current stack, stores the stack pointer in *save_sp,
- * loads new_sp and pops the same frame from there.  asm_prime builds such a
+ * loads new_sp and pops the same frame from there.  asm_jump is its second
+ * half alone, for a context that never comes back.  asm_prime builds such a
  * frame below `top` whose "return" enters a trampoline that calls
  * boot(entry, arg); it returns the stack pointer to switch to. */
 __attribute__((visibility("hidden"))) void scio__ctx_asm_swap(void **save_sp,
                                                               void *new_sp);
+__attribute__((visibility("hidden"), noreturn)) void
+scio__ctx_asm_jump(void *new_sp);
 __attribute__((visibility("hidden"))) void *
 scio__ctx_asm_prime(void *top, ctx_boot_fn *boot, void (*entry)(void *),
                     void *arg);
-
-/* Where exit_to saves the registers of a context that is gone.  It must not
- * be on the stack: see asan_leave. */
-static _Thread_local void *ctx_dead_sp;
 
 static int be_make(scio__ctx *c, ctx_boot_fn *boot, void (*entry)(void *),
                    void *arg, void *uc_storage)
@@ -148,9 +148,9 @@ static inline void be_swap(scio__ctx *from, scio__ctx *to)
   scio__ctx_asm_swap(&from->sp, to->sp);
 }
 
-static inline void be_jump(scio__ctx *to)
+__attribute__((noreturn)) static inline void be_jump(scio__ctx *to)
 {
-  scio__ctx_asm_swap(&ctx_dead_sp, to->sp);
+  scio__ctx_asm_jump(to->sp);
 }
 
 static int be_main_init(scio__ctx *m)
@@ -250,14 +250,15 @@ void scio__ctx_switch(scio__ctx *from, scio__ctx *to)
 }
 
 /* `cur`'s saved state is cleared before leaving, so that switching to a
- * finished context faults at once instead of running a stale frame. */
+ * finished context faults at once instead of running a stale frame.  Nothing
+ * is saved on the stack being left: it may be reused as soon as `to` runs.
+ * Hazard: after asan_leave(NULL) this function must not touch a local. */
 void scio__ctx_exit_to(scio__ctx *cur, scio__ctx *to)
 {
   cur->sp = NULL;
   cur->uc = NULL;
   asan_leave(NULL, to);
   be_jump(to);
-  ctx_die("a context was resumed after scio__ctx_exit_to");
 }
 
 void scio__ctx_release(scio__ctx *c)

@@ -62,6 +62,7 @@ scio__ctx_asm_swap:
 	 * stays true after the stack pointer changes hands. */
 	movq	%rsp, (%rdi)
 	movq	%rsi, %rsp
+ctx_restore:
 
 	/* Loading MXCSR and especially the x87 control word can serialize the
 	 * pipeline, and contexts almost always share them: load only if the
@@ -94,6 +95,24 @@ scio__ctx_asm_swap:
 	ret
 	.cfi_endproc
 	.size	scio__ctx_asm_swap, .-scio__ctx_asm_swap
+
+/* void scio__ctx_asm_jump(void *new_sp)
+ * rdi = the stack pointer of the context to resume.  For a context that
+ * is finished: nothing is saved, and the old stack is not written again.
+ * rax = -1 cannot equal a saved control-word slot (its top bytes are
+ * zero), so the resumed context's control words are always loaded. */
+	.globl	scio__ctx_asm_jump
+	.hidden	scio__ctx_asm_jump
+	.type	scio__ctx_asm_jump, @function
+	.p2align 4
+scio__ctx_asm_jump:
+	.cfi_startproc
+	endbr64
+	movq	$-1, %rax
+	movq	%rdi, %rsp
+	jmp	ctx_restore
+	.cfi_endproc
+	.size	scio__ctx_asm_jump, .-scio__ctx_asm_jump
 
 /* void *scio__ctx_asm_prime(void *top, boot, entry, arg)
  * rdi = top of the new stack, rsi = boot, rdx = entry, rcx = arg.

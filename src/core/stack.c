@@ -16,9 +16,11 @@
  * - Guards on: one mapping per stack, guard made with mprotect.  Running
  *   into the cap is an ordinary ENOMEM with a message saying what to do.
  * - Guards off: units are carved out of large slabs, so a million stacks
- *   need about a thousand mappings.  Freed units go back to their slab with
- *   their pages dropped (MADV_DONTNEED); a slab whose units are all free is
- *   unmapped.
+ *   need about a thousand mappings (fewer: the kernel merges neighbours).
+ *   Freed units go back to their slab with their pages dropped
+ *   (MADV_DONTNEED); a slab whose units are all free is unmapped.  Hazard:
+ *   an overflow runs silently into the top of the unit below, i.e. into
+ *   another task's struct.  That is what SCIO_RUN_NO_GUARD_PAGES trades.
  *
  * All mappings are MAP_NORESERVE: untouched pages cost nothing, and the
  * heuristic overcommit policy never refuses them for their size.  The pool
@@ -187,7 +189,8 @@ static scio__stack *stack_fail(const scio__stack_pool *p, const char *call,
 
   if (max > 0)
     snprintf(cap, sizeof cap, "%ld", max);
-  *err = -ENOMEM;
+  if (err != NULL)
+    *err = -ENOMEM;
   if (buf == NULL || len == 0)
     return NULL;
   if (p->guard)

@@ -16,8 +16,9 @@ typedef struct scio__stack scio__stack;
 typedef struct scio__stack_pool scio__stack_pool;
 
 struct scio__stack {
-  void *map;            /* start of the whole mapping (guard included) */
-  size_t map_size;      /* size of the whole mapping */
+  void *map;            /* start of the whole mapping (guard included);
+                           for a stack carved from a slab, of its unit */
+  size_t map_size;      /* size of the whole mapping (or unit) */
   void *lo;             /* lowest usable byte (above the guard) */
   size_t size;          /* usable bytes, from lo up to the user area */
   void *user;           /* scio__stack_pool.user_size bytes at the top */
