@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "scio/testing.h"
+#include "core/internal.h"
 
 #ifdef HAVE_VALGRIND_VALGRIND_H
 #include <valgrind/valgrind.h>
@@ -947,6 +948,109 @@ SCIO_TEST(instruments_see_the_scheduler) {
   return 0;
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Cross-thread posts (internal, for the thread layer): many posts from
+ * another thread all run on the loop, in order, and can wake a task. */
+
+typedef struct post_state {
+  scio__loop *loop;
+  scio__task *waiter;
+  int count;
+  int in_order;
+} post_state;
+
+static void posted(void *arg) {
+  post_state *ps = arg;
+  ck_assert_ptr_eq(scio__loop_current(), ps->loop); /* on the loop's thread */
+  ps->count++;
+  if (ps->count == 1000 && ps->waiter)
+    scio__task_wake(ps->waiter, 7);
+}
+
+static void *poster(void *arg) {
+  post_state *ps = arg;
+  for (int i = 0; i < 1000; i++) {
+    if (scio__loop_post(ps->loop, posted, ps) != 0)
+      abort();
+    if (i % 100 == 0)
+      usleep(100);
+  }
+  return NULL;
+}
+
+SCIO_TEST(posts_from_another_thread_run_on_the_loop) {
+  post_state ps = {scio__loop_current(), scio__task_cur(), 0, 1};
+  CK_OK(scio__loop_enable_wakeup(ps.loop));
+  CK_OK(scio__loop_enable_wakeup(ps.loop)); /* idempotent */
+  pthread_t th;
+  CK_OK(pthread_create(&th, NULL, poster, &ps));
+  ck_assert_int_eq(scio__park(NULL, NULL, "test"), 7);
+  ck_assert_int_eq(ps.count, 1000);
+  pthread_join(th, NULL);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Run options */
+
+static int deep(int n) {
+  volatile char pad[1024];
+  pad[0] = (char)n;
+  if (n == 0)
+    return pad[0];
+  return deep(n - 1) + pad[0];
+}
+
+static int uses_stack(void *arg) {
+  int kib = (int)(intptr_t)arg;
+  CK_OK(scio_checkpoint());
+  volatile int r = deep(kib); /* about kib KiB of stack */
+  (void)r;
+  return scio_checkpoint();
+}
+
+static int stack_user_body(void *arg) {
+  int kib = (int)(intptr_t)arg;
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  for (int i = 0; i < 50; i++)
+    CK_OK(scio_start_soon(&n, uses_stack, (void *)(intptr_t)kib));
+  return scio_nursery_close(&n);
+}
+
+START_TEST(run_options_are_honoured) {
+  scio_run_opts o = {0};
+  o.backend = scio_test_backend(_i);
+  o.stack_size = 64 * 1024;
+  o.stack_cache = 4;
+  ck_assert_int_eq(scio_run(stack_user_body, (void *)(intptr_t)40, &o), 0);
+  o.flags = SCIO_RUN_NO_GUARD_PAGES;
+  o.stack_size = 1024 * 1024;
+  ck_assert_int_eq(scio_run(stack_user_body, (void *)(intptr_t)600, &o), 0);
+  counts c = {0, 0, 0, 0, 0, 0, 0};
+  scio_instrument ins = {c_spawned, c_sched, c_before, c_after,
+                         c_exited,  c_iob,   c_ioa,    &c};
+  o.instrument = &ins;
+  ck_assert_int_eq(scio_run(stack_user_body, (void *)(intptr_t)1, &o), 0);
+  ck_assert_int_eq(c.spawned, 51); /* the root task and 50 children */
+  ck_assert_int_eq(c.exited, 51);
+}
+END_TEST
+
+static int overflows(void *arg) {
+  (void)arg;
+  return deep(1000000);
+}
+
+/* A stack overflow hits the guard page: a clean crash, not corruption. */
+START_TEST(stack_overflow_hits_guard_page) {
+  scio_run_opts o = {0};
+  o.stack_size = 64 * 1024;
+  scio_run(overflows, NULL, &o);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Misuse aborts with a message                                              */
 
@@ -1218,6 +1322,19 @@ static Suite *core_suite(void) {
   tc = scio_tcase_new("introspection", 10);
   scio_tcase_add(tc, dump_tasks_shows_tree);
   scio_tcase_add(tc, instruments_see_the_scheduler);
+  suite_add_tcase(s, tc);
+
+  tc = scio_tcase_new("options", 20);
+  scio_tcase_add(tc, posts_from_another_thread_run_on_the_loop);
+  tcase_add_loop_test(tc, run_options_are_honoured, 0, SCIO_TEST_NBACKENDS);
+#if !defined(__SANITIZE_ADDRESS__)
+  /* ASan turns the fault into its own report, and valgrind reports the
+   * overflow as an error: only a plain run can see the bare signal. */
+#ifdef HAVE_VALGRIND_VALGRIND_H
+  if (!RUNNING_ON_VALGRIND)
+#endif
+    tcase_add_test_raise_signal(tc, stack_overflow_hits_guard_page, SIGSEGV);
+#endif
   suite_add_tcase(s, tc);
 
   tc = scio_tcase_new("misuse", 10);
