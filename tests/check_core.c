@@ -367,6 +367,19 @@ SCIO_TEST(deadline_moved_into_past_cancels_at_once) {
   return 0;
 }
 
+/* A task that never blocks, only yields, still sees its deadline. */
+SCIO_TEST(busy_task_sees_its_deadline) {
+  scio_scope cs;
+  CK_OK(scio_move_on_after(&cs, 0.01));
+  long n = 0;
+  while (scio_checkpoint() == 0)
+    n++;
+  CK_OK(scio_scope_close(&cs));
+  ck_assert(scio_scope_cancelled_caught(&cs));
+  ck_assert_int_gt(n, 10);
+  return 0;
+}
+
 SCIO_TEST_AUTOJUMP(deadline_moved_later_and_earlier) {
   double t0 = scio_now();
   scio_scope cs;
@@ -1284,6 +1297,7 @@ static Suite *core_suite(void) {
   scio_tcase_add(tc, outer_earlier_deadline_wins);
   scio_tcase_add(tc, deadline_moved_into_past_cancels_at_once);
   scio_tcase_add(tc, deadline_moved_later_and_earlier);
+  scio_tcase_add(tc, busy_task_sees_its_deadline);
   scio_tcase_add(tc, scope_cancelled_before_entry_cancels_first_checkpoint);
   scio_tcase_add(tc, nan_is_einval);
   scio_tcase_add(tc, fail_after_times_out);

@@ -31,14 +31,16 @@ static scio__task *ready_pop(scio__loop *l) {
   return t;
 }
 
-/* At the end of each batch: fire expired deadlines, and decide whether the
- * scheduler must poll for I/O before the next batch.  With no fd events
- * registered there is nothing to poll, and the syscall is skipped. */
+static int io_registered(const scio__loop *l) {
+  return l->nfd_events != 0 || l->wakeup != NULL;
+}
+
+/* At the end of each batch, count rounds: at least every 64 of them the
+ * scheduler polls for I/O.  With no fd registered there is nothing to poll,
+ * and the syscall is skipped. */
 static void batch_boundary(scio__loop *l) {
-  if (l->timers.root)
-    scio__timers_fire(l, scio__clock_read(l));
   if (++l->batches_since_poll >= 64) {
-    if (l->nfd_events || l->wakeup)
+    if (io_registered(l))
       l->poll_due = 1;
     else
       l->batches_since_poll = 0;
@@ -46,14 +48,18 @@ static void batch_boundary(scio__loop *l) {
   l->batch_left = l->nready;
 }
 
-/* Every 16 resumptions, check whether 100 µs have passed since the last
- * poll; reading the clock at every switch would cost more than the switch. */
-static void maybe_time_poll(scio__loop *l) {
-  if (++l->resumes_since_clock < 16)
-    return;
+/* Every 16 resumptions, read the clock: fire the deadlines that have passed
+ * and poll if 100 µs went by since the last poll.  Reading the clock at
+ * every switch would cost more than the switch itself. */
+static void clock_tick(scio__loop *l) {
   l->resumes_since_clock = 0;
-  if ((l->nfd_events || l->wakeup) &&
-      scio__clock_read(l) - l->last_poll >= 100e-6)
+  int io = io_registered(l);
+  if (!l->timers.root && !io)
+    return;
+  double now = scio__clock_read(l);
+  if (l->timers.root)
+    scio__timers_fire(l, now);
+  if (io && now - l->last_poll >= 100e-6)
     l->poll_due = 1;
 }
 
@@ -67,7 +73,8 @@ static scio__task *pick(scio__loop *l) {
   scio__task *t = ready_pop(l);
   if (l->batch_left)
     l->batch_left--;
-  maybe_time_poll(l);
+  if (++l->resumes_since_clock >= 16)
+    clock_tick(l);
   t->state = SCIO__T_RUNNING;
   l->current = t;
   return t;
