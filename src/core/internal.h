@@ -179,6 +179,7 @@ struct scio__loop {
   double vnow;               /* autojump virtual time */
   double cached_now;         /* last clock reading */
   double last_poll;
+  double last_trim;          /* when the stack cache was last trimmed */
   struct event *timeout_ev;  /* bounds a blocking poll */
   size_t nfd_events;         /* fd events added to libevent */
 

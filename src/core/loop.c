@@ -79,9 +79,20 @@ static void poll_blocking(scio__loop *l, double timeout) {
   scio__timers_fire(l, scio__clock_read(l));
 }
 
+/* The loop is about to wait: give back cached stacks, but at most once a
+ * second, so that a server idling between bursts keeps its warm stacks. */
+static void maybe_trim(scio__loop *l) {
+  if (l->stacks.cached <= l->stack_cache / 16)
+    return;
+  if (l->cached_now - l->last_trim < 1.0)
+    return;
+  l->last_trim = l->cached_now;
+  scio__stack_pool_trim(&l->stacks, l->stack_cache / 16);
+}
+
 /* Nothing is runnable: find something to do. */
 static void idle(scio__loop *l) {
-  scio__stack_pool_trim(&l->stacks, l->stack_cache / 16);
+  maybe_trim(l);
   /* First, anything already there without blocking. */
   poll_nonblocking(l);
   if (l->nready)
