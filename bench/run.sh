@@ -8,6 +8,8 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 "$dir/bench/baseline_libevent" | tee -a "$out"
 "$dir/bench/bench_core" | tee -a "$out"
+"$dir/bench/bench_sync" | tee -a "$out"
+"$dir/bench/bench_pipe" | tee -a "$out"
 awk '
   { v[$2] = $3 }
   END {

@@ -12,5 +12,9 @@
 #include "scio/version.h"
 #include "scio/error.h"
 #include "scio/core.h"
+#include "scio/sync.h"
+#include "scio/stream.h"
+#include "scio/pipe.h"
+#include "scio/stapled.h"
 
 #endif /* SCIO_H */

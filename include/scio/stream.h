@@ -86,7 +86,9 @@ typedef struct scio_stream_ops {
 /* The common head of every byte stream; implementations embed it first. */
 struct scio_stream {
   const scio_stream_ops *ops;
-  scio_stream *inner;  /* the wrapped stream (owned), or NULL */
+  /* The wrapped stream (owned), or NULL.  A layer over several streams (a
+   * stapled stream) sets NULL and walks them in its own do_attr. */
+  scio_stream *inner;
   unsigned inflight;   /* generic calls running inside the stream */
   unsigned char receiving, sending, closed, free_pending;
 };

@@ -194,7 +194,11 @@ struct scio__loop {
   scio__wakeup *wakeup;      /* cross-thread posts, lazily created */
 };
 
-extern __thread scio__loop *scio__tls_loop;
+/* initial-exec: inside libscio.so the default model would call
+ * __tls_get_addr at every checkpoint; one pointer fits the static TLS
+ * surplus that glibc keeps for such libraries. */
+extern __thread scio__loop *scio__tls_loop
+    __attribute__((tls_model("initial-exec")));
 
 static inline scio__loop *scio__loop_current(void) { return scio__tls_loop; }
 static inline scio__task *scio__task_cur(void) {

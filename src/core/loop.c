@@ -13,7 +13,7 @@
 
 #include "internal.h"
 
-__thread scio__loop *scio__tls_loop;
+__thread scio__loop *scio__tls_loop __attribute__((tls_model("initial-exec")));
 
 static double monotonic_now(void) {
   struct timespec ts;
