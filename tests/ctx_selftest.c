@@ -4,6 +4,11 @@
  * run plain, under ASan/UBSan, under valgrind (without -q, grepping for
  * "switching stacks"), with the ucontext back-end, and on aarch64 via qemu.
  *
+ * Guarded stacks come in two schemes (see stack.c): slab units with a guard
+ * marker (MADV_GUARD_INSTALL) where the kernel has them, else a mapping per
+ * stack with an mprotect guard.  The tests that depend on the scheme run
+ * for both, the second forced with scio__stack_force_mprotect_guards.
+ *
  * Environment:
  *   SCIO_SELFTEST_QUICK=1     skip the slow cases (the vm.max_map_count
  *                             exhaustion and the million stacks); they are
@@ -26,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +40,10 @@
 #include <valgrind/valgrind.h>
 #else
 #define RUNNING_ON_VALGRIND 0
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
 #endif
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -235,6 +245,47 @@ static int is_resident(void *addr)
 
   CHECK(mincore((void *)page, 1, &v) == 0);
   return v & 1;
+}
+
+/* Whether this kernel (or valgrind) does guard markers, asked on a mapping
+ * of our own, independently of the pool: the pool must agree. */
+static int markers;
+
+static int probe_markers(void)
+{
+  size_t pg = (size_t)getpagesize();
+  char *m = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  int ok;
+
+  CHECK(m != MAP_FAILED);
+  ok = madvise(m, pg, MADV_GUARD_INSTALL) == 0;
+  CHECK(munmap(m, 2 * pg) == 0);
+  return ok;
+}
+
+/* 1 if a write of one byte at addr kills a child process with SIGSEGV.
+ * The child puts back the default action, which ASan would otherwise turn
+ * into a report and exit(1), and dumps no core. */
+static int write_faults(void *addr)
+{
+  int status;
+  pid_t pid;
+
+  fflush(NULL);
+  pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    struct rlimit no_core = {0, 0};
+
+    (void)setrlimit(RLIMIT_CORE, &no_core);
+    signal(SIGSEGV, SIG_DFL);
+    *(volatile char *)addr = 1;
+    _exit(0);
+  }
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
 }
 
 /* ------------------------------------------------------------------------
@@ -663,24 +714,28 @@ static void guard_overflow_child(scio__stack_pool *p)
   _exit(44);
 }
 
-static void test_guard(void)
+/* force: the mprotect scheme even where guard markers work. */
+static void test_guard(int force)
 {
   scio__stack_pool p;
   scio__stack *s;
-  int err, status;
+  int err, status, light = markers && !force;
   char msg[256], perms[5];
   pid_t pid;
 
+  scio__stack_force_mprotect_guards(force);
   CHECK(scio__stack_pool_init(&p, 20000, coro_user_size(), 1, 4) == 0);
   CHECK(p.stack_size == 20480);
   s = scio__stack_get(&p, &err, msg, sizeof msg);
-  CHECK(s != NULL && !s->had_slab);
+  CHECK(s != NULL && s->had_slab == light);
   check_layout(&p, s);
   CHECK((char *)s->lo == (char *)s->map + getpagesize());
-  maps_perms(s->map, perms);
-  CHECK(strcmp(perms, "---p") == 0);
-  maps_perms(s->lo, perms);
-  CHECK(strcmp(perms, "rw-p") == 0);
+  if (!light) {
+    maps_perms(s->map, perms);
+    CHECK(strcmp(perms, "---p") == 0);
+    maps_perms(s->lo, perms);
+    CHECK(strcmp(perms, "rw-p") == 0);
+  }
   scio__stack_put(&p, s);
   if (!RUNNING_ON_VALGRIND) {
     fflush(NULL);
@@ -692,8 +747,134 @@ static void test_guard(void)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 42);
   }
   scio__stack_pool_fini(&p);
-  printf("ok  guard page: PROT_NONE below the stack%s\n",
+  scio__stack_force_mprotect_guards(0);
+  printf("ok  guard page: %s below the stack%s\n",
+         light ? "guard marker" : "PROT_NONE",
          RUNNING_ON_VALGRIND ? "" : ", overflow faults in it");
+}
+
+/* A write into the guard page faults, one at the lowest usable byte does
+ * not (children of ours do the writing). */
+static void check_guard_faults(scio__stack *s)
+{
+  CHECK(write_faults((char *)s->lo - 1));
+  CHECK(write_faults(s->map));
+  CHECK(!write_faults(s->lo));
+}
+
+/* Guard markers on slab units: the guard holds for a fresh stack, for one
+ * back from the cache, for one reused while its pages were still pending,
+ * and for one reused after its pages were dropped (MADV_DONTNEED must keep
+ * the marker).  Stacks reused before the drop keep their contents, after
+ * it they read as zeroes. */
+static void test_guard_markers(void)
+{
+  enum { N = 6 };
+  scio__stack_pool p;
+  scio__stack *s[N], *keep;
+  char *map[N];
+  size_t map_size;
+  int err;
+  char msg[256];
+  long maps0 = count_maps();
+
+  if (!markers || RUNNING_ON_VALGRIND) {
+    printf("skip guard markers: %s\n",
+           markers ? "no fork tests under valgrind"
+                   : "this kernel has no MADV_GUARD_INSTALL");
+    return;
+  }
+  CHECK(scio__stack_pool_init(&p, 0, coro_user_size(), 1, 4) == 0);
+  /* Live throughout: keeps the slab from being unmapped by the trim. */
+  keep = scio__stack_get(&p, &err, msg, sizeof msg);
+  CHECK(keep != NULL && keep->had_slab);
+  for (int i = 0; i < N; i++) {
+    CHECK((s[i] = scio__stack_get(&p, &err, msg, sizeof msg)) != NULL);
+    CHECK(s[i]->had_slab && s[i]->lo == s[i]->map + getpagesize());
+    check_layout(&p, s[i]);
+    map[i] = s[i]->map;
+    memset((char *)s[i]->user - 4096, 0x5a, 4096);
+  }
+  map_size = s[0]->map_size;
+  check_guard_faults(s[0]); /* fresh */
+  for (int i = 0; i < N; i++)
+    scio__stack_put(&p, s[i]);
+  /* 4 in the cache, 2 back in the slab with their pages. */
+  CHECK(p.cached == 4 && p.pending == 2);
+  for (int i = 0; i < N; i++) {
+    CHECK((s[i] = scio__stack_get(&p, &err, msg, sizeof msg)) != NULL);
+    CHECK(((unsigned char *)s[i]->user)[-1] == 0x5a);
+  }
+  check_guard_faults(s[0]); /* from the cache */
+  check_guard_faults(s[N - 1]); /* from the slab, pending */
+  for (int i = 0; i < N; i++)
+    scio__stack_put(&p, s[i]);
+  scio__stack_pool_trim(&p, 0);
+  CHECK(p.cached == 0 && p.pending == 0);
+  for (int i = 0; i < N; i++)
+    CHECK(is_mapped(map[i] + map_size - 1) &&
+          !is_resident(map[i] + map_size - 1));
+  /* The dropped units are reused before any new one is carved. */
+  for (int i = 0; i < N; i++) {
+    int found = 0;
+    CHECK((s[i] = scio__stack_get(&p, &err, msg, sizeof msg)) != NULL);
+    for (int j = 0; j < N; j++)
+      found |= (char *)s[i]->map == map[j];
+    CHECK(found);
+    CHECK(((unsigned char *)s[i]->user)[-1] == 0);
+  }
+  for (int i = 0; i < N; i++)
+    check_guard_faults(s[i]); /* recycled */
+  for (int i = 0; i < N; i++)
+    scio__stack_put(&p, s[i]);
+  scio__stack_put(&p, keep);
+  scio__stack_pool_fini(&p);
+  CHECK(maps_back_to(maps0));
+  printf("ok  guard markers: writes into the guard fault on fresh, cached "
+         "and recycled stacks\n");
+}
+
+/* Guard markers cost no mapping: 100 000 guarded stacks (the mprotect
+ * scheme tops out near 32 000) in a handful of slabs. */
+static void test_guard_marker_maps(void)
+{
+  size_t n = RUNNING_ON_VALGRIND ? 5000 : 100000;
+  scio__stack **ss = calloc(n, sizeof *ss);
+  scio__stack_pool p;
+  long maps0, maps1;
+  int err = 0;
+  char msg[512] = "";
+  double t0, t1;
+
+  CHECK(ss != NULL);
+  if (!markers) {
+    printf("skip guard marker mappings: this kernel has no "
+           "MADV_GUARD_INSTALL\n");
+    free(ss);
+    return;
+  }
+  maps0 = count_maps();
+  CHECK(scio__stack_pool_init(&p, 0, 256, 1, 256) == 0);
+  t0 = now_s();
+  for (size_t i = 0; i < n; i++) {
+    ss[i] = scio__stack_get(&p, &err, msg, sizeof msg);
+    if (ss[i] == NULL)
+      fprintf(stderr, "stack %zu: %s\n", i, msg);
+    CHECK(ss[i] != NULL && ss[i]->had_slab);
+  }
+  t1 = now_s();
+  maps1 = count_maps();
+  CHECK(RUNNING_ON_VALGRIND || maps1 - maps0 < 250);
+  if (!RUNNING_ON_VALGRIND)
+    check_guard_faults(ss[n / 2]);
+  for (size_t i = 0; i < n; i++)
+    scio__stack_put(&p, ss[i]);
+  scio__stack_pool_fini(&p);
+  CHECK(maps_back_to(maps0));
+  free(ss);
+  printf("ok  guard markers: %zu guarded stacks in %ld mappings (%.0f ns "
+         "per stack), all unmapped after\n",
+         n, maps1 - maps0, (t1 - t0) * 1e9 / (double)n);
 }
 
 static void test_noguard(void)
@@ -728,7 +909,7 @@ static void test_noguard(void)
 /* ------------------------------------------------------------------------
  * 6. Cache and trim.
  */
-static void test_cache(void)
+static void test_cache(int force)
 {
   scio__stack_pool p;
   scio__stack *a, *b, *c;
@@ -737,6 +918,7 @@ static void test_cache(void)
   char msg[256];
   long maps0 = count_maps();
 
+  scio__stack_force_mprotect_guards(force);
   CHECK(scio__stack_pool_init(&p, 0, 128, 1, 2) == 0);
   a = scio__stack_get(&p, &err, msg, sizeof msg);
   b = scio__stack_get(&p, &err, msg, sizeof msg);
@@ -747,47 +929,63 @@ static void test_cache(void)
   c_lo = c->lo;
   scio__stack_put(&p, a);
   scio__stack_put(&p, b);
-  scio__stack_put(&p, c); /* cache is full: c is unmapped */
+  scio__stack_put(&p, c); /* cache is full: c is released */
   CHECK(p.cached == 2 && p.live == 0);
-  CHECK(!is_mapped(c_lo));
+  /* A slab unit waits, pending, for a batch; its slab stays anyway. */
+  CHECK(a->had_slab == (markers && !force));
+  CHECK(a->had_slab ? p.pending == 1 && is_mapped(c_lo) : !is_mapped(c_lo));
   CHECK(scio__stack_get(&p, &err, msg, sizeof msg) == b); /* LIFO */
   CHECK(scio__stack_get(&p, &err, msg, sizeof msg) == a);
   CHECK(p.cached == 0 && p.live == 2);
   scio__stack_put(&p, a);
   scio__stack_put(&p, b);
   scio__stack_pool_fini(&p);
-  CHECK(!is_mapped(a_lo) && !is_mapped(b_lo));
+  CHECK(!is_mapped(a_lo) && !is_mapped(b_lo) && !is_mapped(c_lo));
   CHECK(maps_back_to(maps0));
-  printf("ok  cache: LIFO reuse, cache_max respected, fini unmaps\n");
+  scio__stack_force_mprotect_guards(0);
+  printf("ok  cache (%s): LIFO reuse, cache_max respected, fini unmaps\n",
+         markers && !force ? "guard markers" : "mprotect guards");
 }
 
-static void test_trim_guard(void)
+static void test_trim_guard(int force)
 {
   enum { N = 10 };
   scio__stack_pool p;
   scio__stack *s[N];
-  void *lo[N];
-  int err;
+  char *lo[N], *top[N];
+  int err, light = markers && !force;
   char msg[256];
   long maps0 = count_maps();
 
+  scio__stack_force_mprotect_guards(force);
   CHECK(scio__stack_pool_init(&p, 0, 0, 1, 100) == 0);
   for (int i = 0; i < N; i++) {
     CHECK((s[i] = scio__stack_get(&p, &err, msg, sizeof msg)) != NULL);
+    CHECK(s[i]->had_slab == light);
     lo[i] = s[i]->lo;
+    top[i] = (char *)s[i]->user - 1;
+    *top[i] = 1;
   }
   for (int i = 0; i < N; i++)
     scio__stack_put(&p, s[i]);
   CHECK(p.cached == N);
   scio__stack_pool_trim(&p, 3);
-  CHECK(p.cached == 3);
-  /* The three most recently returned stay. */
+  CHECK(p.cached == 3 && p.pending == 0);
+  /* The three most recently returned stay.  The others: unmapped, or with
+   * guard markers, their pages dropped (slabs in use stay mapped). */
   for (int i = 0; i < N; i++)
-    CHECK(is_mapped(lo[i]) == (i >= N - 3));
+    if (light)
+      CHECK(is_mapped(top[i]) && is_resident(top[i]) == (i >= N - 3));
+    else
+      CHECK(is_mapped(lo[i]) == (i >= N - 3));
   scio__stack_pool_trim(&p, 0);
   CHECK(p.cached == 0 && maps_back_to(maps0));
+  for (int i = 0; i < N; i++)
+    CHECK(!is_mapped(lo[i]) && !is_mapped(top[i]));
   scio__stack_pool_fini(&p);
-  printf("ok  trim (guarded): keeps the newest, unmaps the rest\n");
+  scio__stack_force_mprotect_guards(0);
+  printf("ok  trim (%s): keeps the newest, releases the rest\n",
+         light ? "guard markers" : "mprotect guards");
 }
 
 /* No guard: a partly free slab drops the pages of freed stacks; a slab
@@ -825,11 +1023,56 @@ static void test_trim_slab(void)
          "free ones\n");
 }
 
+/* Released in batches: past the cache at most cache_max units wait with
+ * their pages; a batch drops exactly the released units (runs of them
+ * coalesced into one madvise, so holes in the runs must survive) and
+ * unmaps the slabs that have emptied. */
+static void test_release_batches(void)
+{
+  enum { N = 200 };
+  static char *top[N];
+  scio__stack *s[N];
+  scio__stack_pool p;
+  int err;
+  char msg[256];
+  long maps0 = count_maps();
+
+  CHECK(scio__stack_pool_init(&p, 0, 64, 0, 4) == 0);
+  for (int i = 0; i < N; i++) {
+    CHECK((s[i] = scio__stack_get(&p, &err, msg, sizeof msg)) != NULL);
+    top[i] = (char *)s[i]->user - 1;
+    *top[i] = 1;
+  }
+  /* Two of every three, spread over every slab: none empties. */
+  for (int i = 0; i < N; i++)
+    if (i % 3 != 0) {
+      scio__stack_put(&p, s[i]);
+      CHECK(p.pending <= p.cache_max);
+    }
+  scio__stack_pool_trim(&p, 0);
+  CHECK(p.cached == 0 && p.pending == 0);
+  for (int i = 0; i < N; i++)
+    CHECK(is_mapped(top[i]) && is_resident(top[i]) == (i % 3 == 0));
+  for (int i = 0; i < N; i += 3) {
+    scio__stack_put(&p, s[i]);
+    CHECK(p.pending <= p.cache_max);
+  }
+  scio__stack_pool_trim(&p, 0);
+  for (int i = 0; i < N; i++)
+    CHECK(!is_mapped(top[i]));
+  CHECK(maps_back_to(maps0));
+  scio__stack_pool_fini(&p);
+  printf("ok  release in batches: holes kept, emptied slabs unmapped\n");
+}
+
 /* ------------------------------------------------------------------------
  * 7. The fail_after hook: ENOMEM, a useful message, nothing leaked, and
  * the pool still works afterwards.
  */
-static void expect_enomem(scio__stack_pool *p, int guard)
+/* call: the failed syscall as the message names it; hint: what else the
+ * message must say for this scheme. */
+static void expect_enomem(scio__stack_pool *p, const char *call,
+                          const char *hint)
 {
   char msg[512] = "";
   int err = 0;
@@ -839,29 +1082,43 @@ static void expect_enomem(scio__stack_pool *p, int guard)
   CHECK(scio__stack_get(p, &err, msg, sizeof msg) == NULL);
   CHECK(err == -ENOMEM);
   CHECK(strstr(msg, "vm.max_map_count") != NULL);
-  CHECK(strstr(msg, "SCIO_RUN_NO_GUARD_PAGES") != NULL);
-  CHECK(strstr(msg, guard ? "mmap:" : "mmap (stack slab):") != NULL);
+  CHECK(strstr(msg, hint) != NULL);
+  CHECK(strstr(msg, call) != NULL);
   CHECK(p->live == live && maps_back_to(maps0));
 }
 
-static void test_fail_after_mode(int guard)
+/* mode 0: no guard; 1: guards (markers where the kernel has them);
+ * 2: guards, mprotect scheme forced. */
+static void test_fail_after_mode(int mode)
 {
   scio__stack_pool p;
   scio__stack *s[3];
-  int err;
+  int err, guard = mode != 0, light = mode == 1 && markers;
+  const char *hint = light ? "cost no memory mappings"
+                           : "SCIO_RUN_NO_GUARD_PAGES";
   char msg[256];
   long maps0 = count_maps();
 
+  scio__stack_force_mprotect_guards(mode == 2);
   CHECK(scio__stack_pool_init(&p, 0, 100, guard, 0) == 0);
+  if (light) {
+    /* The slab is mapped, then its first guard marker fails: the slab
+     * must go again (expect_enomem counts the mappings). */
+    scio__stack_fail_after(2);
+    expect_enomem(&p, "madvise (guard page):", hint);
+    CHECK(p.impl == NULL);
+  }
   scio__stack_fail_after(1);
-  expect_enomem(&p, guard);
+  expect_enomem(&p, guard && !light ? "mmap:" : "mmap (stack slab):", hint);
   CHECK((s[0] = scio__stack_get(&p, &err, msg, sizeof msg)) != NULL);
+  CHECK(s[0]->had_slab == (!guard || light));
   if (guard) {
-    /* Every guarded stack is a new mapping: the third attempt fails. */
+    /* Each guarded stack is a new mapping, or a new guard marker in the
+     * slab: the third attempt fails. */
     scio__stack_fail_after(3);
     CHECK((s[1] = scio__stack_get(&p, &err, msg, sizeof msg)) != NULL);
     CHECK((s[2] = scio__stack_get(&p, &err, msg, sizeof msg)) != NULL);
-    expect_enomem(&p, guard);
+    expect_enomem(&p, light ? "madvise (guard page):" : "mmap:", hint);
     scio__stack_put(&p, s[1]);
     scio__stack_put(&p, s[2]);
   }
@@ -869,12 +1126,14 @@ static void test_fail_after_mode(int guard)
   CHECK(maps_back_to(maps0));
   scio__stack_fail_after(0);
   scio__stack_pool_fini(&p);
+  scio__stack_force_mprotect_guards(0);
   printf("ok  fail_after (%s): ENOMEM, message, nothing leaked\n",
-         guard ? "guard" : "no guard");
+         !guard ? "no guard" : light ? "guard markers" : "mprotect guards");
 }
 
 /* ------------------------------------------------------------------------
- * 8. Guarded stacks until vm.max_map_count runs out.
+ * 8. Guarded stacks until vm.max_map_count runs out (the mprotect scheme,
+ * forced: guard markers cost no mappings).
  *
  * Between the failure and the release nothing may allocate: the process
  * has no mappings left, and malloc (or ASan's allocator) may need one.
@@ -891,6 +1150,7 @@ static void test_max_map_count(void)
   long maps0 = count_maps(), maps_full;
   double t0 = now_s();
 
+  scio__stack_force_mprotect_guards(1);
   CHECK(scio__stack_pool_init(&p, 0, 256, 1, 0) == 0);
   while (n < MAXMAP_SLOTS &&
          (maxmap_stacks[n] = scio__stack_get(&p, &err, msg, sizeof msg)))
@@ -904,6 +1164,7 @@ static void test_max_map_count(void)
   CHECK(strstr(msg, "SCIO_RUN_NO_GUARD_PAGES") != NULL);
   CHECK(maps_back_to(maps0));
   scio__stack_pool_fini(&p);
+  scio__stack_force_mprotect_guards(0);
   printf("ok  max_map_count: %zu guarded stacks (%ld mappings), then "
          "ENOMEM in %.2f s; all released\n     message: %s\n",
          n, maps_full, now_s() - t0, msg);
@@ -985,8 +1246,10 @@ static void bench_million(void)
 int main(void)
 {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  printf("backend: %s%s\n", scio__ctx_backend(),
-         RUNNING_ON_VALGRIND ? " (under valgrind)" : "");
+  markers = probe_markers();
+  printf("backend: %s%s; guard markers: %s\n", scio__ctx_backend(),
+         RUNNING_ON_VALGRIND ? " (under valgrind)" : "",
+         markers ? "yes" : "no (mprotect guards)");
   CHECK(scio__ctx_init_main(&main_ctx) == 0);
   CHECK(main_ctx.stack_lo != NULL && main_ctx.stack_size > 0);
   {
@@ -1008,12 +1271,19 @@ int main(void)
   test_longjmp_malloc();
   test_fp();
   test_exit_reuse();
-  test_guard();
+  test_guard(0);
+  test_guard(1);
+  test_guard_markers();
+  test_guard_marker_maps();
   test_noguard();
-  test_cache();
-  test_trim_guard();
+  test_cache(0);
+  test_cache(1);
+  test_trim_guard(0);
+  test_trim_guard(1);
   test_trim_slab();
+  test_release_batches();
   test_fail_after_mode(1);
+  test_fail_after_mode(2);
   test_fail_after_mode(0);
   bench_switch();
   if (slow_tests_allowed()) {

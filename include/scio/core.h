@@ -63,9 +63,12 @@ enum scio_clock_kind {
 };
 
 enum scio_run_flags {
-  /* No PROT_NONE guard page below each task stack.  Saves one memory mapping
-   * per task (the kernel allows vm.max_map_count, 65530 by default); a stack
-   * overflow then corrupts memory instead of crashing cleanly. */
+  /* No guard page below each task stack: a stack overflow then corrupts
+   * memory instead of crashing cleanly.  On Linux >= 6.13 guard pages are
+   * page-table markers (MADV_GUARD_INSTALL) that cost about a microsecond
+   * per new stack and no memory mapping; on older kernels each guarded
+   * stack costs two mappings, so vm.max_map_count (65530 by default) limits
+   * a run to about 32,000 tasks, and this flag lifts that limit. */
   SCIO_RUN_NO_GUARD_PAGES = 1u << 0
 };
 

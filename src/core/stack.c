@@ -9,18 +9,36 @@
  * task that only uses the top of its stack costs one page of RSS.
  *
  * Mappings matter more than memory here.  The kernel caps each process at
- * vm.max_map_count mappings (65530 by default), and a guard page splits a
- * mapping in two, so guarded stacks cost two mappings each and top out near
- * 32 000.  Two strategies follow from that:
+ * vm.max_map_count mappings (65530 by default), and syscalls that create,
+ * split or remove mappings are the expensive part of a new stack (mmap,
+ * mprotect and munmap each cost microseconds, more in a VM).  So:
  *
- * - Guards on: one mapping per stack, guard made with mprotect.  Running
- *   into the cap is an ordinary ENOMEM with a message saying what to do.
- * - Guards off: units are carved out of large slabs, so a million stacks
- *   need about a thousand mappings (fewer: the kernel merges neighbours).
- *   Freed units go back to their slab with their pages dropped
- *   (MADV_DONTNEED); a slab whose units are all free is unmapped.  Hazard:
- *   an overflow runs silently into the top of the unit below, i.e. into
- *   another task's struct.  That is what SCIO_RUN_NO_GUARD_PAGES trades.
+ * - Units are carved out of large slabs: a million stacks need about a
+ *   thousand mappings (fewer: the kernel merges neighbours), and a new
+ *   stack usually costs no syscall at all.
+ * - Guards on: when a unit is first carved, its guard page gets a guard
+ *   marker, madvise(MADV_GUARD_INSTALL) (Linux 6.13+).  The marker lives in
+ *   the page table: access faults (SIGSEGV) like PROT_NONE, but the mapping
+ *   is not split, so guarded stacks cost no more mappings than unguarded
+ *   ones.  Markers survive MADV_DONTNEED and are copied on fork, so a unit
+ *   keeps its guard for the life of its slab and is never guarded twice.
+ * - Guards on, without guard markers (older kernels; EINVAL also for a
+ *   process under mlockall(MCL_FUTURE)): one mapping per stack, guard made
+ *   with mprotect.  That splits the mapping, so each stack costs two and
+ *   they top out near 32 000; running into the cap is an ordinary ENOMEM
+ *   with a message saying what to do.  The first refusal of a marker is
+ *   remembered for the whole process.
+ * - Guards off: slab units without a guard.  Hazard: an overflow runs
+ *   silently into the top of the unit below, i.e. into another task's
+ *   struct.  That is what SCIO_RUN_NO_GUARD_PAGES trades.
+ *
+ * Releasing: a slab unit goes back to its slab still holding its pages
+ * ("pending"); pending units are the first reused, warm.  Once more than
+ * cache_max are pending, and whenever the pool is trimmed, they are
+ * released in one batch: a slab with nothing live or cached is unmapped
+ * whole (cheapest by far per stack), otherwise the pending units' pages are
+ * dropped with MADV_DONTNEED, one call per run of adjacent units.  A
+ * dropped unit reads back as zeroes and keeps its guard marker.
  *
  * All mappings are MAP_NORESERVE: untouched pages cost nothing, and the
  * heuristic overcommit policy never refuses them for their size.  The pool
@@ -45,6 +63,11 @@
 
 #ifndef MAP_STACK
 #define MAP_STACK 0
+#endif
+/* The Linux 6.13 value.  Older headers lack the name; older kernels answer
+ * EINVAL, which sends us to the fallback. */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
 #endif
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -71,16 +94,20 @@
 typedef struct slab slab;
 
 /* A slab's header lives in its own page at the top of the slab mapping.
- * Units [0, carved) have been handed out at least once; the indexes of
- * those whose pages were dropped are stacked in free_idx.  A unit that is
- * neither carved-and-free nor never-carved is live or in the pool cache. */
+ * Units [0, carved) have been handed out at least once (and, guards on,
+ * have their guard marker); the indexes of the free ones are stacked in
+ * free_idx, the last npending of them still holding their pages.  A unit
+ * that is neither carved-and-free nor never-carved is live or in the pool
+ * cache. */
 struct slab {
   slab *prev, *next; /* the pool's list of slabs with room */
+  slab *dirty_next;  /* the pool's list of slabs with pending units */
   char *base;        /* the mapping; unit i starts at base + i * unit */
   size_t map_size;   /* the whole mapping, header page included */
   size_t unit;       /* bytes per unit */
-  unsigned cap, carved, nfree;
-  unsigned listed; /* 1 while on the pool's list */
+  unsigned cap, carved, nfree, npending;
+  unsigned char listed; /* 1 while on the list of slabs with room */
+  unsigned char dirty;  /* 1 while on the list of slabs with pending units */
   unsigned free_idx[];
 };
 
@@ -91,7 +118,21 @@ typedef struct stack_hdr {
   slab *slab; /* NULL: the stack is a mapping of its own */
 } stack_hdr;
 
+/* How a stack is made, for the failure message. */
+enum stack_kind {
+  KIND_MAPPED,     /* own mapping, mprotect guard */
+  KIND_SLAB,       /* slab unit, no guard */
+  KIND_SLAB_GUARD  /* slab unit, guard marker */
+};
+
+/* Set once the kernel refuses a guard marker, and then for good: the
+ * answer will not change, and asking again would cost a syscall per stack.
+ * Process-wide because it is a property of the kernel (or of valgrind, or
+ * of mlockall); threads racing to set it all store the same value. */
+static int markers_refused;
+
 static _Thread_local long fail_countdown;
+static _Thread_local int force_mprotect;
 
 /* ------------------------------------------------------------------------
  * Small helpers
@@ -136,13 +177,19 @@ static void asan_clear(void *m, size_t len)
 }
 #endif
 
+/* The fail_after hook: 1 if the caller is the one to fail. */
+static int hook_fails(void)
+{
+  return fail_countdown > 0 && --fail_countdown == 0;
+}
+
 /* Every new mapping goes through here, so the fail_after hook covers them
  * all.  Returns NULL with errno set on failure. */
 static char *map_anon(size_t len)
 {
   void *m;
 
-  if (fail_countdown > 0 && --fail_countdown == 0) {
+  if (hook_fails()) {
     errno = ENOMEM;
     return NULL;
   }
@@ -159,6 +206,32 @@ static void unmap(void *m, size_t len)
   asan_clear(m, len);
   if (munmap(m, len) != 0)
     (void)madvise(m, len, MADV_DONTNEED);
+}
+
+/* A guard marker on the page at `page`, which must never have been touched
+ * (installing over a present page would first zap it).  Returns 0 or an
+ * errno value.  Also under the fail_after hook: it is the one syscall that
+ * a guarded slab stack may need. */
+static int guard_install(char *page)
+{
+  if (hook_fails())
+    return ENOMEM;
+  return madvise(page, page_size(), MADV_GUARD_INSTALL) == 0 ? 0 : errno;
+}
+
+/* A marker refused for want of memory (page tables) is a failure like
+ * any other.  Anything else means markers are not to be had here: EINVAL
+ * from a kernel before 6.13, from one that cannot put them in this mapping
+ * (mlockall), or from valgrind; ENOSYS or EPERM from a seccomp filter. */
+static int marker_unsupported(int e)
+{
+  return e != ENOMEM && e != EAGAIN && e != EINTR;
+}
+
+static int markers_usable(void)
+{
+  return !force_mprotect &&
+         !__atomic_load_n(&markers_refused, __ATOMIC_RELAXED);
 }
 
 static long read_max_map_count(void)
@@ -181,8 +254,9 @@ static long read_max_map_count(void)
  * syscall said) and a message that names the likely cause and the cure.
  * The pool cache is always empty when we get here, so `live` is the count
  * of stacks in use.  No allocation: this runs when memory is short. */
-static scio__stack *stack_fail(const scio__stack_pool *p, const char *call,
-                               int e, int *err, char *buf, size_t len)
+static scio__stack *stack_fail(const scio__stack_pool *p, enum stack_kind k,
+                               const char *call, int e, int *err, char *buf,
+                               size_t len)
 {
   char cap[24] = "(unknown)";
   long max = read_max_map_count();
@@ -193,12 +267,19 @@ static scio__stack *stack_fail(const scio__stack_pool *p, const char *call,
     *err = -ENOMEM;
   if (buf == NULL || len == 0)
     return NULL;
-  if (p->guard)
+  if (k == KIND_MAPPED)
     snprintf(buf, len,
              "cannot allocate a task stack: %s: %s with %zu stacks in use; "
              "each stack with a guard page costs 2 memory mappings and "
              "vm.max_map_count is %s: set SCIO_RUN_NO_GUARD_PAGES or raise "
              "vm.max_map_count",
+             call, strerror(e), p->live, cap);
+  else if (k == KIND_SLAB_GUARD)
+    snprintf(buf, len,
+             "cannot allocate a task stack: %s: %s with %zu stacks in use: "
+             "out of memory or address space (guard pages are page-table "
+             "markers here and cost no memory mappings; vm.max_map_count is "
+             "%s)",
              call, strerror(e), p->live, cap);
   else
     snprintf(buf, len,
@@ -230,7 +311,7 @@ static scio__stack *unit_init(const scio__stack_pool *p, char *unit,
 }
 
 /* ------------------------------------------------------------------------
- * Guarded stacks: one mapping each.
+ * Fallback guarded stacks: one mapping each, guard made with mprotect.
  *
  * The unit is mapped read-write first and the guard carved out after.  The
  * other order (PROT_NONE first) would let the kernel merge the new mapping
@@ -246,17 +327,18 @@ static scio__stack *single_new(scio__stack_pool *p, int *err, char *buf,
   int e;
 
   if (m == NULL)
-    return stack_fail(p, "mmap", errno, err, buf, len);
+    return stack_fail(p, KIND_MAPPED, "mmap", errno, err, buf, len);
   if (mprotect(m, guard, PROT_NONE) != 0) {
     e = errno;
     unmap(m, unit);
-    return stack_fail(p, "mprotect (guard page)", e, err, buf, len);
+    return stack_fail(p, KIND_MAPPED, "mprotect (guard page)", e, err, buf,
+                      len);
   }
   return unit_init(p, m, unit, guard, NULL);
 }
 
 /* ------------------------------------------------------------------------
- * Unguarded stacks: slabs.
+ * Slabs: unguarded stacks, and guarded ones where guard markers work.
  */
 
 static void slab_link(scio__stack_pool *p, slab *sl)
@@ -303,8 +385,8 @@ static size_t slab_units(const scio__stack_pool *p, size_t unit)
 /* Big anonymous mappings are eligible for transparent huge pages when THP
  * is "always"; one 2 MiB page per touched stack top would cost 512 times the
  * memory we promise.  Newer kernels already treat MAP_STACK this way. */
-static slab *slab_new(scio__stack_pool *p, size_t unit, int *err, char *buf,
-                      size_t len)
+static slab *slab_new(scio__stack_pool *p, size_t unit, enum stack_kind k,
+                      int *err, char *buf, size_t len)
 {
   size_t n = slab_units(p, unit);
   size_t map_size = n * unit + page_size();
@@ -312,7 +394,7 @@ static slab *slab_new(scio__stack_pool *p, size_t unit, int *err, char *buf,
   slab *sl;
 
   if (m == NULL) {
-    stack_fail(p, "mmap (stack slab)", errno, err, buf, len);
+    stack_fail(p, k, "mmap (stack slab)", errno, err, buf, len);
     return NULL;
   }
 #ifdef MADV_NOHUGEPAGE
@@ -324,7 +406,9 @@ static slab *slab_new(scio__stack_pool *p, size_t unit, int *err, char *buf,
   sl->map_size = map_size;
   sl->unit = unit;
   sl->cap = (unsigned)n;
-  sl->carved = sl->nfree = 0;
+  sl->carved = sl->nfree = sl->npending = 0;
+  sl->dirty = 0;
+  sl->dirty_next = NULL;
   slab_link(p, sl);
   return sl;
 }
@@ -332,36 +416,115 @@ static slab *slab_new(scio__stack_pool *p, size_t unit, int *err, char *buf,
 static scio__stack *slab_take(scio__stack_pool *p, int *err, char *buf,
                               size_t len)
 {
-  size_t unit = unit_bytes(p);
+  size_t unit = unit_bytes(p), guard = p->guard ? page_size() : 0;
+  enum stack_kind k = p->guard ? KIND_SLAB_GUARD : KIND_SLAB;
   slab *sl = p->impl;
   unsigned idx;
+  int e;
 
-  if (sl == NULL && (sl = slab_new(p, unit, err, buf, len)) == NULL)
+  if (sl == NULL && (sl = slab_new(p, unit, k, err, buf, len)) == NULL)
     return NULL;
-  idx = sl->nfree > 0 ? sl->free_idx[--sl->nfree] : sl->carved++;
+  if (sl->nfree > 0) {
+    /* Pending units are on top: the one we take may still be warm. */
+    idx = sl->free_idx[--sl->nfree];
+    if (sl->npending > 0) {
+      sl->npending--;
+      p->pending--;
+    }
+  } else {
+    idx = sl->carved;
+    if (guard && (e = guard_install(sl->base + (size_t)idx * unit)) != 0) {
+      /* The unit stays uncarved.  A slab made just for it goes again, so
+       * that a failure leaves no mapping behind (it is on no dirty list:
+       * nothing was ever given back to it). */
+      if (sl->carved == 0) {
+        slab_unlink(p, sl);
+        unmap(sl->base, sl->map_size);
+      }
+      if (marker_unsupported(e)) {
+        __atomic_store_n(&markers_refused, 1, __ATOMIC_RELAXED);
+        return single_new(p, err, buf, len);
+      }
+      return stack_fail(p, k, "madvise (guard page)", e, err, buf, len);
+    }
+    sl->carved++;
+  }
   if (sl->nfree == 0 && sl->carved == sl->cap)
     slab_unlink(p, sl);
-  return unit_init(p, sl->base + (size_t)idx * unit, unit, 0, sl);
+  return unit_init(p, sl->base + (size_t)idx * unit, unit, guard, sl);
 }
 
-/* Give a unit back to its slab.  Its pages are dropped, which zeroes the
- * bookkeeping at its top too, so everything needed is read first.  The
- * slab is unmapped once no unit is live or cached. */
+/* Give a unit back to its slab, pending: its pages stay until the next
+ * batch (slabs_release).  Nothing in the unit is read after this. */
 static void slab_give(scio__stack_pool *p, stack_hdr *h)
 {
   slab *sl = h->slab;
   char *unit = h->pub.map;
 
   sl->free_idx[sl->nfree++] = (unsigned)((size_t)(unit - sl->base) / sl->unit);
-  if (sl->nfree == sl->carved) {
-    if (sl->listed)
-      slab_unlink(p, sl);
-    unmap(sl->base, sl->map_size);
-    return;
+  sl->npending++;
+  p->pending++;
+  if (!sl->dirty) {
+    sl->dirty_next = p->dirty;
+    p->dirty = sl;
+    sl->dirty = 1;
   }
-  (void)madvise(unit, sl->unit, MADV_DONTNEED);
   if (!sl->listed)
     slab_link(p, sl);
+}
+
+/* Drop the pages of a slab's pending units, one madvise per run of
+ * adjacent units: units freed together were mostly carved together, so
+ * the runs are long and the syscalls few.  A bitmap instead of a sort: no
+ * allocation, and linear in the slab (cap <= SLAB_MAX_UNITS). */
+static void slab_drop_pending(slab *sl)
+{
+  uint64_t bits[SLAB_MAX_UNITS / 64];
+  unsigned i, lo, idx;
+
+  memset(bits, 0, sizeof bits);
+  for (i = sl->nfree - sl->npending; i < sl->nfree; i++) {
+    idx = sl->free_idx[i];
+    bits[idx / 64] |= (uint64_t)1 << (idx % 64);
+  }
+  sl->npending = 0;
+  for (i = 0; i < sl->carved;) {
+    uint64_t rest = bits[i / 64] >> (i % 64); /* bit 0: unit i */
+
+    if (rest == 0) { /* nothing more in this word */
+      i = (i / 64 + 1) * 64;
+      continue;
+    }
+    if ((rest & 1) == 0) {
+      i += (unsigned)__builtin_ctzll(rest);
+      continue;
+    }
+    for (lo = i; i < sl->carved && ((bits[i / 64] >> (i % 64)) & 1); i++)
+      ;
+    (void)madvise(sl->base + (size_t)lo * sl->unit,
+                  (size_t)(i - lo) * sl->unit, MADV_DONTNEED);
+  }
+}
+
+/* Release every pending unit: a slab with nothing live or cached is
+ * unmapped whole, which also takes its guard markers; the others drop the
+ * pending units' pages (markers survive that). */
+static void slabs_release(scio__stack_pool *p)
+{
+  slab *sl, *next;
+
+  for (sl = p->dirty; sl != NULL; sl = next) {
+    next = sl->dirty_next;
+    sl->dirty = 0;
+    if (sl->nfree == sl->carved) {
+      slab_unlink(p, sl); /* listed: it has free units */
+      unmap(sl->base, sl->map_size);
+    } else if (sl->npending > 0) {
+      slab_drop_pending(sl);
+    }
+  }
+  p->dirty = NULL;
+  p->pending = 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -401,7 +564,7 @@ void scio__stack_pool_fini(scio__stack_pool *p)
 {
   assert(p->live == 0 && "task stacks still in use at pool teardown");
   scio__stack_pool_trim(p, 0);
-  assert(p->impl == NULL);
+  assert(p->impl == NULL && p->dirty == NULL && p->pending == 0);
 }
 
 scio__stack *scio__stack_get(scio__stack_pool *p, int *err, char *msgbuf,
@@ -413,8 +576,8 @@ scio__stack *scio__stack_get(scio__stack_pool *p, int *err, char *msgbuf,
     p->cache = s->next;
     p->cached--;
   } else {
-    s = p->guard ? single_new(p, err, msgbuf, msglen)
-                 : slab_take(p, err, msgbuf, msglen);
+    s = !p->guard || markers_usable() ? slab_take(p, err, msgbuf, msglen)
+                                      : single_new(p, err, msgbuf, msglen);
     if (s == NULL)
       return NULL;
   }
@@ -423,6 +586,10 @@ scio__stack *scio__stack_get(scio__stack_pool *p, int *err, char *msgbuf,
   return s;
 }
 
+/* Past the cache, slab units are released in batches of cache_max + 1:
+ * one madvise per run of units, or one munmap per emptied slab, instead of
+ * a syscall per stack.  The cache bound is kept in spirit: at most
+ * cache_max more stacks hold their memory. */
 void scio__stack_put(scio__stack_pool *p, scio__stack *s)
 {
   assert(p->live > 0);
@@ -434,6 +601,8 @@ void scio__stack_put(scio__stack_pool *p, scio__stack *s)
     return;
   }
   stack_release(p, s);
+  if (p->pending > p->cache_max)
+    slabs_release(p);
 }
 
 /* The most recently used stacks stay: they are the likeliest to still be
@@ -455,8 +624,12 @@ void scio__stack_pool_trim(scio__stack_pool *p, size_t keep)
     next = s->next;
     stack_release(p, s);
   }
+  if (p->dirty != NULL)
+    slabs_release(p);
 }
 
 /* Per thread, like the pools, so that tests running pools in several
  * threads do not trip each other. */
 void scio__stack_fail_after(long n) { fail_countdown = n > 0 ? n : 0; }
+
+void scio__stack_force_mprotect_guards(int on) { force_mprotect = on != 0; }

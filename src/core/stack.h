@@ -1,11 +1,15 @@
 /* Private: task stacks.
  *
  * Stacks are mmap'd (MAP_NORESERVE, so only touched pages cost memory), with
- * an optional PROT_NONE guard page at the low end, and kept in a LIFO cache
- * per run for reuse.  The cache is trimmed when the loop goes idle.
+ * an optional guard page at the low end, and kept in a LIFO cache per run
+ * for reuse.  Most stacks are carved out of large "slabs" so that they cost
+ * no memory mapping of their own; the guard page is then a page-table marker
+ * (MADV_GUARD_INSTALL, Linux 6.13+) rather than a PROT_NONE mapping.  On
+ * kernels without it, guarded stacks fall back to one mapping each.  See
+ * stack.c for the details.
  *
- * The top of each stack mapping holds a small header reserved for the owner
- * (the task struct lives there, so spawning needs no malloc).
+ * The top of each stack holds a small header reserved for the owner (the
+ * task struct lives there, so spawning needs no malloc).
  */
 #ifndef SCIO_CORE_STACK_H
 #define SCIO_CORE_STACK_H
@@ -34,7 +38,9 @@ struct scio__stack_pool {
   size_t cached;        /* how many are in the cache now */
   scio__stack *cache;   /* LIFO of free stacks */
   size_t live;          /* stacks handed out and not returned */
-  void *impl;           /* internal to stack.c (slabs etc.) */
+  void *impl;           /* internal to stack.c: slabs with free units */
+  void *dirty;          /* internal to stack.c: slabs with units to drop */
+  size_t pending;       /* internal to stack.c: freed units not yet dropped */
 };
 
 /* Set up a pool.  stack_size 0 means the default (256 KiB); it is rounded up
@@ -44,19 +50,27 @@ int scio__stack_pool_init(scio__stack_pool *p, size_t stack_size,
 /* Unmap every cached stack; stacks still handed out are a bug (asserted). */
 void scio__stack_pool_fini(scio__stack_pool *p);
 
-/* Get a stack: from the cache if possible, else a new mapping.  On failure
+/* Get a stack: from the cache if possible, else a new one.  On failure
  * returns NULL and sets *err to SCIO_ENOMEM with a message for
  * scio__errmsg_set explaining the cause (e.g. "mmap: vm.max_map_count
  * (65530) reached: use SCIO_RUN_NO_GUARD_PAGES or raise it").  The message is
  * written to msgbuf (msglen bytes). */
 scio__stack *scio__stack_get(scio__stack_pool *p, int *err, char *msgbuf,
                              size_t msglen);
-/* Return a stack to the cache (or unmap it if the cache is full). */
+/* Return a stack to the cache.  If the cache is full it is released; slab
+ * stacks are released in batches (at most cache_max of them wait, their
+ * memory still held, for the next batch or trim). */
 void scio__stack_put(scio__stack_pool *p, scio__stack *s);
-/* Trim the cache down to `keep` stacks (called when the loop is idle). */
+/* Trim the cache down to `keep` stacks and release everything waiting
+ * (called when the loop is idle). */
 void scio__stack_pool_trim(scio__stack_pool *p, size_t keep);
 
-/* Test hook: make the next `n`-th stack mapping fail (0 disables). */
+/* Test hook: make the `n`-th next stack mapping or guard-marker
+ * installation fail with ENOMEM (0 disables).  Per thread. */
 void scio__stack_fail_after(long n);
+/* Test hook: on (1), new guarded stacks use the fallback scheme (a mapping
+ * of their own, guard made with mprotect) even where guard markers work, so
+ * that tests can reach the vm.max_map_count limit.  Per thread. */
+void scio__stack_force_mprotect_guards(int on);
 
 #endif
