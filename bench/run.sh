@@ -10,6 +10,7 @@ trap 'rm -f "$out"' EXIT
 "$dir/bench/bench_core" | tee -a "$out"
 "$dir/bench/bench_sync" | tee -a "$out"
 "$dir/bench/bench_pipe" | tee -a "$out"
+"$dir/bench/bench_lines" | tee -a "$out"
 awk '
   { v[$2] = $3 }
   END {

@@ -206,16 +206,26 @@ int scio__ctx_init_main(scio__ctx *m)
   size_t size;
   int rc;
 
+  /* glibc answers pthread_getattr_np for the main thread by parsing
+   * /proc/self/maps, which costs more than a short run; a thread's stack
+   * does not move, so ask once per thread. */
+  static __thread void *cached_lo;
+  static __thread size_t cached_size;
+
   memset(m, 0, sizeof *m);
-  rc = pthread_getattr_np(pthread_self(), &attr);
-  if (rc != 0)
-    return -rc;
-  rc = pthread_attr_getstack(&attr, &lo, &size);
-  pthread_attr_destroy(&attr);
-  if (rc != 0)
-    return -rc;
-  m->stack_lo = lo;
-  m->stack_size = size;
+  if (!cached_lo) {
+    rc = pthread_getattr_np(pthread_self(), &attr);
+    if (rc != 0)
+      return -rc;
+    rc = pthread_attr_getstack(&attr, &lo, &size);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+      return -rc;
+    cached_lo = lo;
+    cached_size = size;
+  }
+  m->stack_lo = cached_lo;
+  m->stack_size = cached_size;
   return be_main_init(m);
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/internal.h"
 #include "scio/stream.h"
+#include "stream_internal.h"
 
 SCIO_API void scio_stream_init(scio_stream *s, const scio_stream_ops *ops,
                                scio_stream *inner) {
@@ -33,6 +34,24 @@ static int stream_check(scio_stream *s, const char *what) {
   return 0;
 }
 
+int scio__stream_enter_receive(scio_stream *s, const char *what) {
+  int rc = stream_check(s, what);
+  if (rc < 0)
+    return rc;
+  if (s->receiving)
+    return scio__seterr(SCIO_EBUSY, "%s: another task is receiving on this "
+                                    "%s stream",
+                        what, s->ops->name);
+  s->receiving = 1;
+  s->inflight++;
+  return 0;
+}
+
+void scio__stream_leave_receive(scio_stream *s) {
+  s->receiving = 0;
+  stream_leave(s);
+}
+
 SCIO_API ssize_t scio_receive(scio_stream *s, void *buf, size_t max) {
   int rc = stream_check(s, "receive");
   if (rc < 0)
@@ -40,19 +59,16 @@ SCIO_API ssize_t scio_receive(scio_stream *s, void *buf, size_t max) {
   if (!s->ops->do_receive)
     return scio__seterr(-ENOSYS, "receive: %s stream cannot receive",
                         s->ops->name);
-  if (s->receiving)
-    return scio__seterr(SCIO_EBUSY, "receive: another task is receiving on "
-                                    "this %s stream",
-                        s->ops->name);
+  if ((rc = scio__stream_enter_receive(s, "receive")) < 0)
+    return rc;
+  ssize_t n;
   if (max == 0) {
     rc = scio_checkpoint();
-    return rc < 0 ? rc : 0;
+    n = rc < 0 ? rc : 0;
+  } else {
+    n = s->ops->do_receive(s, buf, max);
   }
-  s->receiving = 1;
-  s->inflight++;
-  ssize_t n = s->ops->do_receive(s, buf, max);
-  s->receiving = 0;
-  stream_leave(s);
+  scio__stream_leave_receive(s);
   return n;
 }
 

@@ -1,0 +1,969 @@
+/* Tests of include/scio/buffered.h: receive_exactly, receive_until, feed,
+ * pass-through, attributes, close, cancellation, allocation failure.
+ * Every async test runs once per backend (epoll, poll, select).
+ *
+ * The buffered stream sits on a scripted source (below) that replays a list
+ * of chunks, each available from a given (autojump) time, and records what
+ * is sent to it and how often it is closed. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scio/buffered.h"
+#include "scio/stream.h"
+#include "scio/testing.h"
+
+#define CK_OK(expr) ck_assert_int_eq((expr), 0)
+
+/* ------------------------------------------------------------------------ */
+/* A scripted source stream                                                  */
+
+/* One step of the script: `len` bytes of `data` that become available at
+ * time `at` (a receive before then sleeps until it), or the error `err`.
+ * Empty chunks are skipped: a receive never returns 0. */
+typedef struct chunk {
+  double at;
+  const char *data;
+  size_t len;
+  int err;
+} chunk;
+
+#define CH(s) {0, (s), sizeof(s) - 1, 0}
+#define CH_AT(t, s) {(t), (s), sizeof(s) - 1, 0}
+#define CH_ERR(e) {0, NULL, 0, (e)}
+
+/* What the source saw; owned by the test, so it outlives the source. */
+typedef struct record {
+  int closes, eofs, receives;
+  size_t nsent;
+  char sent[256];
+} record;
+
+typedef struct source {
+  scio_stream base;
+  const chunk *chunks;
+  size_t n, i, off;
+  int hang_at_end; /* after the script: block until cancelled or closed */
+  record *rec;
+  scio_scope *nap; /* the scope a receive sleeps in, so close can wake it */
+  /* Close this stream (the layer above) just before delivering data: the
+   * data is then handed over to a layer that was closed meanwhile. */
+  scio_stream *close_on_deliver;
+} source;
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+
+static ssize_t src_deliver(source *src, void *buf, size_t max) {
+  if (src->i == src->n)
+    return SCIO_EOF;
+  const chunk *c = &src->chunks[src->i];
+  if (c->err) {
+    src->i++;
+    return c->err;
+  }
+  size_t k = min_sz(max, c->len - src->off);
+  memcpy(buf, c->data + src->off, k);
+  src->off += k;
+  if (src->off == c->len) {
+    src->i++;
+    src->off = 0;
+  }
+  return (ssize_t)k;
+}
+
+static ssize_t src_receive(scio_stream *s, void *buf, size_t max) {
+  source *src = (source *)s;
+  src->rec->receives++;
+  while (src->i < src->n && !src->chunks[src->i].len &&
+         !src->chunks[src->i].err)
+    src->i++;
+  double at = src->i < src->n ? src->chunks[src->i].at
+              : src->hang_at_end ? SCIO_DEADLINE_NONE
+                                 : 0;
+  scio_scope nap;
+  scio_scope_open(&nap, SCIO_DEADLINE_NONE, 0);
+  src->nap = &nap;
+  int rc = isinf(at) ? scio_sleep_forever() : scio_sleep_until(at);
+  src->nap = NULL;
+  scio_scope_close(&nap);
+  if (s->closed)
+    return SCIO_ECLOSED;
+  if (rc < 0)
+    return rc;
+  if (src->close_on_deliver && src->i < src->n) {
+    scio_stream *top = src->close_on_deliver;
+    src->close_on_deliver = NULL;
+    scio_close(top);
+  }
+  return src_deliver(src, buf, max);
+}
+
+static int src_send(scio_stream *s, const void *buf, size_t len) {
+  record *r = ((source *)s)->rec;
+  ck_assert_uint_le(r->nsent + len, sizeof r->sent);
+  if (len)
+    memcpy(r->sent + r->nsent, buf, len);
+  r->nsent += len;
+  return scio_checkpoint();
+}
+
+static int src_send_eof(scio_stream *s) {
+  ((source *)s)->rec->eofs++;
+  return scio_checkpoint();
+}
+
+static int src_close(scio_stream *s) {
+  source *src = (source *)s;
+  src->rec->closes++;
+  if (src->nap)
+    scio_scope_cancel(src->nap);
+  return 0;
+}
+
+static void src_free(scio_stream *s) { free(s); }
+
+static int src_attr(scio_stream *s, int key, void *out, size_t len) {
+  (void)s;
+  if (key != SCIO_ATTR_USER)
+    return -ENOENT;
+  if (len < sizeof(int))
+    return -ENOSPC;
+  int v = 42;
+  memcpy(out, &v, sizeof v);
+  return 0;
+}
+
+static const scio_stream_ops source_ops = {
+    .size = sizeof(scio_stream_ops),
+    .name = "script",
+    .do_receive = src_receive,
+    .do_send = src_send,
+    .do_send_eof = src_send_eof,
+    .do_close = src_close,
+    .do_free = src_free,
+    .do_attr = src_attr,
+};
+
+static scio_stream *source_new(const chunk *c, size_t n, record *rec) {
+  source *src = calloc(1, sizeof *src);
+  ck_assert_ptr_nonnull(src);
+  scio_stream_init(&src->base, &source_ops, NULL);
+  src->chunks = c;
+  src->n = n;
+  src->rec = rec;
+  return &src->base;
+}
+
+static scio_stream *over(const chunk *c, size_t n, record *rec,
+                         size_t read_size) {
+  scio_buffered_opts o = {0};
+  o.read_size = read_size;
+  scio_stream *b = NULL;
+  CK_OK(scio_buffered_new(source_new(c, n, rec), &o, &b));
+  return b;
+}
+
+#define NCH(a) (sizeof(a) / sizeof((a)[0]))
+
+static size_t buffered_count(scio_stream *b) {
+  size_t n = 0;
+  CK_OK(scio_stream_attr(b, SCIO_ATTR_BUFFERED, &n, sizeof n));
+  return n;
+}
+
+/* receive_until must give `want` (NUL-terminated) */
+static void until_is(scio_stream *b, const char *delim, size_t max,
+                     const char *want) {
+  char line[4096];
+  size_t len = (size_t)-1;
+  int rc = scio_receive_until(b, delim, strlen(delim), line, max, &len);
+  ck_assert_msg(rc == 0, "receive_until: %s (%s)", scio_err_name(rc),
+                scio_errmsg());
+  ck_assert_uint_eq(len, strlen(want));
+  ck_assert(memcmp(line, want, len) == 0);
+}
+
+/* Read everything left with plain receives. */
+static size_t drain(scio_stream *b, char *out, size_t cap) {
+  size_t n = 0;
+  for (;;) {
+    ssize_t r = scio_receive(b, out + n, cap - n);
+    if (r == SCIO_EOF)
+      return n;
+    ck_assert_msg(r > 0, "receive: %s", scio_err_name((int)r));
+    n += (size_t)r;
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* receive_until                                                             */
+
+/* The same input cut into three chunks at every pair of points, with three
+ * read sizes (1 byte forces a refill per byte, 5 forces growth and
+ * compaction): the lines never change. */
+SCIO_TEST(until_delimiter_straddles_every_split) {
+  static const char in[] = "first--END--second line--END--x--END----END--";
+  const size_t n = sizeof in - 1;
+  static const size_t sizes[] = {0, 1, 5};
+  for (size_t r = 0; r < NCH(sizes); r++)
+    for (size_t i = 0; i <= n; i++)
+      for (size_t j = i; j <= n; j++) {
+        chunk c[3] = {{0, in, i, 0}, {0, in + i, j - i, 0},
+                      {0, in + j, n - j, 0}};
+        record rec = {0};
+        scio_stream *b = over(c, 3, &rec, sizes[r]);
+        until_is(b, "--END--", 100, "first");
+        until_is(b, "--END--", 100, "second line");
+        until_is(b, "--END--", 100, "x");
+        until_is(b, "--END--", 100, "");
+        size_t len;
+        char buf[8];
+        ck_assert_int_eq(scio_receive_until(b, "--END--", 7, buf, 8, &len),
+                         SCIO_EINCOMPLETE);
+        ck_assert_int_eq(scio_receive(b, buf, sizeof buf), SCIO_EOF);
+        CK_OK(scio_close(b));
+        ck_assert_int_eq(rec.closes, 1);
+      }
+  return 0;
+}
+
+/* The first occurrence of `delim` in `in` from `from`, by brute force. */
+static long naive_find(const char *in, size_t n, size_t from,
+                       const char *delim, size_t dlen) {
+  for (size_t p = from; p + dlen <= n; p++)
+    if (memcmp(in + p, delim, dlen) == 0)
+      return (long)p;
+  return -1;
+}
+
+/* Self-overlapping delimiters fed one byte per chunk: a partial match that
+ * fails must not hide a match starting inside it. */
+SCIO_TEST(until_self_overlapping_delimiters_byte_by_byte) {
+  static const struct {
+    const char *in, *delim;
+  } cases[] = {
+      {"aaaab|aab|xaabaab", "aab"},
+      {"ababababcab|abababc|ababc", "ababc"},
+      {"\r\r\n\r\n\r\r\n\r\nz\r\n\r\n", "\r\n\r\n"},
+      {"xxyxxyxxyxxz", "xxyxxz"},
+  };
+  for (size_t k = 0; k < NCH(cases); k++) {
+    const char *in = cases[k].in, *d = cases[k].delim;
+    size_t n = strlen(in), dlen = strlen(d);
+    chunk c[64];
+    ck_assert_uint_le(n, NCH(c));
+    for (size_t i = 0; i < n; i++)
+      c[i] = (chunk){0, in + i, 1, 0};
+    record rec = {0};
+    scio_stream *b = over(c, n, &rec, 1);
+    size_t at = 0;
+    long p;
+    while ((p = naive_find(in, n, at, d, dlen)) >= 0) {
+      char want[64];
+      memcpy(want, in + at, (size_t)p - at);
+      want[(size_t)p - at] = 0;
+      until_is(b, d, 64, want);
+      at = (size_t)p + dlen;
+    }
+    char rest[64];
+    size_t len;
+    ck_assert_int_eq(scio_receive_until(b, d, dlen, rest, 64, &len),
+                     SCIO_EINCOMPLETE);
+    ck_assert_uint_eq(drain(b, rest, sizeof rest), n - at);
+    CK_OK(scio_close(b));
+  }
+  return 0;
+}
+
+/* A line of exactly max bytes is accepted however it is split; one byte
+ * more is SCIO_EDELIM, and the data stays buffered. */
+SCIO_TEST_AUTOJUMP(until_edelim_exactly_at_max) {
+  record rec = {0};
+  chunk ok1[] = {CH("12345\r\n")};
+  scio_stream *b = over(ok1, NCH(ok1), &rec, 0);
+  until_is(b, "\r\n", 5, "12345");
+  CK_OK(scio_close(b));
+
+  chunk ok2[] = {CH("12345"), CH("\r"), CH("\nabc")};
+  b = over(ok2, NCH(ok2), &rec, 0);
+  until_is(b, "\r\n", 5, "12345");
+  CK_OK(scio_close(b));
+
+  /* 6 bytes then a delimiter that has not arrived yet: the limit is known
+   * to be exceeded once max + dlen bytes are in, without waiting. */
+  chunk bad[] = {CH("123456\r"), CH_AT(50, "\n")};
+  b = over(bad, NCH(bad), &rec, 0);
+  char line[16];
+  size_t len = 777;
+  ck_assert_int_eq(scio_receive_until(b, "\r\n", 2, line, 5, &len),
+                   SCIO_EDELIM);
+  ck_assert_uint_eq(len, 777);
+  ck_assert_double_eq(scio_now(), 0);
+  ck_assert_ptr_nonnull(strstr(scio_errmsg(), "5 bytes"));
+  ck_assert_uint_eq(buffered_count(b), 7);
+  /* Again, with a bigger limit, the same line is found. */
+  until_is(b, "\r\n", 6, "123456");
+  ck_assert_double_eq(scio_now(), 50);
+  CK_OK(scio_close(b));
+
+  /* max 0: only an empty line fits. */
+  chunk zero[] = {CH("\nab\n")};
+  b = over(zero, NCH(zero), &rec, 0);
+  until_is(b, "\n", 0, "");
+  ck_assert_int_eq(scio_receive_until(b, "\n", 1, NULL, 0, &len),
+                   SCIO_EDELIM);
+  ck_assert_int_eq(scio_receive_exactly(b, line, 3), 3);
+  ck_assert(memcmp(line, "ab\n", 3) == 0);
+  CK_OK(scio_close(b));
+  ck_assert_int_eq(rec.closes, 4);
+  return 0;
+}
+
+SCIO_TEST(until_eof_without_delimiter_keeps_data) {
+  record rec = {0};
+  chunk c[] = {CH("line\n"), CH("ab"), CH("c")};
+  scio_stream *b = over(c, NCH(c), &rec, 0);
+  until_is(b, "\n", 100, "line");
+  char buf[16];
+  size_t len = 99;
+  ck_assert_int_eq(scio_receive_until(b, "\n", 1, buf, sizeof buf, &len),
+                   SCIO_EINCOMPLETE);
+  ck_assert_uint_eq(len, 99);
+  ck_assert_uint_eq(buffered_count(b), 3);
+  /* Asking again does not ask the source again: its EOF is remembered. */
+  int receives = rec.receives;
+  ck_assert_int_eq(scio_receive_until(b, "\n", 1, buf, sizeof buf, &len),
+                   SCIO_EINCOMPLETE);
+  ck_assert_int_eq(rec.receives, receives);
+  ck_assert_int_eq(scio_receive(b, buf, sizeof buf), 3);
+  ck_assert(memcmp(buf, "abc", 3) == 0);
+  ck_assert_int_eq(scio_receive(b, buf, sizeof buf), SCIO_EOF);
+  ck_assert_int_eq(scio_receive(b, buf, sizeof buf), SCIO_EOF);
+  ck_assert_int_eq(rec.receives, receives);
+  CK_OK(scio_close(b));
+  return 0;
+}
+
+SCIO_TEST(until_error_of_inner_keeps_data) {
+  record rec = {0};
+  chunk c[] = {CH("ab"), CH_ERR(SCIO_EBROKEN), CH("c\n")};
+  scio_stream *b = over(c, NCH(c), &rec, 0);
+  char buf[16];
+  size_t len;
+  ck_assert_int_eq(scio_receive_until(b, "\n", 1, buf, sizeof buf, &len),
+                   SCIO_EBROKEN);
+  ck_assert_uint_eq(buffered_count(b), 2);
+  until_is(b, "\n", 100, "abc");
+  CK_OK(scio_close(b));
+  return 0;
+}
+
+/* A long line arriving in small pieces: the buffer grows; the line and the
+ * ones after it are intact. */
+SCIO_TEST(until_long_line_grows_buffer) {
+  enum { LINE = 300000, PIECE = 1000 };
+  char *in = malloc(LINE + 4);
+  for (size_t i = 0; i < LINE; i++)
+    in[i] = (char)('a' + i % 26);
+  memcpy(in + LINE, "\nz\n", 3);
+  chunk *c = calloc(LINE / PIECE + 1, sizeof *c);
+  size_t n = 0;
+  for (size_t off = 0; off < LINE + 3; off += PIECE, n++)
+    c[n] = (chunk){0, in + off, min_sz(PIECE, LINE + 3 - off), 0};
+  record rec = {0};
+  scio_stream *b = over(c, n, &rec, 64);
+  char *line = malloc(LINE);
+  size_t len;
+  CK_OK(scio_receive_until(b, "\n", 1, line, LINE, &len));
+  ck_assert_uint_eq(len, LINE);
+  ck_assert(memcmp(line, in, LINE) == 0);
+  until_is(b, "\n", 1, "z");
+  CK_OK(scio_close(b));
+  free(line);
+  free(c);
+  free(in);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* receive_exactly, receive                                                  */
+
+SCIO_TEST(exactly_across_chunks_and_eincomplete) {
+  record rec = {0};
+  chunk c[] = {CH("ab"), CH("cdef"), CH("g"), CH("hi")};
+  scio_stream *b = over(c, NCH(c), &rec, 3);
+  char buf[16];
+  ck_assert_int_eq(scio_receive_exactly(b, buf, 5), 5);
+  ck_assert(memcmp(buf, "abcde", 5) == 0);
+  ck_assert_int_eq(scio_receive_exactly(b, buf, 0), 0);
+  ck_assert_int_eq(scio_receive_exactly(b, NULL, 0), 0);
+  ck_assert_int_eq(scio_receive_exactly(b, buf, 1), 1);
+  ck_assert_int_eq(buf[0], 'f');
+  ck_assert_int_eq(scio_receive_exactly(b, buf, 4), SCIO_EINCOMPLETE);
+  ck_assert_ptr_nonnull(strstr(scio_errmsg(), "3 of 4"));
+  ck_assert_uint_eq(buffered_count(b), 3);
+  ck_assert_int_eq(scio_receive_exactly(b, buf, 3), 3);
+  ck_assert(memcmp(buf, "ghi", 3) == 0);
+  ck_assert_int_eq(scio_receive_exactly(b, buf, 1), SCIO_EINCOMPLETE);
+  CK_OK(scio_close(b));
+  return 0;
+}
+
+SCIO_TEST(exactly_large_grows) {
+  enum { N = 200000 };
+  char *in = malloc(N);
+  for (size_t i = 0; i < N; i++)
+    in[i] = (char)(i * 7);
+  chunk c[] = {{0, in, 1, 0}, {0, in + 1, N - 1, 0}};
+  record rec = {0};
+  scio_stream *b = over(c, NCH(c), &rec, 16);
+  char *out = malloc(N);
+  ck_assert_int_eq(scio_receive_exactly(b, out, N), N);
+  ck_assert(memcmp(out, in, N) == 0);
+  CK_OK(scio_close(b));
+  free(out);
+  free(in);
+  return 0;
+}
+
+/* Buffered bytes come first; a plain receive of at least read_size on an
+ * empty buffer reads straight from the source. */
+SCIO_TEST(receive_serves_buffer_first) {
+  record rec = {0};
+  chunk c[] = {CH("one\ntwo three"), CH("0123456789abcdefXYZ")};
+  scio_stream *b = over(c, NCH(c), &rec, 16);
+  until_is(b, "\n", 100, "one");
+  int receives = rec.receives;
+  char buf[64];
+  ck_assert_int_eq(scio_receive(b, buf, 3), 3);
+  ck_assert(memcmp(buf, "two", 3) == 0);
+  ck_assert_int_eq(scio_receive(b, buf, sizeof buf), 6);
+  ck_assert(memcmp(buf, " three", 6) == 0);
+  ck_assert_int_eq(rec.receives, receives);
+  ck_assert_int_eq(scio_receive(b, buf, sizeof buf), 19);
+  ck_assert(memcmp(buf, "0123456789abcdefXYZ", 19) == 0);
+  ck_assert_uint_eq(buffered_count(b), 0);
+  ck_assert_int_eq(scio_receive(b, buf, sizeof buf), SCIO_EOF);
+  receives = rec.receives;
+  ck_assert_int_eq(scio_receive(b, buf, 1), SCIO_EOF);
+  ck_assert_int_eq(rec.receives, receives);
+  CK_OK(scio_close(b));
+  return 0;
+}
+
+SCIO_TEST(receive_small_reads_through_buffer) {
+  record rec = {0};
+  chunk c[] = {CH("hello")};
+  scio_stream *b = over(c, NCH(c), &rec, 0);
+  char buf[2];
+  ck_assert_int_eq(scio_receive(b, buf, 2), 2);
+  ck_assert_uint_eq(buffered_count(b), 3);
+  ck_assert_int_eq(scio_receive(b, buf, 2), 2);
+  ck_assert_int_eq(scio_receive(b, buf, 2), 1);
+  ck_assert_int_eq(buf[0], 'o');
+  ck_assert_int_eq(scio_receive(b, buf, 2), SCIO_EOF);
+  CK_OK(scio_close(b));
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* feed                                                                      */
+
+SCIO_TEST(feed_pushes_back_to_the_front) {
+  record rec = {0};
+  chunk c[] = {CH("abc\ndef")};
+  scio_stream *b = over(c, NCH(c), &rec, 0);
+  CK_OK(scio_buffered_feed(b, "X\n", 2)); /* before any data */
+  until_is(b, "\n", 10, "X");
+  until_is(b, "\n", 10, "abc");
+  CK_OK(scio_buffered_feed(b, "ab", 2)); /* fits in the consumed front */
+  char big[300];
+  memset(big, 'q', sizeof big);
+  CK_OK(scio_buffered_feed(b, big, sizeof big)); /* needs to move */
+  CK_OK(scio_buffered_feed(b, "", 0));
+  CK_OK(scio_buffered_feed(b, NULL, 0));
+  ck_assert_uint_eq(buffered_count(b), 305);
+  char out[400];
+  ck_assert_int_eq(scio_receive_exactly(b, out, 305), 305);
+  ck_assert(memcmp(out, big, 300) == 0);
+  ck_assert(memcmp(out + 300, "abdef", 5) == 0);
+  /* After EOF, fed bytes are still returned before SCIO_EOF. */
+  size_t len;
+  ck_assert_int_eq(scio_receive_until(b, "\n", 1, out, 10, &len),
+                   SCIO_EINCOMPLETE);
+  CK_OK(scio_buffered_feed(b, "tail\nx", 6));
+  until_is(b, "\n", 10, "tail");
+  ck_assert_int_eq(scio_receive(b, out, 10), 1);
+  ck_assert_int_eq(scio_receive(b, out, 10), SCIO_EOF);
+  CK_OK(scio_close(b));
+  return 0;
+}
+
+/* Feeding the partial line back after a failed search must not let the
+ * remembered search position skip a delimiter inside the fed bytes. */
+SCIO_TEST_AUTOJUMP(feed_resets_search_memory) {
+  record rec = {0};
+  chunk c[] = {CH("aaaa"), CH_AT(10, "b|")};
+  scio_stream *b = over(c, NCH(c), &rec, 0);
+  scio_scope cs;
+  scio_move_on_after(&cs, 5);
+  size_t len;
+  char out[16];
+  ck_assert_int_eq(scio_receive_until(b, "|", 1, out, 16, &len),
+                   SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  CK_OK(scio_buffered_feed(b, "x|", 2));
+  until_is(b, "|", 16, "x");
+  until_is(b, "|", 16, "aaaab");
+  CK_OK(scio_close(b));
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Cancellation                                                              */
+
+/* The search memory of a cancelled receive_until, resumed after another
+ * call added data: a delimiter that straddles the old end is found. */
+SCIO_TEST_AUTOJUMP(until_resumes_search_at_straddling_delimiter) {
+  record rec = {0};
+  chunk c[] = {CH("abc\r"), CH_AT(10, "\nde"), CH_AT(20, "f")};
+  scio_stream *b = over(c, NCH(c), &rec, 0);
+  char out[16];
+  size_t len;
+  scio_scope cs;
+  scio_move_on_after(&cs, 5);
+  ck_assert_int_eq(scio_receive_until(b, "\r\n", 2, out, 16, &len),
+                   SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  scio_move_on_after(&cs, 10);
+  ck_assert_int_eq(scio_receive_exactly(b, out, 8), SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  ck_assert_uint_eq(buffered_count(b), 7);
+  until_is(b, "\r\n", 16, "abc");
+  ck_assert_double_eq(scio_now(), 15);
+  CK_OK(scio_close(b));
+  return 0;
+}
+
+SCIO_TEST_AUTOJUMP(cancel_mid_until_loses_nothing) {
+  record rec = {0};
+  chunk c[] = {CH("hel"), CH_AT(3, "lo wo"), CH_AT(10, "rld\r"),
+               CH_AT(20, "\nnext\r\n")};
+  scio_stream *b = over(c, NCH(c), &rec, 0);
+  size_t len = 1234;
+  char out[64];
+  scio_scope cs;
+  scio_move_on_after(&cs, 5);
+  ck_assert_int_eq(scio_receive_until(b, "\r\n", 2, out, 64, &len),
+                   SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  ck_assert(scio_scope_cancelled_caught(&cs));
+  ck_assert_uint_eq(len, 1234);
+  ck_assert_uint_eq(buffered_count(b), 8);
+  scio_move_on_after(&cs, 10); /* until t=15: the \r is in, not the \n */
+  ck_assert_int_eq(scio_receive_until(b, "\r\n", 2, out, 64, &len),
+                   SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  ck_assert_uint_eq(buffered_count(b), 12);
+  until_is(b, "\r\n", 64, "hello world");
+  ck_assert_double_eq(scio_now(), 20);
+  until_is(b, "\r\n", 64, "next");
+  CK_OK(scio_close(b));
+  return 0;
+}
+
+SCIO_TEST_AUTOJUMP(cancel_mid_exactly_loses_nothing) {
+  record rec = {0};
+  chunk c[] = {CH("abc"), CH_AT(10, "defg")};
+  scio_stream *b = over(c, NCH(c), &rec, 0);
+  char out[16];
+  scio_scope cs;
+  scio_move_on_after(&cs, 5);
+  ck_assert_int_eq(scio_receive_exactly(b, out, 6), SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  ck_assert_uint_eq(buffered_count(b), 3);
+  ck_assert_int_eq(scio_receive_exactly(b, out, 6), 6);
+  ck_assert(memcmp(out, "abcdef", 6) == 0);
+  ck_assert_int_eq(scio_receive(b, out, 16), 1);
+  CK_OK(scio_close(b));
+  return 0;
+}
+
+/* A cancelled scope fails every receive first, even one the buffer could
+ * answer, and consumes nothing. */
+SCIO_TEST(cancelled_scope_fails_buffered_calls_first) {
+  record rec = {0};
+  chunk c[] = {CH("a\nb\nc\n")};
+  scio_stream *b = over(c, NCH(c), &rec, 0);
+  until_is(b, "\n", 8, "a");
+  scio_scope cs;
+  scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0);
+  scio_scope_cancel(&cs);
+  char out[8];
+  size_t len;
+  ck_assert_int_eq(scio_receive_until(b, "\n", 1, out, 8, &len),
+                   SCIO_ECANCELED);
+  ck_assert_int_eq(scio_receive_exactly(b, out, 1), SCIO_ECANCELED);
+  ck_assert_int_eq(scio_receive(b, out, 8), SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  ck_assert_uint_eq(buffered_count(b), 4);
+  until_is(b, "\n", 8, "b");
+  CK_OK(scio_close(b));
+  return 0;
+}
+
+static long spins;
+
+static int spinner(void *arg) {
+  (void)arg;
+  for (;;) {
+    spins++;
+    int rc = scio_checkpoint();
+    if (rc < 0)
+      return rc;
+  }
+}
+
+/* Served from the buffer, each call still yields once. */
+SCIO_TEST(buffered_calls_are_checkpoints) {
+  record rec = {0};
+  chunk c[] = {CH("a\nb\nc\nd\n")};
+  scio_stream *b = over(c, NCH(c), &rec, 0);
+  scio_nursery n;
+  scio_nursery_open(&n);
+  CK_OK(scio_start_soon(&n, spinner, NULL));
+  until_is(b, "\n", 8, "a");
+  long before = spins;
+  until_is(b, "\n", 8, "b");
+  ck_assert_int_gt(spins, before);
+  before = spins;
+  char out[4];
+  ck_assert_int_eq(scio_receive_exactly(b, out, 2), 2);
+  ck_assert_int_gt(spins, before);
+  before = spins;
+  ck_assert_int_eq(scio_receive(b, out, 2), 2);
+  ck_assert_int_gt(spins, before);
+  scio_nursery_cancel(&n);
+  scio_nursery_close(&n);
+  CK_OK(scio_close(b));
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pass-through, attributes, close                                           */
+
+SCIO_TEST(send_and_send_eof_pass_through) {
+  record rec = {0};
+  scio_stream *b = over(NULL, 0, &rec, 0);
+  CK_OK(scio_send(b, "hello ", 6));
+  CK_OK(scio_send(b, "world", 5));
+  CK_OK(scio_send_eof(b));
+  ck_assert_uint_eq(rec.nsent, 11);
+  ck_assert(memcmp(rec.sent, "hello world", 11) == 0);
+  ck_assert_int_eq(rec.eofs, 1);
+  CK_OK(scio_close(b));
+  ck_assert_int_eq(rec.closes, 1);
+  return 0;
+}
+
+SCIO_TEST(attributes_walk_the_layers) {
+  record rec = {0};
+  chunk c[] = {CH("ab\ncdef")};
+  scio_stream *inner = over(c, NCH(c), &rec, 0), *outer = NULL;
+  CK_OK(scio_buffered_new(inner, NULL, &outer));
+  size_t n = 99;
+  CK_OK(scio_stream_attr(outer, SCIO_ATTR_BUFFERED, &n, sizeof n));
+  ck_assert_uint_eq(n, 0);
+  until_is(outer, "\n", 8, "ab");
+  /* The outer layer answers for itself (the inner one holds nothing). */
+  ck_assert_uint_eq(buffered_count(outer), 4);
+  ck_assert_uint_eq(buffered_count(inner), 0);
+  int v = 0;
+  CK_OK(scio_stream_attr(outer, SCIO_ATTR_USER, &v, sizeof v));
+  ck_assert_int_eq(v, 42);
+  ck_assert_int_eq(scio_stream_attr(outer, SCIO_ATTR_FD, &v, sizeof v),
+                   -ENOENT);
+  char small[2];
+  ck_assert_int_eq(
+      scio_stream_attr(outer, SCIO_ATTR_BUFFERED, small, sizeof small),
+      -ENOSPC);
+  char name[16];
+  CK_OK(scio_stream_attr(outer, SCIO_ATTR_LAYER, name, sizeof name));
+  ck_assert_str_eq(name, "buffered");
+  CK_OK(scio_close(outer));
+  ck_assert_int_eq(rec.closes, 1);
+  return 0;
+}
+
+typedef struct blocked_reader {
+  scio_stream *b;
+  int rc;
+} blocked_reader;
+
+static int read_line_blocking(void *arg) {
+  blocked_reader *r = arg;
+  char out[16];
+  size_t len;
+  r->rc = scio_receive_until(r->b, "\n", 1, out, sizeof out, &len);
+  return 0;
+}
+
+/* A task blocked in receive_until is woken with SCIO_ECLOSED by a close;
+ * the source is closed once and every block is freed (ASan/valgrind). */
+SCIO_TEST(close_wakes_blocked_receive_until) {
+  record rec = {0};
+  chunk c[] = {CH("partial")};
+  scio_stream *b = over(c, NCH(c), &rec, 0);
+  ((source *)b->inner)->hang_at_end = 1;
+  blocked_reader r = {b, 1};
+  scio_nursery n;
+  scio_nursery_open(&n);
+  CK_OK(scio_start_soon(&n, read_line_blocking, &r));
+  CK_OK(scio_wait_all_tasks_blocked());
+  ck_assert_uint_eq(buffered_count(b), 7);
+  CK_OK(scio_close(b));
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(r.rc, SCIO_ECLOSED);
+  ck_assert_int_eq(rec.closes, 1);
+  return 0;
+}
+
+/* Data handed over by the wrapped stream after the buffered stream was
+ * closed: the call reports SCIO_ECLOSED and never touches the released
+ * wrapped stream again (ASan would see the use after free). */
+SCIO_TEST(close_while_data_arrives_is_eclosed) {
+  record rec = {0};
+  chunk c[] = {CH("part"), CH("ial"), CH("\n")};
+  scio_stream *b = over(c, NCH(c), &rec, 0);
+  ((source *)b->inner)->close_on_deliver = b;
+  char out[16];
+  size_t len;
+  ck_assert_int_eq(scio_receive_until(b, "\n", 1, out, 16, &len),
+                   SCIO_ECLOSED);
+  ck_assert_int_eq(rec.closes, 1);
+  return 0;
+}
+
+/* While one task receives, every other receive call and feed is EBUSY. */
+SCIO_TEST(concurrent_receivers_are_busy) {
+  record rec = {0};
+  scio_stream *b = over(NULL, 0, &rec, 0);
+  ((source *)b->inner)->hang_at_end = 1;
+  blocked_reader r = {b, 1};
+  scio_nursery n;
+  scio_nursery_open(&n);
+  CK_OK(scio_start_soon(&n, read_line_blocking, &r));
+  CK_OK(scio_wait_all_tasks_blocked());
+  char out[4];
+  size_t len;
+  ck_assert_int_eq(scio_receive_until(b, "\n", 1, out, 4, &len), SCIO_EBUSY);
+  ck_assert_int_eq(scio_receive_exactly(b, out, 4), SCIO_EBUSY);
+  ck_assert_int_eq(scio_receive(b, out, 4), SCIO_EBUSY);
+  ck_assert_int_eq(scio_buffered_feed(b, "x", 1), SCIO_EBUSY);
+  CK_OK(scio_send(b, "ok", 2)); /* sending is another direction */
+  scio_nursery_cancel(&n);
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(r.rc, SCIO_ECANCELED);
+  CK_OK(scio_close(b));
+  return 0;
+}
+
+SCIO_TEST(invalid_arguments) {
+  record rec = {0};
+  scio_stream *src = source_new(NULL, 0, &rec), *b = NULL;
+  char out[4];
+  size_t len;
+  /* Not a buffered stream, or none at all. */
+  ck_assert_int_eq(scio_receive_until(src, "\n", 1, out, 4, &len),
+                   SCIO_EINVAL);
+  ck_assert_int_eq(scio_receive_exactly(src, out, 4), SCIO_EINVAL);
+  ck_assert_int_eq(scio_buffered_feed(src, "x", 1), SCIO_EINVAL);
+  ck_assert_int_eq(scio_receive_until(NULL, "\n", 1, out, 4, &len),
+                   SCIO_EINVAL);
+  ck_assert_int_eq(scio_receive_exactly(NULL, out, 4), SCIO_EINVAL);
+  ck_assert_int_eq(scio_buffered_feed(NULL, "x", 1), SCIO_EINVAL);
+  /* The constructor: on error the inner stream is not taken. */
+  ck_assert_int_eq(scio_buffered_new(NULL, NULL, &b), SCIO_EINVAL);
+  ck_assert_int_eq(scio_buffered_new(src, NULL, NULL), SCIO_EINVAL);
+  scio_buffered_opts o = {(size_t)1 << 40};
+  ck_assert_int_eq(scio_buffered_new(src, &o, &b), SCIO_EINVAL);
+  ck_assert_ptr_null(b);
+  CK_OK(scio_buffered_new(src, NULL, &b));
+  ck_assert_int_eq(scio_receive_until(b, NULL, 1, out, 4, &len), SCIO_EINVAL);
+  ck_assert_int_eq(scio_receive_until(b, "\n", 0, out, 4, &len), SCIO_EINVAL);
+  ck_assert_int_eq(scio_receive_until(b, "\n", 1, NULL, 4, &len),
+                   SCIO_EINVAL);
+  ck_assert_int_eq(scio_receive_until(b, "\n", 1, out, 4, NULL), SCIO_EINVAL);
+  ck_assert_int_eq(scio_receive_exactly(b, NULL, 4), SCIO_EINVAL);
+  ck_assert_int_eq(scio_receive_exactly(b, out, (size_t)-1), SCIO_EINVAL);
+  ck_assert_int_eq(scio_buffered_feed(b, NULL, 1), SCIO_EINVAL);
+  /* The stream is still usable after all that. */
+  ck_assert_int_eq(scio_receive(b, out, 4), SCIO_EOF);
+  CK_OK(scio_close(b));
+  ck_assert_int_eq(rec.closes, 1);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Allocation failure: fail allocation N (once, then from N on) for N = 1,
+ * 2, ... until a run does not reach N.  Every failure must be SCIO_ENOMEM,
+ * leak no block, lose no byte, and leave the stream usable. */
+
+static long oom_at, oom_count, oom_live;
+static int oom_persist, oom_hit, oom_armed;
+
+static int oom_should_fail(void) {
+  if (!oom_armed || !oom_at)
+    return 0;
+  oom_count++;
+  if (oom_count == oom_at || (oom_persist && oom_count > oom_at)) {
+    oom_hit = 1;
+    return 1;
+  }
+  return 0;
+}
+
+static void *oom_malloc(void *c, size_t n) {
+  (void)c;
+  if (oom_should_fail())
+    return NULL;
+  void *p = malloc(n);
+  if (p)
+    oom_live++;
+  return p;
+}
+
+static void *oom_realloc(void *c, void *p, size_t n) {
+  (void)c;
+  if (oom_should_fail())
+    return NULL;
+  void *q = realloc(p, n);
+  if (q && !p)
+    oom_live++;
+  return q;
+}
+
+static void oom_free(void *c, void *p) {
+  (void)c;
+  if (p)
+    oom_live--;
+  free(p);
+}
+
+/* The operation under test: construct, feed, read a line that makes the
+ * buffer grow.  Armed only around the calls, so the loop's own allocations
+ * are not failed. */
+static int oom_buffered_body(void *arg) {
+  (void)arg;
+  record rec = {0};
+  chunk c[] = {CH("hello "), CH("world, a line longer than read_size\nrest")};
+  scio_stream *src = source_new(c, NCH(c), &rec), *b = NULL;
+  scio_buffered_opts o = {8};
+  oom_armed = 1;
+  int rc = scio_buffered_new(src, &o, &b);
+  oom_armed = 0;
+  if (rc < 0) {
+    ck_assert_int_eq(rc, SCIO_ENOMEM);
+    scio_close(src);
+    return rc;
+  }
+  oom_armed = 1;
+  int frc = scio_buffered_feed(b, ">>", 2);
+  char line[64];
+  size_t len;
+  int urc = scio_receive_until(b, "\n", 1, line, sizeof line, &len);
+  oom_armed = 0;
+  ck_assert(frc == 0 || frc == SCIO_ENOMEM);
+  ck_assert(urc == 0 || urc == SCIO_ENOMEM);
+  if (urc < 0) /* nothing was lost: the retry gets the whole line */
+    CK_OK(scio_receive_until(b, "\n", 1, line, sizeof line, &len));
+  const char *want = frc == 0 ? ">>hello world, a line longer than read_size"
+                              : "hello world, a line longer than read_size";
+  ck_assert_uint_eq(len, strlen(want));
+  ck_assert(memcmp(line, want, len) == 0);
+  ck_assert_int_eq(scio_receive_exactly(b, line, 4), 4);
+  ck_assert(memcmp(line, "rest", 4) == 0);
+  CK_OK(scio_close(b));
+  ck_assert_int_eq(rec.closes, 1);
+  return frc < 0 ? frc : urc;
+}
+
+START_TEST(allocation_failure_loop) {
+  scio_allocator a = {oom_malloc, oom_realloc, oom_free, NULL};
+  scio_set_allocator(&a);
+  scio_run_opts o = {0};
+  o.backend = scio_test_backend(_i);
+  for (oom_persist = 0; oom_persist < 2; oom_persist++) {
+    for (long n = 1;; n++) {
+      long live0 = oom_live;
+      oom_count = 0;
+      oom_hit = 0;
+      oom_at = n;
+      int rc = scio_run(oom_buffered_body, NULL, &o);
+      oom_at = 0;
+      ck_assert_msg(rc == 0 || (rc == SCIO_ENOMEM && oom_hit),
+                    "fail@%ld persist=%d: rc=%s (%s)", n, oom_persist,
+                    scio_err_name(rc), scio_errmsg());
+      scio_errmsg_clear();
+      ck_assert_msg(oom_live == live0, "fail@%ld persist=%d: %ld blocks leaked",
+                    n, oom_persist, oom_live - live0);
+      if (!oom_hit)
+        break;
+      ck_assert_msg(n < 1000, "no end to the allocation points");
+    }
+  }
+  scio_set_allocator(NULL);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+
+static Suite *buffered_suite(void) {
+  Suite *s = suite_create("buffered");
+  TCase *tc = scio_tcase_new("receive_until", 30);
+  scio_tcase_add(tc, until_delimiter_straddles_every_split);
+  scio_tcase_add(tc, until_self_overlapping_delimiters_byte_by_byte);
+  scio_tcase_add(tc, until_edelim_exactly_at_max);
+  scio_tcase_add(tc, until_eof_without_delimiter_keeps_data);
+  scio_tcase_add(tc, until_error_of_inner_keeps_data);
+  scio_tcase_add(tc, until_long_line_grows_buffer);
+  suite_add_tcase(s, tc);
+
+  tc = scio_tcase_new("receive", 10);
+  scio_tcase_add(tc, exactly_across_chunks_and_eincomplete);
+  scio_tcase_add(tc, exactly_large_grows);
+  scio_tcase_add(tc, receive_serves_buffer_first);
+  scio_tcase_add(tc, receive_small_reads_through_buffer);
+  suite_add_tcase(s, tc);
+
+  tc = scio_tcase_new("feed", 10);
+  scio_tcase_add(tc, feed_pushes_back_to_the_front);
+  scio_tcase_add(tc, feed_resets_search_memory);
+  suite_add_tcase(s, tc);
+
+  tc = scio_tcase_new("cancel", 10);
+  scio_tcase_add(tc, cancel_mid_until_loses_nothing);
+  scio_tcase_add(tc, until_resumes_search_at_straddling_delimiter);
+  scio_tcase_add(tc, cancel_mid_exactly_loses_nothing);
+  scio_tcase_add(tc, cancelled_scope_fails_buffered_calls_first);
+  scio_tcase_add(tc, buffered_calls_are_checkpoints);
+  suite_add_tcase(s, tc);
+
+  tc = scio_tcase_new("stream", 10);
+  scio_tcase_add(tc, send_and_send_eof_pass_through);
+  scio_tcase_add(tc, attributes_walk_the_layers);
+  scio_tcase_add(tc, close_wakes_blocked_receive_until);
+  scio_tcase_add(tc, close_while_data_arrives_is_eclosed);
+  scio_tcase_add(tc, concurrent_receivers_are_busy);
+  scio_tcase_add(tc, invalid_arguments);
+  suite_add_tcase(s, tc);
+
+  tc = scio_tcase_new("oom", 60);
+  tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) { return scio_test_main(buffered_suite()); }
