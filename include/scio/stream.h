@@ -113,9 +113,17 @@ SCIO_API int scio_close(scio_stream *s);
 /* Query a typed attribute through the chain of layers.  Not a checkpoint. */
 SCIO_API int scio_stream_attr(scio_stream *s, int key, void *out, size_t len);
 
-/* Convenience getters over scio_stream_attr. */
+/* Convenience getters over scio_stream_attr: 0, -ENOENT when no layer of
+ * the chain has the attribute, or -EINVAL. */
+struct sockaddr_storage;
 SCIO_API int scio_stream_fd(scio_stream *s, int *fd);
 SCIO_API int scio_stream_family(scio_stream *s, int *family);
+SCIO_API int scio_stream_local_addr(scio_stream *s,
+                                    struct sockaddr_storage *addr);
+SCIO_API int scio_stream_remote_addr(scio_stream *s,
+                                     struct sockaddr_storage *addr);
+/* The top layer's name, e.g. "buffered" (len: the buffer size). */
+SCIO_API int scio_stream_layer(scio_stream *s, char *name, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* Object streams                                                            */

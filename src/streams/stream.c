@@ -7,6 +7,7 @@
  * leaves (inflight reaches 0), so a close can never pull a stream out from
  * under a blocked task. */
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/internal.h"
 #include "scio/stream.h"
@@ -151,6 +152,20 @@ SCIO_API int scio_stream_fd(scio_stream *s, int *fd) {
 
 SCIO_API int scio_stream_family(scio_stream *s, int *family) {
   return scio_stream_attr(s, SCIO_ATTR_FAMILY, family, sizeof *family);
+}
+
+SCIO_API int scio_stream_local_addr(scio_stream *s,
+                                    struct sockaddr_storage *addr) {
+  return scio_stream_attr(s, SCIO_ATTR_LOCAL_ADDR, addr, sizeof *addr);
+}
+
+SCIO_API int scio_stream_remote_addr(scio_stream *s,
+                                     struct sockaddr_storage *addr) {
+  return scio_stream_attr(s, SCIO_ATTR_REMOTE_ADDR, addr, sizeof *addr);
+}
+
+SCIO_API int scio_stream_layer(scio_stream *s, char *name, size_t len) {
+  return scio_stream_attr(s, SCIO_ATTR_LAYER, name, len);
 }
 
 /* ------------------------------------------------------------------------ */
