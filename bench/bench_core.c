@@ -10,13 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static double wall(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "bench.h"
 
 static long rss_kib(void) {
   FILE *f = fopen("/proc/self/status", "r");
@@ -31,22 +26,6 @@ static long rss_kib(void) {
   return kib;
 }
 
-static void report(const char *name, double value, const char *unit) {
-  printf("bench %s %.3f %s\n", name, value, unit);
-  fflush(stdout);
-}
-
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "bench: %s: %s (%s)\n", what, scio_strerror(rc),
-            scio_errmsg());
-    exit(1);
-  }
-  return rc;
-}
-
-#define REPEAT 5
-
 /* ---- switch: two tasks yielding to each other through the scheduler ---- */
 static long switch_iters = 2000000;
 
@@ -57,20 +36,15 @@ static int yielder(void *arg) {
   return 0;
 }
 
-static int bench_switch(void *arg) {
-  double *best = arg;
-  for (int r = 0; r < REPEAT; r++) {
-    scio_nursery n;
-    scio_nursery_open(&n);
-    check(scio_start_soon(&n, yielder, NULL), "spawn");
-    check(scio_start_soon(&n, yielder, NULL), "spawn");
-    double t0 = wall();
-    check(scio_nursery_close(&n), "close");
-    double ns = (wall() - t0) * 1e9 / (2.0 * (double)switch_iters);
-    if (ns < *best)
-      *best = ns;
-  }
-  return 0;
+static double switch_once(void *arg) {
+  (void)arg;
+  scio_nursery n;
+  scio_nursery_open(&n);
+  bench_check(scio_start_soon(&n, yielder, NULL), "spawn");
+  bench_check(scio_start_soon(&n, yielder, NULL), "spawn");
+  double t0 = bench_wall();
+  bench_check(scio_nursery_close(&n), "close");
+  return (bench_wall() - t0) * 1e9 / (2.0 * (double)switch_iters);
 }
 
 /* ---- spawn: start_soon + finish, warm stack cache ---- */
@@ -79,23 +53,18 @@ static int nothing(void *arg) {
   return 0;
 }
 
-static int bench_spawn(void *arg) {
-  double *best = arg;
+static double spawn_once(void *arg) {
+  (void)arg;
   const int batch = 100, rounds = 2000;
-  for (int r = 0; r < REPEAT; r++) {
-    double t0 = wall();
-    for (int k = 0; k < rounds; k++) {
-      scio_nursery n;
-      scio_nursery_open(&n);
-      for (int i = 0; i < batch; i++)
-        check(scio_start_soon(&n, nothing, NULL), "spawn");
-      check(scio_nursery_close(&n), "close");
-    }
-    double ns = (wall() - t0) * 1e9 / (double)(batch * rounds);
-    if (ns < *best)
-      *best = ns;
+  double t0 = bench_wall();
+  for (int k = 0; k < rounds; k++) {
+    scio_nursery n;
+    scio_nursery_open(&n);
+    for (int i = 0; i < batch; i++)
+      bench_check(scio_start_soon(&n, nothing, NULL), "spawn");
+    bench_check(scio_nursery_close(&n), "close");
   }
-  return 0;
+  return (bench_wall() - t0) * 1e9 / (double)(batch * rounds);
 }
 
 /* ---- spawn_cold: 10k tasks alive at once, each on a fresh stack ---- */
@@ -109,31 +78,26 @@ static int bench_spawn_cold(void *arg) {
   const int count = 10000;
   scio_nursery n;
   scio_nursery_open(&n);
-  double t0 = wall();
+  double t0 = bench_wall();
   for (int i = 0; i < count; i++)
-    check(scio_start_soon(&n, wait_once, NULL), "spawn");
-  check(scio_nursery_close(&n), "close");
-  *out = (wall() - t0) * 1e9 / count;
+    bench_check(scio_start_soon(&n, wait_once, NULL), "spawn");
+  bench_check(scio_nursery_close(&n), "close");
+  *out = (bench_wall() - t0) * 1e9 / count;
   return 0;
 }
 
 /* ---- scope: open + close with a deadline ---- */
-static int bench_scope(void *arg) {
-  double *best = arg;
+static double scope_once(void *arg) {
+  (void)arg;
   const long iters = 5000000;
   double deadline = scio_now() + 1000.0;
-  for (int r = 0; r < REPEAT; r++) {
-    double t0 = wall();
-    for (long i = 0; i < iters; i++) {
-      scio_scope cs;
-      scio_scope_open(&cs, deadline, 0);
-      scio_scope_close(&cs);
-    }
-    double ns = (wall() - t0) * 1e9 / (double)iters;
-    if (ns < *best)
-      *best = ns;
+  double t0 = bench_wall();
+  for (long i = 0; i < iters; i++) {
+    scio_scope cs;
+    scio_scope_open(&cs, deadline, 0);
+    scio_scope_close(&cs);
   }
-  return 0;
+  return (bench_wall() - t0) * 1e9 / (double)iters;
 }
 
 /* ---- idle tasks: RSS per sleeping task, and how many fit ---- */
@@ -171,53 +135,36 @@ static void run_many(long target, many *m) {
   scio_run_opts o = {0};
   o.flags = SCIO_RUN_NO_GUARD_PAGES;
   m->target = target;
-  check(scio_run(spawn_many, m, &o), "many tasks");
-}
-
-static int wanted(int argc, char **argv, const char *name) {
-  if (argc < 2)
-    return 1;
-  for (int i = 1; i < argc; i++)
-    if (strcmp(argv[i], name) == 0)
-      return 1;
-  return 0;
+  bench_check(scio_run(spawn_many, m, &o), "many tasks");
 }
 
 int main(int argc, char **argv) {
-  double best;
-  if (wanted(argc, argv, "switch")) {
-    best = 1e30;
-    check(scio_run(bench_switch, &best, NULL), "run");
-    report("switch", best, "ns");
+  if (bench_wanted(argc, argv, "switch"))
+    bench_report("switch", bench_run_best(switch_once, NULL, BENCH_LOWEST),
+                 "ns");
+  if (bench_wanted(argc, argv, "spawn"))
+    bench_report("spawn", bench_run_best(spawn_once, NULL, BENCH_LOWEST), "ns");
+  if (bench_wanted(argc, argv, "spawn_cold")) {
+    double ns = 0;
+    bench_check(scio_run(bench_spawn_cold, &ns, NULL), "run");
+    bench_report("spawn_cold", ns, "ns");
   }
-  if (wanted(argc, argv, "spawn")) {
-    best = 1e30;
-    check(scio_run(bench_spawn, &best, NULL), "run");
-    report("spawn", best, "ns");
-  }
-  if (wanted(argc, argv, "spawn_cold")) {
-    best = 0;
-    check(scio_run(bench_spawn_cold, &best, NULL), "run");
-    report("spawn_cold", best, "ns");
-  }
-  if (wanted(argc, argv, "scope")) {
-    best = 1e30;
-    check(scio_run(bench_scope, &best, NULL), "run");
-    report("scope", best, "ns");
-  }
-  if (wanted(argc, argv, "idle_task_rss")) {
+  if (bench_wanted(argc, argv, "scope"))
+    bench_report("scope", bench_run_best(scope_once, NULL, BENCH_LOWEST), "ns");
+  if (bench_wanted(argc, argv, "idle_task_rss")) {
     many m = {0, 0, 0, 0};
     run_many(100000, &m);
-    report("idle_task_rss", (double)(m.rss_after - m.rss_before) / 100000.0,
-           "KiB");
+    bench_report("idle_task_rss",
+                 (double)(m.rss_after - m.rss_before) / 100000.0, "KiB");
   }
-  if (wanted(argc, argv, "max_tasks")) {
+  if (bench_wanted(argc, argv, "max_tasks")) {
     const char *env = getenv("SCIO_BENCH_MAX_TASKS");
     long target = env ? atol(env) : 1000000;
     many m = {0, 0, 0, 0};
     run_many(target, &m);
-    report("max_tasks", (double)m.reached, "tasks");
-    report("max_tasks_rss", (double)m.rss_after / (1024.0 * 1024.0), "GiB");
+    bench_report("max_tasks", (double)m.reached, "tasks");
+    bench_report("max_tasks_rss", (double)m.rss_after / (1024.0 * 1024.0),
+                 "GiB");
   }
   return 0;
 }

@@ -1,5 +1,5 @@
 /* Benchmark of the buffered stream: scio_receive_until over 100-byte lines.
- * Prints (best of REPEAT runs each; the target for `lines' is >= 20):
+ * Prints (best of BENCH_REPEAT runs each; the target for `lines' is >= 20):
  *   bench lines VALUE Mlines/s       over an in-bench source stream
  *   bench lines_pipe VALUE Mlines/s  over a memory pipe, fed by a task
  *
@@ -18,28 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "bench.h"
 
 #define LINE 100
 #define CHUNK 65536
 /* 100 chunks of 64 KiB hold exactly 65536 lines, so the data wraps around
  * on a line boundary. */
 #define DATA_SIZE ((size_t)CHUNK * LINE)
-#define REPEAT 5
-
-static double wall(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "bench_lines: %s: %s (%s)\n", what, scio_strerror(rc),
-            scio_errmsg());
-    exit(1);
-  }
-}
 
 /* ---- the source: endless 64 KiB chunks of lines ---- */
 
@@ -77,7 +63,26 @@ typedef struct run {
   const char *data;
   long lines;
   double seconds;
+  scio_fn body; /* the benchmark: bench_body or bench_pipe_body */
 } run;
+
+/* The timed part: read r->lines lines from b with scio_receive_until, into
+ * r->seconds; then check that every line was whole. */
+static void read_lines(scio_stream *b, run *r) {
+  char line[256];
+  size_t len, total = 0;
+  double t0 = bench_wall();
+  for (long i = 0; i < r->lines; i++) {
+    bench_check(scio_receive_until(b, "\n", 1, line, sizeof line, &len),
+                "receive_until");
+    total += len;
+  }
+  r->seconds = bench_wall() - t0;
+  if (total != (size_t)r->lines * (LINE - 1)) {
+    fprintf(stderr, "bench_lines: wrong line lengths\n");
+    exit(1);
+  }
+}
 
 static int bench_body(void *arg) {
   run *r = arg;
@@ -88,20 +93,8 @@ static int bench_body(void *arg) {
   src->data = r->data;
   scio_stream *b;
   scio_buffered_opts o = {CHUNK};
-  check(scio_buffered_new(&src->base, &o, &b), "buffered_new");
-  char line[256];
-  size_t len, total = 0;
-  double t0 = wall();
-  for (long i = 0; i < r->lines; i++) {
-    check(scio_receive_until(b, "\n", 1, line, sizeof line, &len),
-          "receive_until");
-    total += len;
-  }
-  r->seconds = wall() - t0;
-  if (total != (size_t)r->lines * (LINE - 1)) {
-    fprintf(stderr, "bench_lines: wrong line lengths\n");
-    exit(1);
-  }
+  bench_check(scio_buffered_new(&src->base, &o, &b), "buffered_new");
+  read_lines(b, r);
   return scio_close(b);
 }
 
@@ -117,7 +110,7 @@ static int pipe_sender(void *arg) {
   size_t left = (size_t)p->r->lines * LINE, pos = 0;
   while (left) {
     size_t n = left < CHUNK ? left : CHUNK;
-    check(scio_send(p->tx, p->r->data + pos, n), "pipe send");
+    bench_check(scio_send(p->tx, p->r->data + pos, n), "pipe send");
     pos = (pos + n) % DATA_SIZE;
     left -= n;
   }
@@ -128,38 +121,28 @@ static int bench_pipe_body(void *arg) {
   run *r = arg;
   pipe_run p = {r, NULL};
   scio_stream *rx, *b;
-  check(scio_memory_pipe(&p.tx, &rx, NULL), "memory_pipe");
-  check(scio_buffered_new(rx, NULL, &b), "buffered_new");
+  bench_check(scio_memory_pipe(&p.tx, &rx, NULL), "memory_pipe");
+  bench_check(scio_buffered_new(rx, NULL, &b), "buffered_new");
   scio_nursery n;
   scio_nursery_open(&n);
-  check(scio_start_soon(&n, pipe_sender, &p), "start_soon");
-  char line[256];
-  size_t len, total = 0;
-  double t0 = wall();
-  for (long i = 0; i < r->lines; i++) {
-    check(scio_receive_until(b, "\n", 1, line, sizeof line, &len),
-          "receive_until");
-    total += len;
-  }
-  r->seconds = wall() - t0;
-  check(scio_nursery_close(&n), "nursery_close");
-  if (total != (size_t)r->lines * (LINE - 1)) {
-    fprintf(stderr, "bench_lines: wrong line lengths\n");
-    exit(1);
-  }
+  bench_check(scio_start_soon(&n, pipe_sender, &p), "start_soon");
+  read_lines(b, r);
+  bench_check(scio_nursery_close(&n), "nursery_close");
   return scio_close(b);
 }
 
-/* Best of REPEAT runs of body, in million lines per second. */
+/* One run of r->body (a scio_run of its own), in million lines per
+ * second. */
+static double rate_once(void *arg) {
+  run *r = arg;
+  bench_check(scio_run(r->body, r, NULL), "run");
+  return (double)r->lines / r->seconds / 1e6;
+}
+
+/* Best of BENCH_REPEAT runs of body. */
 static double best_rate(scio_fn body, run *r) {
-  double best = 0;
-  for (int i = 0; i < REPEAT; i++) {
-    check(scio_run(body, r, NULL), "run");
-    double rate = (double)r->lines / r->seconds / 1e6;
-    if (rate > best)
-      best = rate;
-  }
-  return best;
+  r->body = body;
+  return bench_best(rate_once, r, BENCH_HIGHEST);
 }
 
 static char *make_lines(void) {
@@ -175,12 +158,11 @@ static char *make_lines(void) {
 }
 
 int main(int argc, char **argv) {
-  run r = {make_lines(), argc > 1 ? atol(argv[1]) : 10000000L, 0};
+  run r = {make_lines(), argc > 1 ? atol(argv[1]) : 10000000L, 0, NULL};
   if (r.lines <= 0)
     r.lines = 10000000L;
-  printf("bench lines %.3f Mlines/s\n", best_rate(bench_body, &r));
-  fflush(stdout);
-  printf("bench lines_pipe %.3f Mlines/s\n", best_rate(bench_pipe_body, &r));
+  bench_report("lines", best_rate(bench_body, &r), "Mlines/s");
+  bench_report("lines_pipe", best_rate(bench_pipe_body, &r), "Mlines/s");
   free((char *)r.data);
   return 0;
 }

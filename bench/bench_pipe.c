@@ -16,32 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#define REPEAT 5
+#include "bench.h"
+
 #define CHUNK ((size_t)64 * 1024)
 
 static size_t total_bytes = (size_t)256 << 20;
-
-static double wall(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void report(const char *name, double value, const char *unit) {
-  printf("bench %s %.3f %s\n", name, value, unit);
-  fflush(stdout);
-}
-
-static long check(long rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "bench: %s: %s (%s)\n", what, scio_strerror((int)rc),
-            scio_errmsg());
-    exit(1);
-  }
-  return rc;
-}
 
 /* ---- pipe: a sender and a receiver task ---- */
 
@@ -50,8 +30,8 @@ static unsigned char src[CHUNK], dst[CHUNK];
 static int sender(void *arg) {
   scio_stream *a = arg;
   for (size_t sent = 0; sent < total_bytes; sent += CHUNK)
-    check(scio_send(a, src, CHUNK), "send");
-  return (int)check(scio_send_eof(a), "send_eof");
+    bench_check(scio_send(a, src, CHUNK), "send");
+  return (int)bench_check(scio_send_eof(a), "send_eof");
 }
 
 static int receiver(void *arg) {
@@ -61,7 +41,7 @@ static int receiver(void *arg) {
     ssize_t n = scio_receive(b, dst, CHUNK);
     if (n == SCIO_EOF)
       break;
-    got += (size_t)check(n, "receive");
+    got += (size_t)bench_check(n, "receive");
   }
   if (got != total_bytes) {
     fprintf(stderr, "bench: received %zu of %zu bytes\n", got, total_bytes);
@@ -70,47 +50,33 @@ static int receiver(void *arg) {
   return 0;
 }
 
-static double pipe_once(void) {
+static double pipe_once(void *arg) {
+  (void)arg;
   scio_stream *a, *b;
-  check(scio_memory_pipe(&a, &b, NULL), "memory_pipe");
+  bench_check(scio_memory_pipe(&a, &b, NULL), "memory_pipe");
   scio_nursery n;
   scio_nursery_open(&n);
-  double t0 = wall();
-  check(scio_start_soon(&n, receiver, b), "spawn");
-  check(scio_start_soon(&n, sender, a), "spawn");
-  check(scio_nursery_close(&n), "nursery");
-  double secs = wall() - t0;
+  double t0 = bench_wall();
+  bench_check(scio_start_soon(&n, receiver, b), "spawn");
+  bench_check(scio_start_soon(&n, sender, a), "spawn");
+  bench_check(scio_nursery_close(&n), "nursery");
+  double secs = bench_wall() - t0;
   scio_close(a);
   scio_close(b);
   return (double)total_bytes / secs / 1e9;
 }
 
-static int bench_pipe(void *arg) {
-  double *best = arg;
-  for (int r = 0; r < REPEAT; r++) {
-    double gbs = pipe_once();
-    if (gbs > *best)
-      *best = gbs;
-  }
-  return 0;
-}
-
 /* ---- baseline: memcpy of the same chunks ---- */
 
-static double memcpy_best(void) {
-  double best = 0;
-  for (int r = 0; r < REPEAT; r++) {
-    double t0 = wall();
-    for (size_t done = 0; done < total_bytes; done += CHUNK) {
-      memcpy(dst, src, CHUNK);
-      /* Keep the copies: the compiler may not fold or drop them. */
-      __asm__ __volatile__("" : : "r"(dst) : "memory");
-    }
-    double gbs = (double)total_bytes / (wall() - t0) / 1e9;
-    if (gbs > best)
-      best = gbs;
+static double memcpy_once(void *arg) {
+  (void)arg;
+  double t0 = bench_wall();
+  for (size_t done = 0; done < total_bytes; done += CHUNK) {
+    memcpy(dst, src, CHUNK);
+    /* Keep the copies: the compiler may not fold or drop them. */
+    __asm__ __volatile__("" : : "r"(dst) : "memory");
   }
-  return best;
+  return (double)total_bytes / (bench_wall() - t0) / 1e9;
 }
 
 int main(void) {
@@ -119,10 +85,9 @@ int main(void) {
     total_bytes = (size_t)atol(mb) << 20;
   total_bytes -= total_bytes % CHUNK;
   memset(src, 0xa5, sizeof src);
-  double pipe_gbs = 0;
-  check(scio_run(bench_pipe, &pipe_gbs, NULL), "run");
-  double mem_gbs = memcpy_best();
-  report("pipe_throughput", pipe_gbs, "GB/s");
-  report("pipe_vs_memcpy", pipe_gbs / mem_gbs, "ratio");
+  double pipe_gbs = bench_run_best(pipe_once, NULL, BENCH_HIGHEST);
+  double mem_gbs = bench_best(memcpy_once, NULL, BENCH_HIGHEST);
+  bench_report("pipe_throughput", pipe_gbs, "GB/s");
+  bench_report("pipe_vs_memcpy", pipe_gbs / mem_gbs, "ratio");
   return 0;
 }

@@ -15,49 +15,27 @@
 #include <scio/sync.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
-#define REPEAT 5
-
-static double wall(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void report(const char *name, double value, const char *unit) {
-  printf("bench %s %.3f %s\n", name, value, unit);
-  fflush(stdout);
-}
-
-static int check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "bench: %s: %s (%s)\n", what, scio_strerror(rc),
-            scio_errmsg());
-    exit(1);
-  }
-  return rc;
-}
+#include "bench.h"
 
 /* ---- lock_uncontended ---- */
-static int bench_uncontended(void *arg) {
-  double *best = arg;
+static double uncontended_once(void *arg) {
+  (void)arg;
   const long iters = 20000000;
   scio_lock lock;
-  check(scio_lock_init(&lock, SCIO_FAST_ACQUIRE), "lock_init");
-  for (int r = 0; r < REPEAT; r++) {
-    double t0 = wall();
-    for (long i = 0; i < iters; i++) {
-      scio_lock_acquire(&lock);
-      scio_lock_release(&lock);
-    }
-    double ns = (wall() - t0) * 1e9 / (double)iters;
-    if (ns < *best)
-      *best = ns;
+  bench_check(scio_lock_init(&lock, SCIO_FAST_ACQUIRE), "lock_init");
+  double t0 = bench_wall();
+  for (long i = 0; i < iters; i++) {
+    scio_lock_acquire(&lock);
+    scio_lock_release(&lock);
   }
+  double ns = (bench_wall() - t0) * 1e9 / (double)iters;
   /* Make sure the loop did what it claims. */
-  return scio_lock_locked(&lock) == 0 ? 0 : -1;
+  if (scio_lock_locked(&lock) != 0) {
+    fprintf(stderr, "bench: lock_uncontended: the lock is still held\n");
+    exit(1);
+  }
+  return ns;
 }
 
 /* ---- lock_handoff ---- */
@@ -82,61 +60,43 @@ static int contender(void *arg) {
   contender_arg *c = arg;
   duel *d = c->d;
   for (long i = 0; i < handoff_iters; i++) {
-    check(scio_lock_acquire(&d->lock), "lock_acquire");
+    bench_check(scio_lock_acquire(&d->lock), "lock_acquire");
     if (d->last_owner != c->id)
       d->handoffs++;
     d->last_owner = c->id;
-    check(scio_lock_release(&d->lock), "lock_release");
+    bench_check(scio_lock_release(&d->lock), "lock_release");
   }
   return 0;
 }
 
-static int bench_handoff(void *arg) {
-  double *best = arg;
-  for (int r = 0; r < REPEAT; r++) {
-    duel d = {.last_owner = 0, .handoffs = 0};
-    contender_arg a = {&d, 1}, b = {&d, 2};
-    check(scio_lock_init(&d.lock, 0), "lock_init");
-    scio_nursery n;
-    scio_nursery_open(&n);
-    check(scio_start_soon(&n, contender, &a), "spawn");
-    check(scio_start_soon(&n, contender, &b), "spawn");
-    double t0 = wall();
-    check(scio_nursery_close(&n), "close");
-    double elapsed = wall() - t0;
-    if (d.handoffs < handoff_iters) {
-      fprintf(stderr, "bench: lock_handoff: only %ld hand-offs in %ld "
-                      "acquisitions\n",
-              d.handoffs, 2 * handoff_iters);
-      exit(1);
-    }
-    double ns = elapsed * 1e9 / (double)d.handoffs;
-    if (ns < *best)
-      *best = ns;
+static double handoff_once(void *arg) {
+  (void)arg;
+  duel d = {.last_owner = 0, .handoffs = 0};
+  contender_arg a = {&d, 1}, b = {&d, 2};
+  bench_check(scio_lock_init(&d.lock, 0), "lock_init");
+  scio_nursery n;
+  scio_nursery_open(&n);
+  bench_check(scio_start_soon(&n, contender, &a), "spawn");
+  bench_check(scio_start_soon(&n, contender, &b), "spawn");
+  double t0 = bench_wall();
+  bench_check(scio_nursery_close(&n), "close");
+  double elapsed = bench_wall() - t0;
+  if (d.handoffs < handoff_iters) {
+    fprintf(stderr,
+            "bench: lock_handoff: only %ld hand-offs in %ld "
+            "acquisitions\n",
+            d.handoffs, 2 * handoff_iters);
+    exit(1);
   }
-  return 0;
-}
-
-static int wanted(int argc, char **argv, const char *name) {
-  if (argc < 2)
-    return 1;
-  for (int i = 1; i < argc; i++)
-    if (strcmp(argv[i], name) == 0)
-      return 1;
-  return 0;
+  return elapsed * 1e9 / (double)d.handoffs;
 }
 
 int main(int argc, char **argv) {
-  double best;
-  if (wanted(argc, argv, "lock_uncontended")) {
-    best = 1e30;
-    check(scio_run(bench_uncontended, &best, NULL), "run");
-    report("lock_uncontended", best, "ns");
-  }
-  if (wanted(argc, argv, "lock_handoff")) {
-    best = 1e30;
-    check(scio_run(bench_handoff, &best, NULL), "run");
-    report("lock_handoff", best, "ns");
-  }
+  if (bench_wanted(argc, argv, "lock_uncontended"))
+    bench_report("lock_uncontended",
+                 bench_run_best(uncontended_once, NULL, BENCH_LOWEST), "ns");
+  if (bench_wanted(argc, argv, "lock_handoff"))
+    bench_report("lock_handoff",
+                 bench_run_best(handoff_once, NULL, BENCH_LOWEST), "ns");
   return 0;
 }

@@ -9,6 +9,7 @@ trap 'rm -f "$out"' EXIT
 "$dir/bench/baseline_libevent" | tee -a "$out"
 "$dir/bench/bench_core" | tee -a "$out"
 "$dir/bench/bench_sync" | tee -a "$out"
+"$dir/bench/bench_channel" | tee -a "$out"
 "$dir/bench/bench_pipe" | tee -a "$out"
 "$dir/bench/bench_lines" | tee -a "$out"
 awk '

@@ -16,6 +16,7 @@
 #include "scio/stream.h"
 #include "scio/pipe.h"
 #include "scio/stapled.h"
+#include "scio/channel.h"
 #include "scio/buffered.h"
 #include "scio/text.h"
 

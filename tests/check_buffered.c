@@ -2,10 +2,9 @@
  * pass-through, attributes, close, cancellation, allocation failure.
  * Every async test runs once per backend (epoll, poll, select).
  *
- * The buffered stream sits on a scripted source (below) that replays a list
- * of chunks, each available from a given (autojump) time, and records what
- * is sent to it and how often it is closed. */
-#include <math.h>
+ * The buffered stream sits on a scripted source (tests/support/script_stream.h)
+ * that replays a list of chunks, each available from a given (autojump)
+ * time, and records what is sent to it and how often it is closed. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,158 +13,24 @@
 #include "scio/buffered.h"
 #include "scio/stream.h"
 #include "scio/testing.h"
+#include "support/oom.h"
+#include "support/script_stream.h"
 
 #define CK_OK(expr) ck_assert_int_eq((expr), 0)
 
 /* ------------------------------------------------------------------------ */
-/* A scripted source stream                                                  */
-
-/* One step of the script: `len` bytes of `data` that become available at
- * time `at` (a receive before then sleeps until it), or the error `err`.
- * Empty chunks are skipped: a receive never returns 0. */
-typedef struct chunk {
-  double at;
-  const char *data;
-  size_t len;
-  int err;
-} chunk;
-
-#define CH(s) {0, (s), sizeof(s) - 1, 0}
-#define CH_AT(t, s) {(t), (s), sizeof(s) - 1, 0}
-#define CH_ERR(e) {0, NULL, 0, (e)}
-
-/* What the source saw; owned by the test, so it outlives the source. */
-typedef struct record {
-  int closes, eofs, receives;
-  size_t nsent;
-  char sent[256];
-} record;
-
-typedef struct source {
-  scio_stream base;
-  const chunk *chunks;
-  size_t n, i, off;
-  int hang_at_end; /* after the script: block until cancelled or closed */
-  record *rec;
-  scio_scope *nap; /* the scope a receive sleeps in, so close can wake it */
-  /* Close this stream (the layer above) just before delivering data: the
-   * data is then handed over to a layer that was closed meanwhile. */
-  scio_stream *close_on_deliver;
-} source;
+/* Helpers                                                                   */
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
-static ssize_t src_deliver(source *src, void *buf, size_t max) {
-  if (src->i == src->n)
-    return SCIO_EOF;
-  const chunk *c = &src->chunks[src->i];
-  if (c->err) {
-    src->i++;
-    return c->err;
-  }
-  size_t k = min_sz(max, c->len - src->off);
-  memcpy(buf, c->data + src->off, k);
-  src->off += k;
-  if (src->off == c->len) {
-    src->i++;
-    src->off = 0;
-  }
-  return (ssize_t)k;
-}
-
-static ssize_t src_receive(scio_stream *s, void *buf, size_t max) {
-  source *src = (source *)s;
-  src->rec->receives++;
-  while (src->i < src->n && !src->chunks[src->i].len &&
-         !src->chunks[src->i].err)
-    src->i++;
-  double at = src->i < src->n ? src->chunks[src->i].at
-              : src->hang_at_end ? SCIO_DEADLINE_NONE
-                                 : 0;
-  scio_scope nap;
-  scio_scope_open(&nap, SCIO_DEADLINE_NONE, 0);
-  src->nap = &nap;
-  int rc = isinf(at) ? scio_sleep_forever() : scio_sleep_until(at);
-  src->nap = NULL;
-  scio_scope_close(&nap);
-  if (s->closed)
-    return SCIO_ECLOSED;
-  if (rc < 0)
-    return rc;
-  if (src->close_on_deliver && src->i < src->n) {
-    scio_stream *top = src->close_on_deliver;
-    src->close_on_deliver = NULL;
-    scio_close(top);
-  }
-  return src_deliver(src, buf, max);
-}
-
-static int src_send(scio_stream *s, const void *buf, size_t len) {
-  record *r = ((source *)s)->rec;
-  ck_assert_uint_le(r->nsent + len, sizeof r->sent);
-  if (len)
-    memcpy(r->sent + r->nsent, buf, len);
-  r->nsent += len;
-  return scio_checkpoint();
-}
-
-static int src_send_eof(scio_stream *s) {
-  ((source *)s)->rec->eofs++;
-  return scio_checkpoint();
-}
-
-static int src_close(scio_stream *s) {
-  source *src = (source *)s;
-  src->rec->closes++;
-  if (src->nap)
-    scio_scope_cancel(src->nap);
-  return 0;
-}
-
-static void src_free(scio_stream *s) { free(s); }
-
-static int src_attr(scio_stream *s, int key, void *out, size_t len) {
-  (void)s;
-  if (key != SCIO_ATTR_USER)
-    return -ENOENT;
-  if (len < sizeof(int))
-    return -ENOSPC;
-  int v = 42;
-  memcpy(out, &v, sizeof v);
-  return 0;
-}
-
-static const scio_stream_ops source_ops = {
-    .size = sizeof(scio_stream_ops),
-    .name = "script",
-    .do_receive = src_receive,
-    .do_send = src_send,
-    .do_send_eof = src_send_eof,
-    .do_close = src_close,
-    .do_free = src_free,
-    .do_attr = src_attr,
-};
-
-static scio_stream *source_new(const chunk *c, size_t n, record *rec) {
-  source *src = calloc(1, sizeof *src);
-  ck_assert_ptr_nonnull(src);
-  scio_stream_init(&src->base, &source_ops, NULL);
-  src->chunks = c;
-  src->n = n;
-  src->rec = rec;
-  return &src->base;
-}
-
-static scio_stream *over(const chunk *c, size_t n, record *rec,
+static scio_stream *over(const script_chunk *c, size_t n, script_record *rec,
                          size_t read_size) {
   scio_buffered_opts o = {0};
   o.read_size = read_size;
   scio_stream *b = NULL;
-  CK_OK(scio_buffered_new(source_new(c, n, rec), &o, &b));
+  CK_OK(scio_buffered_new(script_source_new(c, n, rec), &o, &b));
   return b;
 }
-
-#define NCH(a) (sizeof(a) / sizeof((a)[0]))
 
 static size_t buffered_count(scio_stream *b) {
   size_t n = 0;
@@ -210,9 +75,9 @@ SCIO_TEST(until_delimiter_straddles_every_split) {
   for (size_t r = 0; r < NCH(sizes); r++)
     for (size_t i = 0; i <= n; i++)
       for (size_t j = i; j <= n; j++) {
-        chunk c[3] = {{0, in, i, 0}, {0, in + i, j - i, 0},
-                      {0, in + j, n - j, 0}};
-        record rec = {0};
+        script_chunk c[3] = {
+            {0, in, i, 0}, {0, in + i, j - i, 0}, {0, in + j, n - j, 0}};
+        script_record rec = {0};
         scio_stream *b = over(c, 3, &rec, sizes[r]);
         until_is(b, "--END--", 100, "first");
         until_is(b, "--END--", 100, "second line");
@@ -252,11 +117,11 @@ SCIO_TEST(until_self_overlapping_delimiters_byte_by_byte) {
   for (size_t k = 0; k < NCH(cases); k++) {
     const char *in = cases[k].in, *d = cases[k].delim;
     size_t n = strlen(in), dlen = strlen(d);
-    chunk c[64];
+    script_chunk c[64];
     ck_assert_uint_le(n, NCH(c));
     for (size_t i = 0; i < n; i++)
-      c[i] = (chunk){0, in + i, 1, 0};
-    record rec = {0};
+      c[i] = (script_chunk){0, in + i, 1, 0};
+    script_record rec = {0};
     scio_stream *b = over(c, n, &rec, 1);
     size_t at = 0;
     long p;
@@ -280,20 +145,20 @@ SCIO_TEST(until_self_overlapping_delimiters_byte_by_byte) {
 /* A line of exactly max bytes is accepted however it is split; one byte
  * more is SCIO_EDELIM, and the data stays buffered. */
 SCIO_TEST_AUTOJUMP(until_edelim_exactly_at_max) {
-  record rec = {0};
-  chunk ok1[] = {CH("12345\r\n")};
+  script_record rec = {0};
+  script_chunk ok1[] = {CH("12345\r\n")};
   scio_stream *b = over(ok1, NCH(ok1), &rec, 0);
   until_is(b, "\r\n", 5, "12345");
   CK_OK(scio_close(b));
 
-  chunk ok2[] = {CH("12345"), CH("\r"), CH("\nabc")};
+  script_chunk ok2[] = {CH("12345"), CH("\r"), CH("\nabc")};
   b = over(ok2, NCH(ok2), &rec, 0);
   until_is(b, "\r\n", 5, "12345");
   CK_OK(scio_close(b));
 
   /* 6 bytes then a delimiter that has not arrived yet: the limit is known
    * to be exceeded once max + dlen bytes are in, without waiting. */
-  chunk bad[] = {CH("123456\r"), CH_AT(50, "\n")};
+  script_chunk bad[] = {CH("123456\r"), CH_AT(50, "\n")};
   b = over(bad, NCH(bad), &rec, 0);
   char line[16];
   size_t len = 777;
@@ -309,7 +174,7 @@ SCIO_TEST_AUTOJUMP(until_edelim_exactly_at_max) {
   CK_OK(scio_close(b));
 
   /* max 0: only an empty line fits. */
-  chunk zero[] = {CH("\nab\n")};
+  script_chunk zero[] = {CH("\nab\n")};
   b = over(zero, NCH(zero), &rec, 0);
   until_is(b, "\n", 0, "");
   ck_assert_int_eq(scio_receive_until(b, "\n", 1, NULL, 0, &len),
@@ -322,8 +187,8 @@ SCIO_TEST_AUTOJUMP(until_edelim_exactly_at_max) {
 }
 
 SCIO_TEST(until_eof_without_delimiter_keeps_data) {
-  record rec = {0};
-  chunk c[] = {CH("line\n"), CH("ab"), CH("c")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("line\n"), CH("ab"), CH("c")};
   scio_stream *b = over(c, NCH(c), &rec, 0);
   until_is(b, "\n", 100, "line");
   char buf[16];
@@ -347,8 +212,8 @@ SCIO_TEST(until_eof_without_delimiter_keeps_data) {
 }
 
 SCIO_TEST(until_error_of_inner_keeps_data) {
-  record rec = {0};
-  chunk c[] = {CH("ab"), CH_ERR(SCIO_EBROKEN), CH("c\n")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("ab"), CH_ERR(SCIO_EBROKEN), CH("c\n")};
   scio_stream *b = over(c, NCH(c), &rec, 0);
   char buf[16];
   size_t len;
@@ -368,11 +233,11 @@ SCIO_TEST(until_long_line_grows_buffer) {
   for (size_t i = 0; i < LINE; i++)
     in[i] = (char)('a' + i % 26);
   memcpy(in + LINE, "\nz\n", 3);
-  chunk *c = calloc(LINE / PIECE + 1, sizeof *c);
+  script_chunk *c = calloc(LINE / PIECE + 1, sizeof *c);
   size_t n = 0;
   for (size_t off = 0; off < LINE + 3; off += PIECE, n++)
-    c[n] = (chunk){0, in + off, min_sz(PIECE, LINE + 3 - off), 0};
-  record rec = {0};
+    c[n] = (script_chunk){0, in + off, min_sz(PIECE, LINE + 3 - off), 0};
+  script_record rec = {0};
   scio_stream *b = over(c, n, &rec, 64);
   char *line = malloc(LINE);
   size_t len;
@@ -391,8 +256,8 @@ SCIO_TEST(until_long_line_grows_buffer) {
 /* receive_exactly, receive                                                  */
 
 SCIO_TEST(exactly_across_chunks_and_eincomplete) {
-  record rec = {0};
-  chunk c[] = {CH("ab"), CH("cdef"), CH("g"), CH("hi")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("ab"), CH("cdef"), CH("g"), CH("hi")};
   scio_stream *b = over(c, NCH(c), &rec, 3);
   char buf[16];
   ck_assert_int_eq(scio_receive_exactly(b, buf, 5), 5);
@@ -416,8 +281,8 @@ SCIO_TEST(exactly_large_grows) {
   char *in = malloc(N);
   for (size_t i = 0; i < N; i++)
     in[i] = (char)(i * 7);
-  chunk c[] = {{0, in, 1, 0}, {0, in + 1, N - 1, 0}};
-  record rec = {0};
+  script_chunk c[] = {{0, in, 1, 0}, {0, in + 1, N - 1, 0}};
+  script_record rec = {0};
   scio_stream *b = over(c, NCH(c), &rec, 16);
   char *out = malloc(N);
   ck_assert_int_eq(scio_receive_exactly(b, out, N), N);
@@ -431,8 +296,8 @@ SCIO_TEST(exactly_large_grows) {
 /* Buffered bytes come first; a plain receive of at least read_size on an
  * empty buffer reads straight from the source. */
 SCIO_TEST(receive_serves_buffer_first) {
-  record rec = {0};
-  chunk c[] = {CH("one\ntwo three"), CH("0123456789abcdefXYZ")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("one\ntwo three"), CH("0123456789abcdefXYZ")};
   scio_stream *b = over(c, NCH(c), &rec, 16);
   until_is(b, "\n", 100, "one");
   int receives = rec.receives;
@@ -454,8 +319,8 @@ SCIO_TEST(receive_serves_buffer_first) {
 }
 
 SCIO_TEST(receive_small_reads_through_buffer) {
-  record rec = {0};
-  chunk c[] = {CH("hello")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("hello")};
   scio_stream *b = over(c, NCH(c), &rec, 0);
   char buf[2];
   ck_assert_int_eq(scio_receive(b, buf, 2), 2);
@@ -472,8 +337,8 @@ SCIO_TEST(receive_small_reads_through_buffer) {
 /* feed                                                                      */
 
 SCIO_TEST(feed_pushes_back_to_the_front) {
-  record rec = {0};
-  chunk c[] = {CH("abc\ndef")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("abc\ndef")};
   scio_stream *b = over(c, NCH(c), &rec, 0);
   CK_OK(scio_buffered_feed(b, "X\n", 2)); /* before any data */
   until_is(b, "\n", 10, "X");
@@ -504,8 +369,8 @@ SCIO_TEST(feed_pushes_back_to_the_front) {
 /* Feeding the partial line back after a failed search must not let the
  * remembered search position skip a delimiter inside the fed bytes. */
 SCIO_TEST_AUTOJUMP(feed_resets_search_memory) {
-  record rec = {0};
-  chunk c[] = {CH("aaaa"), CH_AT(10, "b|")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("aaaa"), CH_AT(10, "b|")};
   scio_stream *b = over(c, NCH(c), &rec, 0);
   scio_scope cs;
   scio_move_on_after(&cs, 5);
@@ -527,8 +392,8 @@ SCIO_TEST_AUTOJUMP(feed_resets_search_memory) {
 /* The search memory of a cancelled receive_until, resumed after another
  * call added data: a delimiter that straddles the old end is found. */
 SCIO_TEST_AUTOJUMP(until_resumes_search_at_straddling_delimiter) {
-  record rec = {0};
-  chunk c[] = {CH("abc\r"), CH_AT(10, "\nde"), CH_AT(20, "f")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("abc\r"), CH_AT(10, "\nde"), CH_AT(20, "f")};
   scio_stream *b = over(c, NCH(c), &rec, 0);
   char out[16];
   size_t len;
@@ -548,9 +413,9 @@ SCIO_TEST_AUTOJUMP(until_resumes_search_at_straddling_delimiter) {
 }
 
 SCIO_TEST_AUTOJUMP(cancel_mid_until_loses_nothing) {
-  record rec = {0};
-  chunk c[] = {CH("hel"), CH_AT(3, "lo wo"), CH_AT(10, "rld\r"),
-               CH_AT(20, "\nnext\r\n")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("hel"), CH_AT(3, "lo wo"), CH_AT(10, "rld\r"),
+                      CH_AT(20, "\nnext\r\n")};
   scio_stream *b = over(c, NCH(c), &rec, 0);
   size_t len = 1234;
   char out[64];
@@ -575,8 +440,8 @@ SCIO_TEST_AUTOJUMP(cancel_mid_until_loses_nothing) {
 }
 
 SCIO_TEST_AUTOJUMP(cancel_mid_exactly_loses_nothing) {
-  record rec = {0};
-  chunk c[] = {CH("abc"), CH_AT(10, "defg")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("abc"), CH_AT(10, "defg")};
   scio_stream *b = over(c, NCH(c), &rec, 0);
   char out[16];
   scio_scope cs;
@@ -594,8 +459,8 @@ SCIO_TEST_AUTOJUMP(cancel_mid_exactly_loses_nothing) {
 /* A cancelled scope fails every receive first, even one the buffer could
  * answer, and consumes nothing. */
 SCIO_TEST(cancelled_scope_fails_buffered_calls_first) {
-  record rec = {0};
-  chunk c[] = {CH("a\nb\nc\n")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("a\nb\nc\n")};
   scio_stream *b = over(c, NCH(c), &rec, 0);
   until_is(b, "\n", 8, "a");
   scio_scope cs;
@@ -628,8 +493,8 @@ static int spinner(void *arg) {
 
 /* Served from the buffer, each call still yields once. */
 SCIO_TEST(buffered_calls_are_checkpoints) {
-  record rec = {0};
-  chunk c[] = {CH("a\nb\nc\nd\n")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("a\nb\nc\nd\n")};
   scio_stream *b = over(c, NCH(c), &rec, 0);
   scio_nursery n;
   scio_nursery_open(&n);
@@ -655,7 +520,7 @@ SCIO_TEST(buffered_calls_are_checkpoints) {
 /* Pass-through, attributes, close                                           */
 
 SCIO_TEST(send_and_send_eof_pass_through) {
-  record rec = {0};
+  script_record rec = {0};
   scio_stream *b = over(NULL, 0, &rec, 0);
   CK_OK(scio_send(b, "hello ", 6));
   CK_OK(scio_send(b, "world", 5));
@@ -669,8 +534,8 @@ SCIO_TEST(send_and_send_eof_pass_through) {
 }
 
 SCIO_TEST(attributes_walk_the_layers) {
-  record rec = {0};
-  chunk c[] = {CH("ab\ncdef")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("ab\ncdef")};
   scio_stream *inner = over(c, NCH(c), &rec, 0), *outer = NULL;
   CK_OK(scio_buffered_new(inner, NULL, &outer));
   size_t n = 99;
@@ -713,10 +578,10 @@ static int read_line_blocking(void *arg) {
 /* A task blocked in receive_until is woken with SCIO_ECLOSED by a close;
  * the source is closed once and every block is freed (ASan/valgrind). */
 SCIO_TEST(close_wakes_blocked_receive_until) {
-  record rec = {0};
-  chunk c[] = {CH("partial")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("partial")};
   scio_stream *b = over(c, NCH(c), &rec, 0);
-  ((source *)b->inner)->hang_at_end = 1;
+  script_of(b->inner)->hang_at_end = 1;
   blocked_reader r = {b, 1};
   scio_nursery n;
   scio_nursery_open(&n);
@@ -734,10 +599,10 @@ SCIO_TEST(close_wakes_blocked_receive_until) {
  * closed: the call reports SCIO_ECLOSED and never touches the released
  * wrapped stream again (ASan would see the use after free). */
 SCIO_TEST(close_while_data_arrives_is_eclosed) {
-  record rec = {0};
-  chunk c[] = {CH("part"), CH("ial"), CH("\n")};
+  script_record rec = {0};
+  script_chunk c[] = {CH("part"), CH("ial"), CH("\n")};
   scio_stream *b = over(c, NCH(c), &rec, 0);
-  ((source *)b->inner)->close_on_deliver = b;
+  script_of(b->inner)->close_on_deliver = b;
   char out[16];
   size_t len;
   ck_assert_int_eq(scio_receive_until(b, "\n", 1, out, 16, &len),
@@ -748,9 +613,9 @@ SCIO_TEST(close_while_data_arrives_is_eclosed) {
 
 /* While one task receives, every other receive call and feed is EBUSY. */
 SCIO_TEST(concurrent_receivers_are_busy) {
-  record rec = {0};
+  script_record rec = {0};
   scio_stream *b = over(NULL, 0, &rec, 0);
-  ((source *)b->inner)->hang_at_end = 1;
+  script_of(b->inner)->hang_at_end = 1;
   blocked_reader r = {b, 1};
   scio_nursery n;
   scio_nursery_open(&n);
@@ -771,8 +636,8 @@ SCIO_TEST(concurrent_receivers_are_busy) {
 }
 
 SCIO_TEST(invalid_arguments) {
-  record rec = {0};
-  scio_stream *src = source_new(NULL, 0, &rec), *b = NULL;
+  script_record rec = {0};
+  scio_stream *src = script_source_new(NULL, 0, &rec), *b = NULL;
   char out[4];
   size_t len;
   /* Not a buffered stream, or none at all. */
@@ -807,74 +672,35 @@ SCIO_TEST(invalid_arguments) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Allocation failure: fail allocation N (once, then from N on) for N = 1,
- * 2, ... until a run does not reach N.  Every failure must be SCIO_ENOMEM,
- * leak no block, lose no byte, and leave the stream usable. */
-
-static long oom_at, oom_count, oom_live;
-static int oom_persist, oom_hit, oom_armed;
-
-static int oom_should_fail(void) {
-  if (!oom_armed || !oom_at)
-    return 0;
-  oom_count++;
-  if (oom_count == oom_at || (oom_persist && oom_count > oom_at)) {
-    oom_hit = 1;
-    return 1;
-  }
-  return 0;
-}
-
-static void *oom_malloc(void *c, size_t n) {
-  (void)c;
-  if (oom_should_fail())
-    return NULL;
-  void *p = malloc(n);
-  if (p)
-    oom_live++;
-  return p;
-}
-
-static void *oom_realloc(void *c, void *p, size_t n) {
-  (void)c;
-  if (oom_should_fail())
-    return NULL;
-  void *q = realloc(p, n);
-  if (q && !p)
-    oom_live++;
-  return q;
-}
-
-static void oom_free(void *c, void *p) {
-  (void)c;
-  if (p)
-    oom_live--;
-  free(p);
-}
+/* Allocation failure (tests/support/oom.h): fail allocation N (once, then
+ * from N on) for N = 1, 2, ... until a run does not reach N.  Every failure
+ * must be SCIO_ENOMEM, leak no block and no fd, lose no byte, and leave the
+ * stream usable. */
 
 /* The operation under test: construct, feed, read a line that makes the
  * buffer grow.  Armed only around the calls, so the loop's own allocations
  * are not failed. */
 static int oom_buffered_body(void *arg) {
   (void)arg;
-  record rec = {0};
-  chunk c[] = {CH("hello "), CH("world, a line longer than read_size\nrest")};
-  scio_stream *src = source_new(c, NCH(c), &rec), *b = NULL;
+  script_record rec = {0};
+  script_chunk c[] = {CH("hello "),
+                      CH("world, a line longer than read_size\nrest")};
+  scio_stream *src = script_source_new(c, NCH(c), &rec), *b = NULL;
   scio_buffered_opts o = {8};
-  oom_armed = 1;
+  scio_oom_arm(1);
   int rc = scio_buffered_new(src, &o, &b);
-  oom_armed = 0;
+  scio_oom_arm(0);
   if (rc < 0) {
     ck_assert_int_eq(rc, SCIO_ENOMEM);
     scio_close(src);
     return rc;
   }
-  oom_armed = 1;
+  scio_oom_arm(1);
   int frc = scio_buffered_feed(b, ">>", 2);
   char line[64];
   size_t len;
   int urc = scio_receive_until(b, "\n", 1, line, sizeof line, &len);
-  oom_armed = 0;
+  scio_oom_arm(0);
   ck_assert(frc == 0 || frc == SCIO_ENOMEM);
   ck_assert(urc == 0 || urc == SCIO_ENOMEM);
   if (urc < 0) /* nothing was lost: the retry gets the whole line */
@@ -891,30 +717,12 @@ static int oom_buffered_body(void *arg) {
 }
 
 START_TEST(allocation_failure_loop) {
-  scio_allocator a = {oom_malloc, oom_realloc, oom_free, NULL};
-  scio_set_allocator(&a);
-  scio_run_opts o = {0};
-  o.backend = scio_test_backend(_i);
-  for (oom_persist = 0; oom_persist < 2; oom_persist++) {
-    for (long n = 1;; n++) {
-      long live0 = oom_live;
-      oom_count = 0;
-      oom_hit = 0;
-      oom_at = n;
-      int rc = scio_run(oom_buffered_body, NULL, &o);
-      oom_at = 0;
-      ck_assert_msg(rc == 0 || (rc == SCIO_ENOMEM && oom_hit),
-                    "fail@%ld persist=%d: rc=%s (%s)", n, oom_persist,
-                    scio_err_name(rc), scio_errmsg());
-      scio_errmsg_clear();
-      ck_assert_msg(oom_live == live0, "fail@%ld persist=%d: %ld blocks leaked",
-                    n, oom_persist, oom_live - live0);
-      if (!oom_hit)
-        break;
-      ck_assert_msg(n < 1000, "no end to the allocation points");
-    }
-  }
-  scio_set_allocator(NULL);
+  scio_oom_install(0);
+  scio_oom_run r = {.fn = oom_buffered_body};
+  r.opts.backend = scio_test_backend(_i);
+  scio_oom_opts opts = {.self_armed = 1, .max_points = 1000};
+  scio_oom_loop(scio_oom_run_op, &r, r.opts.backend, &opts);
+  scio_oom_uninstall();
 }
 END_TEST
 

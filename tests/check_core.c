@@ -6,11 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <fcntl.h>
-#include <event2/event.h>
 
-#include "scio/testing.h"
 #include "core/internal.h"
+#include "scio/testing.h"
+#include "support/oom.h"
 
 #ifdef HAVE_VALGRIND_VALGRIND_H
 #include <valgrind/valgrind.h>
@@ -1123,67 +1122,11 @@ END_TEST
 
 
 /* ------------------------------------------------------------------------ */
-/* Allocation failure: fail allocation N (once, then from N on) for N = 1, 2,
- * ... until the run succeeds without reaching N.  Every failure must give
- * SCIO_ENOMEM, leak no block and no fd, and leave scio usable.  libevent's
- * allocations go through the same counter, and stack mappings fail through
- * the stack pool's test hook. */
-
-static long oom_at, oom_count, oom_live;
-static int oom_persist, oom_hit;
-
-static int oom_should_fail(void) {
-  if (!oom_at)
-    return 0;
-  oom_count++;
-  if (oom_count == oom_at || (oom_persist && oom_count > oom_at)) {
-    oom_hit = 1;
-    return 1;
-  }
-  return 0;
-}
-
-static void *oom_malloc(size_t n) {
-  if (oom_should_fail())
-    return NULL;
-  void *p = malloc(n);
-  if (p)
-    oom_live++;
-  return p;
-}
-static void *oom_realloc(void *p, size_t n) {
-  if (oom_should_fail())
-    return NULL;
-  void *q = realloc(p, n);
-  if (q && !p)
-    oom_live++;
-  return q;
-}
-static void oom_free(void *p) {
-  if (p)
-    oom_live--;
-  free(p);
-}
-static void *oom_malloc_c(void *c, size_t n) {
-  (void)c;
-  return oom_malloc(n);
-}
-static void *oom_realloc_c(void *c, void *p, size_t n) {
-  (void)c;
-  return oom_realloc(p, n);
-}
-static void oom_free_c(void *c, void *p) {
-  (void)c;
-  oom_free(p);
-}
-
-static int count_fds(void) {
-  int n = 0;
-  for (int fd = 0; fd < 1024; fd++)
-    if (fcntl(fd, F_GETFD) != -1)
-      n++;
-  return n;
-}
+/* Allocation failure (tests/support/oom.h): fail allocation N (once, then
+ * from N on) for N = 1, 2, ... until the run succeeds without reaching N.
+ * Every failure must give SCIO_ENOMEM, leak no block and no fd, and leave
+ * scio usable.  libevent's allocations go through the same counter, and
+ * stack mappings fail through the stack pool's test hook. */
 
 static int oom_child_fails(void *arg) {
   (void)arg;
@@ -1222,55 +1165,23 @@ static int oom_body(void *arg) {
   return rc < 0 ? rc : crc;
 }
 
-static void quiet_log(int severity, const char *msg) {
-  (void)severity;
-  (void)msg;
-}
-
 START_TEST(allocation_failure_loop) {
-  if (getenv("CK_FORK") && strcmp(getenv("CK_FORK"), "no") == 0)
-    return; /* libevent's allocator can only be set before its first use */
-  event_set_mem_functions(oom_malloc, oom_realloc, oom_free);
-  event_set_log_callback(quiet_log); /* libevent logs every failed calloc */
-  scio_allocator a = {oom_malloc_c, oom_realloc_c, oom_free_c, NULL};
-  scio_set_allocator(&a);
-  scio_run_opts o = {0};
-  o.backend = scio_test_backend(_i);
-  /* Settle: libevent keeps its list of backends for the life of the
-   * process; let it be made before counting. */
-  ck_assert_int_eq(scio_run(oom_body, NULL, &o), 0);
-  for (oom_persist = 0; oom_persist < 2; oom_persist++) {
-    for (long n = 1;; n++) {
-      long live0 = oom_live;
-      int fds0 = count_fds();
-      oom_count = 0;
-      oom_hit = 0;
-      oom_at = n;
-      int rc = scio_run(oom_body, NULL, &o);
-      oom_at = 0;
-      ck_assert_msg(rc == 0 || (rc == SCIO_ENOMEM && oom_hit),
-                    "fail@%ld persist=%d: rc=%s (%s)", n, oom_persist,
-                    scio_err_name(rc), scio_errmsg());
-      scio_errmsg_clear();
-      ck_assert_msg(oom_live == live0, "fail@%ld persist=%d: %ld blocks leaked",
-                    n, oom_persist, oom_live - live0);
-      ck_assert_int_eq(count_fds(), fds0);
-      if (!oom_hit)
-        break;
-      ck_assert_msg(n < 10000, "no end to the allocation points");
-    }
-  }
+  if (!scio_oom_install(SCIO_OOM_LIBEVENT))
+    return;
+  scio_oom_run r = {.fn = oom_body};
+  r.opts.backend = scio_test_backend(_i);
+  scio_oom_loop(scio_oom_run_op, &r, r.opts.backend, NULL);
   /* Stack mappings: fail the Nth new stack. */
   for (long n = 1; n <= 6; n++) {
     scio__stack_fail_after(n);
-    int rc = scio_run(oom_body, NULL, &o);
+    int rc = scio_oom_run_op(&r);
     scio__stack_fail_after(0);
     scio_errmsg_clear();
     ck_assert_msg(rc == 0 || rc == SCIO_ENOMEM, "stack fail@%ld: %s", n,
                   scio_err_name(rc));
   }
-  ck_assert_int_eq(scio_run(oom_body, NULL, &o), 0);
-  scio_set_allocator(NULL);
+  ck_assert_int_eq(scio_oom_run_op(&r), 0);
+  scio_oom_uninstall();
 }
 END_TEST
 

@@ -3,10 +3,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <event2/event.h>
 
 #include "scio/pipe.h"
 #include "scio/testing.h"
+#include "support/oom.h"
 
 #define CK_OK(expr) ck_assert_int_eq((expr), 0)
 
@@ -733,55 +733,7 @@ SCIO_TEST(arguments_and_defaults) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Allocation failure (the style of check_core.c's loop)                    */
-
-static long oom_at, oom_count, oom_live;
-static int oom_persist, oom_hit;
-
-static int oom_should_fail(void) {
-  if (!oom_at)
-    return 0;
-  oom_count++;
-  if (oom_count == oom_at || (oom_persist && oom_count > oom_at)) {
-    oom_hit = 1;
-    return 1;
-  }
-  return 0;
-}
-
-static void *oom_malloc(size_t n) {
-  if (oom_should_fail())
-    return NULL;
-  void *p = malloc(n);
-  if (p)
-    oom_live++;
-  return p;
-}
-static void *oom_realloc(void *p, size_t n) {
-  if (oom_should_fail())
-    return NULL;
-  void *q = realloc(p, n);
-  if (q && !p)
-    oom_live++;
-  return q;
-}
-static void oom_free(void *p) {
-  if (p)
-    oom_live--;
-  free(p);
-}
-static void *oom_malloc_c(void *c, size_t n) {
-  (void)c;
-  return oom_malloc(n);
-}
-static void *oom_realloc_c(void *c, void *p, size_t n) {
-  (void)c;
-  return oom_realloc(p, n);
-}
-static void oom_free_c(void *c, void *p) {
-  (void)c;
-  oom_free(p);
-}
+/* Allocation failure (tests/support/oom.h; libevent's allocations too)     */
 
 static int oom_sender(void *p) {
   scio_stream *a = p;
@@ -824,41 +776,13 @@ static int oom_body(void *arg) {
   return rc < 0 ? rc : crc;
 }
 
-static void quiet_log(int severity, const char *msg) {
-  (void)severity;
-  (void)msg;
-}
-
 START_TEST(allocation_failure_loop) {
-  if (getenv("CK_FORK") && strcmp(getenv("CK_FORK"), "no") == 0)
-    return; /* libevent's allocator can only be set before its first use */
-  event_set_mem_functions(oom_malloc, oom_realloc, oom_free);
-  event_set_log_callback(quiet_log);
-  scio_allocator al = {oom_malloc_c, oom_realloc_c, oom_free_c, NULL};
-  scio_set_allocator(&al);
-  scio_run_opts o = {0};
-  o.backend = scio_test_backend(_i);
-  ck_assert_int_eq(scio_run(oom_body, NULL, &o), 0); /* settle */
-  for (oom_persist = 0; oom_persist < 2; oom_persist++) {
-    for (long n = 1;; n++) {
-      long live0 = oom_live;
-      oom_count = 0;
-      oom_hit = 0;
-      oom_at = n;
-      int rc = scio_run(oom_body, NULL, &o);
-      oom_at = 0;
-      ck_assert_msg(rc == 0 || (rc == SCIO_ENOMEM && oom_hit),
-                    "fail@%ld persist=%d: rc=%s (%s)", n, oom_persist,
-                    scio_err_name(rc), scio_errmsg());
-      scio_errmsg_clear();
-      ck_assert_msg(oom_live == live0, "fail@%ld persist=%d: %ld blocks leaked",
-                    n, oom_persist, oom_live - live0);
-      if (!oom_hit)
-        break;
-      ck_assert_msg(n < 10000, "no end to the allocation points");
-    }
-  }
-  scio_set_allocator(NULL);
+  if (!scio_oom_install(SCIO_OOM_LIBEVENT))
+    return;
+  scio_oom_run r = {.fn = oom_body};
+  r.opts.backend = scio_test_backend(_i);
+  scio_oom_loop(scio_oom_run_op, &r, r.opts.backend, NULL);
+  scio_oom_uninstall();
 }
 END_TEST
 

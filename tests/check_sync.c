@@ -5,7 +5,6 @@
  * tasks (struct waiter) that block on it, lets them all block with
  * scio_wait_all_tasks_blocked(), then releases, cancels, notifies... and
  * checks the statistics right after each step, before any waiter runs. */
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 
 #include "scio/sync.h"
 #include "scio/testing.h"
+#include "support/oom.h"
 
 #define CK_OK(expr) ck_assert_int_eq((expr), 0)
 
@@ -1436,46 +1436,7 @@ START_TEST(blocking_calls_outside_a_task_are_einval) {
 END_TEST
 
 /* ------------------------------------------------------------------------ */
-/* Allocation failures (only the limiter allocates)                          */
-
-static long oom_at, oom_count, oom_live;
-static int oom_hit, oom_persist;
-
-static int oom_should_fail(void) {
-  oom_count++;
-  if (oom_at && (oom_count == oom_at || (oom_persist && oom_count > oom_at))) {
-    oom_hit = 1;
-    return 1;
-  }
-  return 0;
-}
-
-static void *oom_malloc(void *c, size_t n) {
-  (void)c;
-  if (oom_should_fail())
-    return NULL;
-  void *p = malloc(n);
-  if (p)
-    oom_live++;
-  return p;
-}
-
-static void *oom_realloc(void *c, void *p, size_t n) {
-  (void)c;
-  if (oom_should_fail())
-    return NULL;
-  void *q = realloc(p, n);
-  if (q && !p)
-    oom_live++;
-  return q;
-}
-
-static void oom_free(void *c, void *p) {
-  (void)c;
-  if (p)
-    oom_live--;
-  free(p);
-}
+/* Allocation failures (tests/support/oom.h; only the limiter allocates)    */
 
 typedef struct oom_job {
   scio_limiter *lim;
@@ -1543,43 +1504,13 @@ static int oom_body(void *arg) {
   return rc < 0 ? rc : oom_phase(1);
 }
 
-static int count_fds(void) {
-  int n = 0;
-  for (int fd = 0; fd < 1024; fd++)
-    if (fcntl(fd, F_GETFD) != -1)
-      n++;
-  return n;
-}
-
 START_TEST(allocation_failure_loop) {
-  scio_allocator a = {oom_malloc, oom_realloc, oom_free, NULL};
-  scio_set_allocator(&a);
-  scio_run_opts o = {0};
-  o.backend = scio_test_backend(_i);
-  CK_OK(scio_run(oom_body, NULL, &o));
-  for (oom_persist = 0; oom_persist < 2; oom_persist++) {
-    for (long n = 1;; n++) {
-      long live0 = oom_live;
-      int fds0 = count_fds();
-      oom_count = 0;
-      oom_hit = 0;
-      oom_at = n;
-      int rc = scio_run(oom_body, NULL, &o);
-      oom_at = 0;
-      ck_assert_msg(rc == 0 || (rc == SCIO_ENOMEM && oom_hit),
-                    "fail@%ld persist=%d: rc=%s (%s)", n, oom_persist,
-                    scio_err_name(rc), scio_errmsg());
-      scio_errmsg_clear();
-      ck_assert_msg(oom_live == live0, "fail@%ld persist=%d: %ld blocks leaked",
-                    n, oom_persist, oom_live - live0);
-      ck_assert_int_eq(count_fds(), fds0);
-      if (!oom_hit)
-        break;
-      ck_assert_msg(n < 10000, "no end to the allocation points");
-    }
-  }
-  CK_OK(scio_run(oom_body, NULL, &o));
-  scio_set_allocator(NULL);
+  scio_oom_install(0);
+  scio_oom_run r = {.fn = oom_body};
+  r.opts.backend = scio_test_backend(_i);
+  scio_oom_loop(scio_oom_run_op, &r, r.opts.backend, NULL);
+  CK_OK(scio_oom_run_op(&r));
+  scio_oom_uninstall();
 }
 END_TEST
 

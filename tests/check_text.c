@@ -3,10 +3,9 @@
  * both directions, attributes, cancellation, allocation failure.  Every
  * async test runs once per backend (epoll, poll, select).
  *
- * The text stream sits on a scripted source (below) that replays a list of
- * chunks, each available from a given (autojump) time, and records what is
- * sent to it. */
-#include <math.h>
+ * The text stream sits on a scripted source (tests/support/script_stream.h)
+ * that replays a list of chunks, each available from a given (autojump)
+ * time, and records what is sent to it. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,160 +15,24 @@
 #include "scio/stream.h"
 #include "scio/testing.h"
 #include "scio/text.h"
+#include "support/oom.h"
+#include "support/script_stream.h"
 
 #define CK_OK(expr) ck_assert_int_eq((expr), 0)
 
 /* ------------------------------------------------------------------------ */
-/* A scripted source stream                                                  */
+/* Helpers                                                                   */
 
-/* One step of the script: `len` bytes of `data` that become available at
- * time `at` (a receive before then sleeps until it), or the error `err`.
- * Empty chunks are skipped: a receive never returns 0. */
-typedef struct chunk {
-  double at;
-  const char *data;
-  size_t len;
-  int err;
-} chunk;
-
-#define CH(s) {0, (s), sizeof(s) - 1, 0}
-#define CH_AT(t, s) {(t), (s), sizeof(s) - 1, 0}
-#define CH_ERR(e) {0, NULL, 0, (e)}
-
-/* What the source saw; owned by the test, so it outlives the source. */
-typedef struct record {
-  int closes, eofs, receives;
-  size_t nsent;
-  char sent[16384];
-} record;
-
-typedef struct source {
-  scio_stream base;
-  const chunk *chunks;
-  size_t n, i, off;
-  int hang_at_end; /* after the script: block until cancelled or closed */
-  record *rec;
-  scio_scope *nap; /* the scope a receive sleeps in, so close can wake it */
-  /* Close this stream (the layer above) just before delivering data: the
-   * data is then handed over to a layer that was closed meanwhile. */
-  scio_stream *close_on_deliver;
-} source;
-
-static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
-
-static ssize_t src_deliver(source *src, void *buf, size_t max) {
-  if (src->i == src->n)
-    return SCIO_EOF;
-  const chunk *c = &src->chunks[src->i];
-  if (c->err) {
-    src->i++;
-    return c->err;
-  }
-  size_t k = min_sz(max, c->len - src->off);
-  memcpy(buf, c->data + src->off, k);
-  src->off += k;
-  if (src->off == c->len) {
-    src->i++;
-    src->off = 0;
-  }
-  return (ssize_t)k;
-}
-
-static ssize_t src_receive(scio_stream *s, void *buf, size_t max) {
-  source *src = (source *)s;
-  src->rec->receives++;
-  while (src->i < src->n && !src->chunks[src->i].len &&
-         !src->chunks[src->i].err)
-    src->i++;
-  double at = src->i < src->n ? src->chunks[src->i].at
-              : src->hang_at_end ? SCIO_DEADLINE_NONE
-                                 : 0;
-  scio_scope nap;
-  scio_scope_open(&nap, SCIO_DEADLINE_NONE, 0);
-  src->nap = &nap;
-  int rc = isinf(at) ? scio_sleep_forever() : scio_sleep_until(at);
-  src->nap = NULL;
-  scio_scope_close(&nap);
-  if (s->closed)
-    return SCIO_ECLOSED;
-  if (rc < 0)
-    return rc;
-  if (src->close_on_deliver && src->i < src->n) {
-    scio_stream *top = src->close_on_deliver;
-    src->close_on_deliver = NULL;
-    scio_close(top);
-  }
-  return src_deliver(src, buf, max);
-}
-
-static int src_send(scio_stream *s, const void *buf, size_t len) {
-  record *r = ((source *)s)->rec;
-  ck_assert_uint_le(r->nsent + len, sizeof r->sent);
-  if (len)
-    memcpy(r->sent + r->nsent, buf, len);
-  r->nsent += len;
-  return scio_checkpoint();
-}
-
-static int src_send_eof(scio_stream *s) {
-  ((source *)s)->rec->eofs++;
-  return scio_checkpoint();
-}
-
-static int src_close(scio_stream *s) {
-  source *src = (source *)s;
-  src->rec->closes++;
-  if (src->nap)
-    scio_scope_cancel(src->nap);
-  return 0;
-}
-
-static void src_free(scio_stream *s) { free(s); }
-
-static int src_attr(scio_stream *s, int key, void *out, size_t len) {
-  (void)s;
-  if (key != SCIO_ATTR_USER)
-    return -ENOENT;
-  if (len < sizeof(int))
-    return -ENOSPC;
-  int v = 42;
-  memcpy(out, &v, sizeof v);
-  return 0;
-}
-
-static const scio_stream_ops source_ops = {
-    .size = sizeof(scio_stream_ops),
-    .name = "script",
-    .do_receive = src_receive,
-    .do_send = src_send,
-    .do_send_eof = src_send_eof,
-    .do_close = src_close,
-    .do_free = src_free,
-    .do_attr = src_attr,
-};
-
-static scio_stream *source_new(const chunk *c, size_t n, record *rec) {
-  source *src = calloc(1, sizeof *src);
-  ck_assert_ptr_nonnull(src);
-  scio_stream_init(&src->base, &source_ops, NULL);
-  src->chunks = c;
-  src->n = n;
-  src->rec = rec;
-  return &src->base;
-}
-
-#define NCH(a) (sizeof(a) / sizeof((a)[0]))
 #define FFFD "\xEF\xBF\xBD"
 
-static scio_stream *text_over(const chunk *c, size_t n, record *rec,
-                              const char *enc, int errors) {
+static scio_stream *text_over(const script_chunk *c, size_t n,
+                              script_record *rec, const char *enc, int errors) {
   scio_text_opts o = {0};
   o.encoding = enc;
   o.errors = errors;
   scio_stream *t = NULL;
-  int rc = scio_text_new(source_new(c, n, rec), &o, &t);
-  ck_assert_msg(rc == 0, "text_new: %s (%s)", scio_err_name(rc),
-                scio_errmsg());
+  int rc = scio_text_new(script_source_new(c, n, rec), &o, &t);
+  ck_assert_msg(rc == 0, "text_new: %s (%s)", scio_err_name(rc), scio_errmsg());
   return t;
 }
 
@@ -242,9 +105,9 @@ static void every_split(const char *in, size_t n, const char *enc, int errors,
                         size_t max, const char *want, size_t wlen) {
   for (size_t i = 0; i <= n; i++)
     for (size_t j = i; j <= n; j++) {
-      chunk c[3] = {{0, in, i, 0}, {0, in + i, j - i, 0},
-                    {0, in + j, n - j, 0}};
-      record rec = {0};
+      script_chunk c[3] = {
+          {0, in, i, 0}, {0, in + i, j - i, 0}, {0, in + j, n - j, 0}};
+      script_record rec = {0};
       scio_stream *t = text_over(c, 3, &rec, enc, errors);
       receives_all(t, max, want, wlen);
       CK_OK(scio_close(t));
@@ -271,10 +134,10 @@ SCIO_TEST(multibyte_characters_never_split) {
 /* One byte per chunk: each multi-byte character is reassembled. */
 SCIO_TEST(byte_per_chunk_reassembles) {
   static const char in[] = "\xF0\x9F\x98\x80\xE2\x82\xAC\xC3\xA9z";
-  chunk c[sizeof in - 1];
+  script_chunk c[sizeof in - 1];
   for (size_t i = 0; i < sizeof in - 1; i++)
-    c[i] = (chunk){0, in + i, 1, 0};
-  record rec = {0};
+    c[i] = (script_chunk){0, in + i, 1, 0};
+  script_record rec = {0};
   scio_stream *t = text_over(c, NCH(c), &rec, NULL, SCIO_TEXT_STRICT);
   char out[8];
   ck_assert_int_eq(scio_receive(t, out, sizeof out), 4);
@@ -291,8 +154,8 @@ SCIO_TEST(boundary_characters_are_valid) {
   static const char in[] = "\x7F\xC2\x80\xDF\xBF\xE0\xA0\x80\xED\x9F\xBF"
                            "\xEE\x80\x80\xEF\xBF\xBF\xF0\x90\x80\x80"
                            "\xF4\x8F\xBF\xBF";
-  chunk c[] = {{0, in, sizeof in - 1, 0}};
-  record rec = {0};
+  script_chunk c[] = {{0, in, sizeof in - 1, 0}};
+  script_record rec = {0};
   scio_stream *t = text_over(c, 1, &rec, NULL, SCIO_TEXT_STRICT);
   receives_all(t, 64, S(in));
   CK_OK(scio_close(t));
@@ -329,9 +192,9 @@ static const struct bad {
  * SCIO_EDECODE, again and again. */
 SCIO_TEST(strict_rejects_ill_formed_utf8) {
   for (size_t k = 0; k < NCH(bad_inputs); k++) {
-    chunk c[] = {CH("ok"), {0, bad_inputs[k].in, bad_inputs[k].len, 0},
-                 CH("tail")};
-    record rec = {0};
+    script_chunk c[] = {
+        CH("ok"), {0, bad_inputs[k].in, bad_inputs[k].len, 0}, CH("tail")};
+    script_record rec = {0};
     scio_stream *t = text_over(c, NCH(c), &rec, NULL, SCIO_TEXT_STRICT);
     char out[128];
     int last = 0;
@@ -364,8 +227,8 @@ SCIO_TEST(incomplete_character_at_eof) {
   static const char *const cuts[] = {"ab\xC3", "ab\xE2\x82", "ab\xF0\x9F\x98",
                                      "ab\xF4"};
   for (size_t k = 0; k < NCH(cuts); k++) {
-    chunk c[] = {{0, cuts[k], strlen(cuts[k]), 0}};
-    record rec = {0};
+    script_chunk c[] = {{0, cuts[k], strlen(cuts[k]), 0}};
+    script_record rec = {0};
     scio_stream *t = text_over(c, 1, &rec, NULL, SCIO_TEXT_STRICT);
     char out[16];
     int last = 0;
@@ -381,8 +244,8 @@ SCIO_TEST(incomplete_character_at_eof) {
 
 /* max smaller than the next character: -ENOSPC, nothing consumed. */
 SCIO_TEST(max_smaller_than_a_character) {
-  chunk c[] = {CH("a\xE2\x82\xAC\xF0\x9F\x98\x80\xFF")};
-  record rec = {0};
+  script_chunk c[] = {CH("a\xE2\x82\xAC\xF0\x9F\x98\x80\xFF")};
+  script_record rec = {0};
   scio_stream *t = text_over(c, 1, &rec, NULL, SCIO_TEXT_REPLACE);
   char out[8];
   ck_assert_int_eq(scio_receive(t, out, 2), 1); /* "a" fits, "€" not */
@@ -404,7 +267,7 @@ SCIO_TEST(max_smaller_than_a_character) {
 /* Send                                                                      */
 
 SCIO_TEST(send_strict_validates_utf8) {
-  record rec = {0};
+  script_record rec = {0};
   scio_stream *t = text_over(NULL, 0, &rec, NULL, SCIO_TEXT_STRICT);
   CK_OK(scio_send(t, S("h\xC3\xA9 \xF0\x9F\x98\x80")));
   ck_assert_uint_eq(rec.nsent, 8);
@@ -424,7 +287,7 @@ SCIO_TEST(send_strict_validates_utf8) {
 }
 
 SCIO_TEST(send_replace_substitutes_fffd) {
-  record rec = {0};
+  script_record rec = {0};
   scio_stream *t = text_over(NULL, 0, &rec, NULL, SCIO_TEXT_REPLACE);
   for (size_t k = 0; k < NCH(bad_inputs); k++) {
     rec.nsent = 0;
@@ -451,7 +314,7 @@ SCIO_TEST(latin1_both_directions) {
   static const char in[] = "caf\xE9 \xA3 \xFF";
   every_split(S(in), "ISO-8859-1", SCIO_TEXT_STRICT, 4,
               S("caf\xC3\xA9 \xC2\xA3 \xC3\xBF"));
-  record rec = {0};
+  script_record rec = {0};
   scio_stream *t = text_over(NULL, 0, &rec, "ISO-8859-1", SCIO_TEXT_STRICT);
   CK_OK(scio_send(t, S("caf\xC3\xA9")));
   ck_assert_uint_eq(rec.nsent, 4);
@@ -477,7 +340,7 @@ SCIO_TEST(utf16le_both_directions) {
   static const char in[] = "h\0i\0\xAC\x20\x3D\xD8\x00\xDE";
   static const char want[] = "hi\xE2\x82\xAC\xF0\x9F\x98\x80";
   every_split(S(in), "UTF-16LE", SCIO_TEXT_STRICT, 4, S(want));
-  record rec = {0};
+  script_record rec = {0};
   scio_stream *t = text_over(NULL, 0, &rec, "UTF-16LE", SCIO_TEXT_STRICT);
   CK_OK(scio_send(t, S(want)));
   ck_assert_uint_eq(rec.nsent, sizeof in - 1);
@@ -495,8 +358,10 @@ SCIO_TEST(utf16le_both_directions) {
 
 SCIO_TEST(utf16le_invalid_input) {
   /* A lone high surrogate, then "a"; an odd byte at the end. */
-  chunk c[] = {CH("\x00\xD8" "a\0" "b")};
-  record rec = {0};
+  script_chunk c[] = {CH("\x00\xD8"
+                         "a\0"
+                         "b")};
+  script_record rec = {0};
   scio_stream *t = text_over(c, 1, &rec, "UTF-16LE", SCIO_TEXT_REPLACE);
   receives_all(t, 16, S(FFFD "a" FFFD));
   CK_OK(scio_close(t));
@@ -506,7 +371,7 @@ SCIO_TEST(utf16le_invalid_input) {
   ck_assert_ptr_nonnull(strstr(scio_errmsg(), "UTF-16LE"));
   ck_assert_int_eq(scio_receive(t, out, sizeof out), SCIO_EDECODE);
   CK_OK(scio_close(t));
-  chunk odd[] = {CH("a\0b")};
+  script_chunk odd[] = {CH("a\0b")};
   t = text_over(odd, 1, &rec, "UTF-16LE", SCIO_TEXT_STRICT);
   int last = 0;
   ck_assert_uint_eq(collect(t, 8, out, sizeof out, &last), 1);
@@ -517,7 +382,7 @@ SCIO_TEST(utf16le_invalid_input) {
 
 /* "UTF-16" writes its byte order mark once, not once per send. */
 SCIO_TEST(utf16_bom_written_once) {
-  record rec = {0};
+  script_record rec = {0};
   scio_stream *t = text_over(NULL, 0, &rec, "UTF-16", SCIO_TEXT_STRICT);
   CK_OK(scio_send(t, "a", 1));
   CK_OK(scio_send(t, "b", 1));
@@ -532,8 +397,8 @@ SCIO_TEST(utf16_bom_written_once) {
 /* Construction, attributes, stacking                                        */
 
 SCIO_TEST(constructor_arguments) {
-  record rec = {0};
-  scio_stream *src = source_new(NULL, 0, &rec), *t = NULL;
+  script_record rec = {0};
+  scio_stream *src = script_source_new(NULL, 0, &rec), *t = NULL;
   scio_text_opts o = {0};
   o.encoding = "NO-SUCH-ENCODING-XYZ";
   ck_assert_int_eq(scio_text_new(src, &o, &t), SCIO_EINVAL);
@@ -559,7 +424,7 @@ SCIO_TEST(constructor_arguments) {
 }
 
 SCIO_TEST(attributes_walk_the_layers) {
-  record rec = {0};
+  script_record rec = {0};
   scio_stream *t = text_over(NULL, 0, &rec, NULL, SCIO_TEXT_STRICT);
   char name[16];
   CK_OK(scio_stream_attr(t, SCIO_ATTR_ENCODING, name, sizeof name));
@@ -587,8 +452,8 @@ SCIO_TEST(buffered_lines_over_text) {
   static const char in[] = "h\xE9llo\nw\xF6rld\n";
   const size_t n = sizeof in - 1;
   for (size_t i = 0; i <= n; i++) {
-    chunk c[2] = {{0, in, i, 0}, {0, in + i, n - i, 0}};
-    record rec = {0};
+    script_chunk c[2] = {{0, in, i, 0}, {0, in + i, n - i, 0}};
+    script_record rec = {0};
     scio_stream *t = text_over(c, 2, &rec, "ISO-8859-1", SCIO_TEXT_STRICT);
     scio_stream *b = NULL;
     CK_OK(scio_buffered_new(t, NULL, &b));
@@ -613,8 +478,8 @@ SCIO_TEST(buffered_lines_over_text) {
 /* Half a character, then a cancelled wait for the rest: the half is kept
  * and the later receive returns the whole character. */
 SCIO_TEST_AUTOJUMP(cancel_mid_character_loses_nothing) {
-  chunk c[] = {CH("\xF0\x9F"), CH_AT(10, "\x98\x80!")};
-  record rec = {0};
+  script_chunk c[] = {CH("\xF0\x9F"), CH_AT(10, "\x98\x80!")};
+  script_record rec = {0};
   scio_stream *t = text_over(c, NCH(c), &rec, NULL, SCIO_TEXT_STRICT);
   char out[8];
   scio_scope cs;
@@ -643,8 +508,8 @@ static int spinner(void *arg) {
 }
 
 SCIO_TEST(receive_from_held_text_is_a_checkpoint) {
-  chunk c[] = {CH("abcdef")};
-  record rec = {0};
+  script_chunk c[] = {CH("abcdef")};
+  script_record rec = {0};
   scio_stream *t = text_over(c, 1, &rec, NULL, SCIO_TEXT_STRICT);
   scio_nursery n;
   scio_nursery_open(&n);
@@ -680,10 +545,10 @@ static int read_blocking(void *arg) {
 }
 
 SCIO_TEST(close_wakes_blocked_receive) {
-  chunk c[] = {CH("\xE2\x82")};
-  record rec = {0};
+  script_chunk c[] = {CH("\xE2\x82")};
+  script_record rec = {0};
   scio_stream *t = text_over(c, 1, &rec, NULL, SCIO_TEXT_STRICT);
-  ((source *)t->inner)->hang_at_end = 1;
+  script_of(t->inner)->hang_at_end = 1;
   blocked_reader r = {t, 1};
   scio_nursery n;
   scio_nursery_open(&n);
@@ -697,63 +562,22 @@ SCIO_TEST(close_wakes_blocked_receive) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Allocation failure (see check_core.c): fail allocation N, once and from N
- * on, until a run does not reach N.  SCIO_ENOMEM only, no leak, and the
- * inner stream is not taken on failure. */
-
-static long oom_at, oom_count, oom_live;
-static int oom_persist, oom_hit, oom_armed;
-
-static int oom_should_fail(void) {
-  if (!oom_armed || !oom_at)
-    return 0;
-  oom_count++;
-  if (oom_count == oom_at || (oom_persist && oom_count > oom_at)) {
-    oom_hit = 1;
-    return 1;
-  }
-  return 0;
-}
-
-static void *oom_malloc(void *c, size_t n) {
-  (void)c;
-  if (oom_should_fail())
-    return NULL;
-  void *p = malloc(n);
-  if (p)
-    oom_live++;
-  return p;
-}
-
-static void *oom_realloc(void *c, void *p, size_t n) {
-  (void)c;
-  if (oom_should_fail())
-    return NULL;
-  void *q = realloc(p, n);
-  if (q && !p)
-    oom_live++;
-  return q;
-}
-
-static void oom_free(void *c, void *p) {
-  (void)c;
-  if (p)
-    oom_live--;
-  free(p);
-}
+/* Allocation failure (tests/support/oom.h): fail allocation N, once and
+ * from N on, until a run does not reach N.  SCIO_ENOMEM only, no leak, and
+ * the inner stream is not taken on failure. */
 
 static int oom_text_body(void *arg) {
   const char *enc = arg;
-  record rec = {0};
-  chunk c[] = {CH("caf\xC3"), CH("\xA9\n")};
-  scio_stream *src = source_new(c, NCH(c), &rec), *t = NULL, *b = NULL;
+  script_record rec = {0};
+  script_chunk c[] = {CH("caf\xC3"), CH("\xA9\n")};
+  scio_stream *src = script_source_new(c, NCH(c), &rec), *t = NULL, *b = NULL;
   scio_text_opts o = {0};
   o.encoding = enc;
-  oom_armed = 1;
+  scio_oom_arm(1);
   int rc = scio_text_new(src, &o, &t);
   if (rc == 0)
     rc = scio_buffered_new(t, NULL, &b);
-  oom_armed = 0;
+  scio_oom_arm(0);
   if (rc < 0) {
     /* Whichever constructor failed took nothing: close what we hold. */
     ck_assert_int_eq(rc, SCIO_ENOMEM);
@@ -764,9 +588,9 @@ static int oom_text_body(void *arg) {
   }
   char line[16];
   size_t len;
-  oom_armed = 1;
+  scio_oom_arm(1);
   rc = scio_receive_until(b, "\n", 1, line, sizeof line, &len);
-  oom_armed = 0;
+  scio_oom_arm(0);
   if (rc < 0) {
     ck_assert_int_eq(rc, SCIO_ENOMEM);
     CK_OK(scio_receive_until(b, "\n", 1, line, sizeof line, &len));
@@ -779,30 +603,12 @@ static int oom_text_body(void *arg) {
 }
 
 static void oom_loop(int backend, const char *enc) {
-  scio_allocator a = {oom_malloc, oom_realloc, oom_free, NULL};
-  scio_set_allocator(&a);
-  scio_run_opts o = {0};
-  o.backend = scio_test_backend(backend);
-  for (oom_persist = 0; oom_persist < 2; oom_persist++) {
-    for (long n = 1;; n++) {
-      long live0 = oom_live;
-      oom_count = 0;
-      oom_hit = 0;
-      oom_at = n;
-      int rc = scio_run(oom_text_body, (void *)enc, &o);
-      oom_at = 0;
-      ck_assert_msg(rc == 0 || (rc == SCIO_ENOMEM && oom_hit),
-                    "fail@%ld persist=%d: rc=%s (%s)", n, oom_persist,
-                    scio_err_name(rc), scio_errmsg());
-      scio_errmsg_clear();
-      ck_assert_msg(oom_live == live0, "fail@%ld persist=%d: %ld blocks leaked",
-                    n, oom_persist, oom_live - live0);
-      if (!oom_hit)
-        break;
-      ck_assert_msg(n < 1000, "no end to the allocation points");
-    }
-  }
-  scio_set_allocator(NULL);
+  scio_oom_install(0);
+  scio_oom_run r = {.fn = oom_text_body, .arg = (void *)enc};
+  r.opts.backend = scio_test_backend(backend);
+  scio_oom_opts opts = {.self_armed = 1, .max_points = 1000};
+  scio_oom_loop(scio_oom_run_op, &r, enc ? enc : "UTF-8", &opts);
+  scio_oom_uninstall();
 }
 
 START_TEST(allocation_failure_loop) {
