@@ -80,4 +80,24 @@ int scio__ctx_uc_main_init(scio__ctx *main_ctx);
 void scio__ctx_uc_main_fini(scio__ctx *main_ctx);
 #endif
 
+/* The switch on the scheduler's hot path.  Without ASan (which needs its
+ * fiber calls around every switch) and with an assembly back-end, it is the
+ * assembly itself, called directly; otherwise scio__ctx_switch. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SCIO__CTX_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SCIO__CTX_ASAN 1
+#endif
+#endif
+#if !defined(SCIO_CTX_UCONTEXT) && !defined(SCIO__CTX_ASAN)
+__attribute__((visibility("hidden"))) void scio__ctx_asm_swap(void **save_sp,
+                                                              void *new_sp);
+static inline void scio__ctx_switch_fast(scio__ctx *from, scio__ctx *to) {
+  scio__ctx_asm_swap(&from->sp, to->sp);
+}
+#else
+#define scio__ctx_switch_fast scio__ctx_switch
+#endif
+
 #endif

@@ -169,7 +169,11 @@ struct scio__loop {
   size_t stack_cache;
   scio__heap timers;         /* scope deadlines */
 
-  /* Scheduler rounds: a batch is the set of tasks runnable at its start. */
+  /* Scheduler rounds: a batch is the set of tasks runnable at its start.
+   * `budget` picks may go by on the fast path before the slow path must
+   * run (end of batch, or the 16-resumption clock tick); `granted` is what
+   * it was set to, so the slow path can count the picks that happened. */
+  size_t budget, granted;
   size_t batch_left;
   unsigned batches_since_poll;
   unsigned resumes_since_clock;
@@ -240,7 +244,20 @@ void scio__deliver_cancel(scio__task *t);
 /* Pick the next task (or the scheduler) and switch to it; the current task
  * must already be queued or blocked. */
 void scio__schedule(scio__task *cur);
-void scio__ready_push(scio__loop *l, scio__task *t);
+void scio__instrument_scheduled(scio__loop *l, scio__task *t);
+/* Append t to the ready queue. */
+static inline void scio__ready_push(scio__loop *l, scio__task *t) {
+  t->state = SCIO__T_READY;
+  t->ready_next = NULL;
+  if (l->ready_tail)
+    l->ready_tail->ready_next = t;
+  else
+    l->ready_head = t;
+  l->ready_tail = t;
+  l->nready++;
+  if (__builtin_expect(l->nins != 0, 0))
+    scio__instrument_scheduled(l, t);
+}
 /* Recycle a task that has exited (loop.c/task.c). */
 void scio__reap_zombie(scio__loop *l);
 int scio__task_new(scio__loop *l, scio_fn fn, void *arg, const char *name,

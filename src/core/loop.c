@@ -124,6 +124,7 @@ static void scheduler(scio__loop *l) {
     else if (l->poll_due)
       poll_nonblocking(l);
     l->poll_due = 0;
+    l->budget = l->granted = 0;
     l->batches_since_poll = 0;
     l->resumes_since_clock = 0;
     l->last_poll = l->cached_now;

@@ -10,15 +10,7 @@
 #include "internal.h"
 
 
-void scio__ready_push(scio__loop *l, scio__task *t) {
-  t->state = SCIO__T_READY;
-  t->ready_next = NULL;
-  if (l->ready_tail)
-    l->ready_tail->ready_next = t;
-  else
-    l->ready_head = t;
-  l->ready_tail = t;
-  l->nready++;
+void scio__instrument_scheduled(scio__loop *l, scio__task *t) {
   SCIO__INSTRUMENT(l, task_scheduled, t);
 }
 
@@ -63,18 +55,48 @@ static void clock_tick(scio__loop *l) {
     l->poll_due = 1;
 }
 
-/* The next task to run, popped and marked running; NULL when the scheduler
- * must run (nothing runnable, or a poll is due). */
-static scio__task *pick(scio__loop *l) {
-  if (l->batch_left == 0)
-    batch_boundary(l);
+/* The slow path of pick: account for the picks made on the fast path since
+ * the budget was granted, run the end-of-batch and clock-tick work that is
+ * due, and grant a new budget.  NULL when the scheduler must run. */
+static __attribute__((noinline)) scio__task *pick_slow(scio__loop *l) {
+  size_t used = l->granted - l->budget;
+  /* Rounds count only toward the next poll, so without I/O registered they
+   * are not tracked at all, and the budget follows the clock tick alone. */
+  int io = io_registered(l);
+  l->resumes_since_clock += (unsigned)used;
+  if (io) {
+    l->batch_left = l->batch_left > used ? l->batch_left - used : 0;
+    if (l->batch_left == 0)
+      batch_boundary(l);
+  }
+  if (l->resumes_since_clock >= 16)
+    clock_tick(l);
+  l->budget = l->granted = 0;
   if (l->poll_due || l->nready == 0)
     return NULL;
   scio__task *t = ready_pop(l);
-  if (l->batch_left)
+  l->resumes_since_clock++;
+  size_t b = 16 - l->resumes_since_clock;
+  if (io) {
     l->batch_left--;
-  if (++l->resumes_since_clock >= 16)
-    clock_tick(l);
+    if (l->batch_left < b)
+      b = l->batch_left;
+  }
+  l->budget = l->granted = b;
+  t->state = SCIO__T_RUNNING;
+  l->current = t;
+  return t;
+}
+
+/* The next task to run, popped and marked running; NULL when the scheduler
+ * must run (nothing runnable, or a poll is due).  The fast path is one
+ * counter: while the budget lasts and a task is queued, the batch goes on,
+ * no clock tick is due, and the task at the head is the next one. */
+static inline scio__task *pick(scio__loop *l) {
+  if (__builtin_expect(l->budget == 0 || !l->ready_head, 0))
+    return pick_slow(l);
+  l->budget--;
+  scio__task *t = ready_pop(l);
   t->state = SCIO__T_RUNNING;
   l->current = t;
   return t;
@@ -91,7 +113,8 @@ void scio__reap_zombie(scio__loop *l) {
   scio__stack_put(&l->stacks, z->stack);
 }
 
-void scio__schedule(scio__task *cur) {
+/* schedule() with the instrument hooks around the switch. */
+static __attribute__((noinline)) void schedule_instrumented(scio__task *cur) {
   scio__loop *l = cur->loop;
   SCIO__INSTRUMENT(l, after_task_step, cur);
   scio__task *next = pick(l);
@@ -106,8 +129,27 @@ void scio__schedule(scio__task *cur) {
     l->current = NULL;
     scio__ctx_switch(&cur->ctx, &l->main_ctx);
   }
-  /* Resumed: whoever switched here set l->current to us. */
   scio__reap_zombie(l);
+}
+
+void scio__schedule(scio__task *cur) {
+  scio__loop *l = cur->loop;
+  if (__builtin_expect(l->nins != 0, 0)) {
+    schedule_instrumented(cur);
+    return;
+  }
+  scio__task *next = pick(l);
+  if (next == cur)
+    return;
+  if (next) {
+    scio__ctx_switch_fast(&cur->ctx, &next->ctx);
+  } else {
+    l->current = NULL;
+    scio__ctx_switch_fast(&cur->ctx, &l->main_ctx);
+  }
+  /* Resumed: whoever switched here set l->current to us. */
+  if (__builtin_expect(l->zombie != NULL, 0))
+    scio__reap_zombie(l);
 }
 
 void scio__yield(void) {
