@@ -2,8 +2,11 @@
  * (busy detection, closed streams, deferred free, the attribute walk),
  * exercised over memory pipes and small layers defined here.  Every async
  * test runs once per backend (epoll, poll, select). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "scio/pipe.h"
 #include "scio/testing.h"
@@ -400,6 +403,85 @@ SCIO_TEST(object_stream_generic_calls) {
 
 /* ------------------------------------------------------------------------ */
 
+
+/* A stream that answers the address keys like a socket would. */
+typedef struct addr_stream {
+  scio_stream s;
+} addr_stream;
+
+static int addr_attr(scio_stream *s, int key, void *out, size_t len) {
+  (void)s;
+  struct sockaddr_in sin;
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  switch (key) {
+  case SCIO_ATTR_LOCAL_ADDR:
+  case SCIO_ATTR_REMOTE_ADDR:
+    if (len < sizeof(struct sockaddr_storage))
+      return -ENOSPC;
+    sin.sin_port = htons(key == SCIO_ATTR_LOCAL_ADDR ? 1111 : 2222);
+    memset(out, 0, sizeof(struct sockaddr_storage));
+    memcpy(out, &sin, sizeof sin);
+    return 0;
+  case SCIO_ATTR_FD:
+  case SCIO_ATTR_FAMILY:
+    if (len < sizeof(int))
+      return -ENOSPC;
+    *(int *)out = key == SCIO_ATTR_FD ? 42 : AF_INET;
+    return 0;
+  default:
+    return -ENOENT;
+  }
+}
+
+static const scio_stream_ops addr_ops = {
+    .size = sizeof(scio_stream_ops), .name = "addr", .do_attr = addr_attr};
+
+SCIO_TEST(typed_getters) {
+  addr_stream as;
+  scio_stream_init(&as.s, &addr_ops, NULL);
+  struct sockaddr_storage ss;
+  CK_OK(scio_stream_local_addr(&as.s, &ss));
+  ck_assert_int_eq(ntohs(((struct sockaddr_in *)&ss)->sin_port), 1111);
+  CK_OK(scio_stream_remote_addr(&as.s, &ss));
+  ck_assert_int_eq(ntohs(((struct sockaddr_in *)&ss)->sin_port), 2222);
+  int fd = -1, family = -1;
+  CK_OK(scio_stream_fd(&as.s, &fd));
+  ck_assert_int_eq(fd, 42);
+  CK_OK(scio_stream_family(&as.s, &family));
+  ck_assert_int_eq(family, AF_INET);
+  char name[16];
+  CK_OK(scio_stream_layer(&as.s, name, sizeof name));
+  ck_assert_str_eq(name, "addr");
+  ck_assert_int_eq(scio_stream_layer(&as.s, name, 2), -ENOSPC);
+  /* A memory pipe has no addresses: -ENOENT, nothing written. */
+  scio_stream *a, *b;
+  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  ck_assert_int_eq(scio_stream_local_addr(a, &ss), -ENOENT);
+  ck_assert_int_eq(scio_stream_remote_addr(a, &ss), -ENOENT);
+  ck_assert_int_eq(scio_stream_fd(a, &fd), -ENOENT);
+  ck_assert_int_eq(fd, 42);
+  CK_OK(scio_close(a));
+  CK_OK(scio_close(b));
+  return 0;
+}
+
+static int make_pipe(void *arg) {
+  scio_stream **ends = arg;
+  return scio_memory_pipe(&ends[0], &ends[1], NULL);
+}
+
+/* Streams made in a run can be closed after it returned (cleanup code):
+ * released, and no error for the checkpoint there is nothing to yield to. */
+START_TEST(close_after_the_run_releases) {
+  scio_stream *ends[2];
+  ck_assert_int_eq(scio_run(make_pipe, ends, NULL), 0);
+  ck_assert_int_eq(scio_close(ends[0]), 0);
+  ck_assert_int_eq(scio_close(ends[1]), 0);
+}
+END_TEST
+
 static Suite *stream_suite(void) {
   Suite *s = suite_create("stream");
   TCase *tc = scio_tcase_new("busy", 10);
@@ -417,6 +499,8 @@ static Suite *stream_suite(void) {
 
   tc = scio_tcase_new("attr", 10);
   scio_tcase_add(tc, attr_walks_down_the_chain);
+  scio_tcase_add(tc, typed_getters);
+  tcase_add_test(tc, close_after_the_run_releases);
   scio_tcase_add(tc, receive_max_zero);
   suite_add_tcase(s, tc);
 

@@ -251,6 +251,16 @@ static int is_resident(void *addr)
  * of our own, independently of the pool: the pool must agree. */
 static int markers;
 
+/* SCIO_SELFTEST_EMULATED=1 (tests/cross/aarch64.sh): qemu-user accepts
+ * MADV_GUARD_INSTALL and does nothing, so guard markers cannot be trusted;
+ * the mprotect scheme, which qemu does emulate, is used throughout. */
+static int emulated;
+
+static void force_guards(int on)
+{
+  scio__stack_force_mprotect_guards(on || emulated);
+}
+
 static int probe_markers(void)
 {
   size_t pg = (size_t)getpagesize();
@@ -723,7 +733,7 @@ static void test_guard(int force)
   char msg[256], perms[5];
   pid_t pid;
 
-  scio__stack_force_mprotect_guards(force);
+  force_guards(force);
   CHECK(scio__stack_pool_init(&p, 20000, coro_user_size(), 1, 4) == 0);
   CHECK(p.stack_size == 20480);
   s = scio__stack_get(&p, &err, msg, sizeof msg);
@@ -747,7 +757,7 @@ static void test_guard(int force)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 42);
   }
   scio__stack_pool_fini(&p);
-  scio__stack_force_mprotect_guards(0);
+  force_guards(0);
   printf("ok  guard page: %s below the stack%s\n",
          light ? "guard marker" : "PROT_NONE",
          RUNNING_ON_VALGRIND ? "" : ", overflow faults in it");
@@ -918,7 +928,7 @@ static void test_cache(int force)
   char msg[256];
   long maps0 = count_maps();
 
-  scio__stack_force_mprotect_guards(force);
+  force_guards(force);
   CHECK(scio__stack_pool_init(&p, 0, 128, 1, 2) == 0);
   a = scio__stack_get(&p, &err, msg, sizeof msg);
   b = scio__stack_get(&p, &err, msg, sizeof msg);
@@ -942,7 +952,7 @@ static void test_cache(int force)
   scio__stack_pool_fini(&p);
   CHECK(!is_mapped(a_lo) && !is_mapped(b_lo) && !is_mapped(c_lo));
   CHECK(maps_back_to(maps0));
-  scio__stack_force_mprotect_guards(0);
+  force_guards(0);
   printf("ok  cache (%s): LIFO reuse, cache_max respected, fini unmaps\n",
          markers && !force ? "guard markers" : "mprotect guards");
 }
@@ -957,7 +967,7 @@ static void test_trim_guard(int force)
   char msg[256];
   long maps0 = count_maps();
 
-  scio__stack_force_mprotect_guards(force);
+  force_guards(force);
   CHECK(scio__stack_pool_init(&p, 0, 0, 1, 100) == 0);
   for (int i = 0; i < N; i++) {
     CHECK((s[i] = scio__stack_get(&p, &err, msg, sizeof msg)) != NULL);
@@ -983,7 +993,7 @@ static void test_trim_guard(int force)
   for (int i = 0; i < N; i++)
     CHECK(!is_mapped(lo[i]) && !is_mapped(top[i]));
   scio__stack_pool_fini(&p);
-  scio__stack_force_mprotect_guards(0);
+  force_guards(0);
   printf("ok  trim (%s): keeps the newest, releases the rest\n",
          light ? "guard markers" : "mprotect guards");
 }
@@ -1099,7 +1109,7 @@ static void test_fail_after_mode(int mode)
   char msg[256];
   long maps0 = count_maps();
 
-  scio__stack_force_mprotect_guards(mode == 2);
+  force_guards(mode == 2);
   CHECK(scio__stack_pool_init(&p, 0, 100, guard, 0) == 0);
   if (light) {
     /* The slab is mapped, then its first guard marker fails: the slab
@@ -1126,7 +1136,7 @@ static void test_fail_after_mode(int mode)
   CHECK(maps_back_to(maps0));
   scio__stack_fail_after(0);
   scio__stack_pool_fini(&p);
-  scio__stack_force_mprotect_guards(0);
+  force_guards(0);
   printf("ok  fail_after (%s): ENOMEM, message, nothing leaked\n",
          !guard ? "no guard" : light ? "guard markers" : "mprotect guards");
 }
@@ -1150,7 +1160,7 @@ static void test_max_map_count(void)
   long maps0 = count_maps(), maps_full;
   double t0 = now_s();
 
-  scio__stack_force_mprotect_guards(1);
+  force_guards(1);
   CHECK(scio__stack_pool_init(&p, 0, 256, 1, 0) == 0);
   while (n < MAXMAP_SLOTS &&
          (maxmap_stacks[n] = scio__stack_get(&p, &err, msg, sizeof msg)))
@@ -1164,7 +1174,7 @@ static void test_max_map_count(void)
   CHECK(strstr(msg, "SCIO_RUN_NO_GUARD_PAGES") != NULL);
   CHECK(maps_back_to(maps0));
   scio__stack_pool_fini(&p);
-  scio__stack_force_mprotect_guards(0);
+  force_guards(0);
   printf("ok  max_map_count: %zu guarded stacks (%ld mappings), then "
          "ENOMEM in %.2f s; all released\n     message: %s\n",
          n, maps_full, now_s() - t0, msg);
@@ -1246,7 +1256,9 @@ static void bench_million(void)
 int main(void)
 {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  markers = probe_markers();
+  emulated = getenv("SCIO_SELFTEST_EMULATED") != NULL;
+  force_guards(0);
+  markers = emulated ? 0 : probe_markers();
   printf("backend: %s%s; guard markers: %s\n", scio__ctx_backend(),
          RUNNING_ON_VALGRIND ? " (under valgrind)" : "",
          markers ? "yes" : "no (mprotect guards)");

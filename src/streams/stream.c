@@ -119,8 +119,10 @@ SCIO_API int scio_close(scio_stream *s) {
   s->closed = 1;
   s->inflight++;
   int rc = s->ops->do_close ? s->ops->do_close(s) : 0;
-  /* A checkpoint like every close; the stream is released either way. */
-  int crc = scio_checkpoint();
+  /* A checkpoint like every close; the stream is released either way.
+   * Outside a run (cleanup after scio_run returned) there is nothing to
+   * yield to. */
+  int crc = scio_task_current() ? scio_checkpoint() : 0;
   s->free_pending = 1;
   stream_leave(s);
   return rc < 0 ? rc : crc;
@@ -241,7 +243,7 @@ SCIO_API int scio_ostream_close(scio_ostream *s) {
   s->closed = 1;
   s->inflight++;
   int rc = s->ops->do_close ? s->ops->do_close(s) : 0;
-  int crc = scio_checkpoint();
+  int crc = scio_task_current() ? scio_checkpoint() : 0;
   s->free_pending = 1;
   ostream_leave(s);
   return rc < 0 ? rc : crc;
