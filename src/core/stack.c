@@ -28,6 +28,10 @@
  *   they top out near 32 000; running into the cap is an ordinary ENOMEM
  *   with a message saying what to do.  The first refusal of a marker is
  *   remembered for the whole process.
+ *   Hazard, known and left: qemu-user (cross-architecture emulation)
+ *   accepts MADV_GUARD_INSTALL and does nothing, so under it guarded
+ *   stacks have no guard; tests/cross/aarch64.sh forces the mprotect
+ *   scheme there.
  * - Guards off: slab units without a guard.  Hazard: an overflow runs
  *   silently into the top of the unit below, i.e. into another task's
  *   struct.  That is what SCIO_RUN_NO_GUARD_PAGES trades.
