@@ -187,7 +187,7 @@ asan_check() {
   # The million-stack case already ran in the plain phase; under ASan its
   # shadow memory makes it slow and large.
   export SCIO_SELFTEST_QUICK=1
-  configure_in build-asan --disable-shared CFLAGS="$ASAN_FLAGS" LDFLAGS="$ASAN_FLAGS" || return
+  configure_in build-asan --disable-shared --disable-lto CFLAGS="$ASAN_FLAGS" LDFLAGS="$ASAN_FLAGS" || return
   cd build-asan
   make -j"$JOBS" || return
   local rc=0

@@ -278,7 +278,7 @@ SCIO_API int scio_run(scio_fn fn, void *arg, const scio_run_opts *opts) {
     return rc;
   scio__scope_init_open(&l->root_scope, NULL, NULL, INFINITY, 0, "scio_run",
                         0);
-  scio__task *root;
+  scio__task *root = NULL;
   rc = scio__task_new(l, fn, arg, NULL, &root);
   if (rc < 0) {
     char msg[512];

@@ -483,7 +483,7 @@ SCIO_API int scio_channel_open(size_t item_size, size_t max_buffer,
   ch->max_buffer = max_buffer;
   scio__list_init(&ch->senders);
   scio__list_init(&ch->receivers);
-  half *t, *r;
+  half *t = NULL, *r = NULL;
   int rc = half_new(ch, &tx_ops, &t);
   if (rc < 0) {
     scio__free(ch);
