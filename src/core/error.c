@@ -63,10 +63,6 @@ static void task_store(scio__task *t, const char *text, size_t len) {
   t->errmsg[len] = 0;
 }
 
-void scio__task_seterr_text(scio__task *t, const char *text) {
-  task_store(t, text, strlen(text));
-}
-
 void scio__task_free_errmsg(scio__task *t) {
   scio__free(t->errmsg);
   t->errmsg = NULL;

@@ -221,8 +221,6 @@ void scio__free(void *p);
 int scio__seterr(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int scio__vseterr(int code, const char *fmt, va_list ap);
-/* Set the detail of a specific task. */
-void scio__task_seterr_text(scio__task *t, const char *text);
 void scio__task_free_errmsg(scio__task *t);
 /* Hand the root task's message to the thread after the run. */
 void scio__errmsg_adopt(char *msg);
@@ -282,7 +280,6 @@ void scio__scope_cancel(scio__scope *s, int by_deadline);
 void scio__task_enter_scope(scio__task *t, scio__scope *s);
 /* Re-parent a scope subtree (scio_started) and recompute cancellation. */
 void scio__scope_reparent(scio__scope *s, scio__scope *new_parent);
-void scio__task_reparent(scio__task *t, scio__scope *new_scope);
 void scio__scope_check_close(scio__task *t, scio__scope *s, const char *what);
 void scio__scope_close_in(scio__task *t, scio__scope *s);
 /* A scope with its deadline crossed. */

@@ -131,10 +131,6 @@ void scio__scope_reparent(scio__scope *s, scio__scope *new_parent) {
   recompute(s);
 }
 
-void scio__task_reparent(scio__task *t, scio__scope *new_scope) {
-  scio__task_enter_scope(t, new_scope);
-}
-
 /* The scope that catches a cancellation delivered to t: the outermost
  * cancelled scope t can see (looking up to and including the nearest
  * shield).  It records the catch only if t itself opened it; a scope of
