@@ -236,6 +236,13 @@ void scio__task_wake(scio__task *t, int value);
 int scio__park(scio__abort_fn abort_fn, void *abort_ctx, const char *what);
 /* Put the current task at the back of the ready queue and run others. */
 void scio__yield(void);
+/* scio__park in two halves around the caller's own scio__schedule(t), for
+ * a hot path that must suspend at one call site whether it blocks or only
+ * yields (see channel.c).  The caller has checked cancellation: unlike
+ * scio__park, park_prepare never aborts. */
+static inline void scio__park_prepare(scio__task *t, scio__abort_fn abort_fn,
+                                      void *abort_ctx, const char *what);
+static inline int scio__park_finish(scio__task *t);
 /* Called by every checkpoint that returns SCIO_ECANCELED: records which
  * scope caught it. */
 void scio__deliver_cancel(scio__task *t);
@@ -255,6 +262,22 @@ static inline void scio__ready_push(scio__loop *l, scio__task *t) {
   l->nready++;
   if (__builtin_expect(l->nins != 0, 0))
     scio__instrument_scheduled(l, t);
+}
+static inline void scio__park_prepare(scio__task *t, scio__abort_fn abort_fn,
+                                      void *abort_ctx, const char *what) {
+  t->abort_fn = abort_fn;
+  t->abort_ctx = abort_ctx;
+  t->waiting_on = what;
+  t->state = SCIO__T_BLOCKED;
+}
+void scio__deliver_cancel(scio__task *t);
+static inline int scio__park_finish(scio__task *t) {
+  t->waiting_on = NULL;
+  if (__builtin_expect(t->wake_value == SCIO_ECANCELED && t->cancel_woken, 0)) {
+    t->cancel_woken = 0;
+    scio__deliver_cancel(t);
+  }
+  return t->wake_value;
 }
 /* Recycle a task that has exited (loop.c/task.c). */
 void scio__reap_zombie(scio__loop *l);

@@ -8,6 +8,15 @@
 #include <string.h>
 
 #include "internal.h"
+#include "resume.h"
+
+#ifdef SCIO__RESUME_STUBS
+__thread unsigned char scio__tls_resumed
+    __attribute__((tls_model("initial-exec")));
+#define NOTE_RESUMED() (scio__tls_resumed = 1)
+#else
+#define NOTE_RESUMED() ((void)0)
+#endif
 
 
 void scio__instrument_scheduled(scio__loop *l, scio__task *t) {
@@ -129,6 +138,7 @@ static __attribute__((noinline)) void schedule_instrumented(scio__task *cur) {
     l->current = NULL;
     scio__ctx_switch(&cur->ctx, &l->main_ctx);
   }
+  NOTE_RESUMED();
   scio__reap_zombie(l);
 }
 
@@ -148,6 +158,7 @@ void scio__schedule(scio__task *cur) {
     scio__ctx_switch_fast(&cur->ctx, &l->main_ctx);
   }
   /* Resumed: whoever switched here set l->current to us. */
+  NOTE_RESUMED();
   if (__builtin_expect(l->zombie != NULL, 0))
     scio__reap_zombie(l);
 }
@@ -175,17 +186,9 @@ int scio__park(scio__abort_fn abort_fn, void *abort_ctx, const char *what) {
     scio__deliver_cancel(t);
     return SCIO_ECANCELED;
   }
-  t->abort_fn = abort_fn;
-  t->abort_ctx = abort_ctx;
-  t->waiting_on = what;
-  t->state = SCIO__T_BLOCKED;
+  scio__park_prepare(t, abort_fn, abort_ctx, what);
   scio__schedule(t);
-  t->waiting_on = NULL;
-  if (t->wake_value == SCIO_ECANCELED && t->cancel_woken) {
-    t->cancel_woken = 0;
-    scio__deliver_cancel(t);
-  }
-  return t->wake_value;
+  return scio__park_finish(t);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -318,7 +321,7 @@ SCIO_API int scio_checkpoint_if_cancelled(void) {
   return 0;
 }
 
-SCIO_API int scio_checkpoint(void) {
+SCIO__BLOCKING(int, scio_checkpoint)(void) {
   scio__task *t = scio__task_cur();
   if (!t)
     return scio__seterr(SCIO_EINVAL, "checkpoint: not inside a task");
@@ -334,7 +337,7 @@ SCIO_API int scio_checkpoint(void) {
   return 0;
 }
 
-SCIO_API int scio_cancel_shielded_checkpoint(void) {
+SCIO__BLOCKING(int, scio_cancel_shielded_checkpoint)(void) {
   scio__task *t = scio__task_cur();
   if (!t)
     return scio__seterr(SCIO_EINVAL, "checkpoint: not inside a task");

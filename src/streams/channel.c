@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/resume.h"
 #include "scio/channel.h"
 
 typedef struct chan {
@@ -302,9 +303,9 @@ HOT int cancel_pending(scio__task *t) {
   return 0;
 }
 
-/* Queue the current task t as a sender or a receiver and park it until a
+/* Queue the current task t as a sender or a receiver, to be parked until a
  * peer or a close completes the wait; the wake value is the result. */
-HOT int wait_in(chan *ch, half *h, scio__task *t, waiter *w, int sending) {
+HOT void wait_in(chan *ch, half *h, scio__task *t, waiter *w, int sending) {
   w->task = t;
   w->half = h;
   w->sending = sending;
@@ -315,8 +316,8 @@ HOT int wait_in(chan *ch, half *h, scio__task *t, waiter *w, int sending) {
     scio__list_push_back(&ch->receivers, &w->link);
     ch->nreceivers++;
   }
-  return scio__park(abort_wait, w,
-                    sending ? "channel send" : "channel receive");
+  scio__park_prepare(t, abort_wait, w,
+                     sending ? "channel send" : "channel receive");
 }
 
 COLD int op_error(int rc, int sending, const char *what) {
@@ -362,13 +363,24 @@ static __attribute__((noinline)) int chan_op(half *h, void *item, int sending,
     goto out;
   chan *ch = h->ch;
   rc = sending ? send_now(ch, item) : receive_now(ch, item);
-  if (rc != SCIO_EWOULDBLOCK) {
-    scio__yield(); /* done at once: still let the others run */
+  /* Done at once or not, the task leaves through the same call of
+   * scio__schedule: a task resumed there returns through the frames of
+   * the task that switched away, and the return predictor guesses right
+   * only where those are the same code. */
+  waiter w;
+  int blocked = rc == SCIO_EWOULDBLOCK;
+  if (!blocked) {
+    scio__ready_push(t->loop, t); /* done: still let the others run */
   } else {
-    waiter w;
     w.item.dst = item;
-    rc = wait_in(ch, h, t, &w, sending);
+    wait_in(ch, h, t, &w, sending);
   }
+  scio__schedule(t);
+  /* Opaque, so that the compiler cannot split the call above in two by
+   * threading the branches before and after it. */
+  __asm__("" : "+r"(blocked));
+  if (blocked)
+    rc = scio__park_finish(t);
 out:
   half_leave(h);
   return __builtin_expect(rc == 0, 1) ? 0 : op_error(rc, sending, what);
@@ -500,7 +512,7 @@ SCIO_API int scio_channel_open(size_t item_size, size_t max_buffer,
   return 0;
 }
 
-SCIO_API int scio_tx_send(scio_tx *tx, const void *item) {
+SCIO__BLOCKING(int, scio_tx_send)(scio_tx *tx, const void *item) {
   return chan_op((half *)tx, (void *)(uintptr_t)item, 1, "tx_send");
 }
 
@@ -513,7 +525,7 @@ SCIO_API int scio_tx_send_nowait(scio_tx *tx, const void *item) {
   return __builtin_expect(rc == 0, 1) ? 0 : send_error(rc, "tx_send_nowait");
 }
 
-SCIO_API int scio_rx_receive(scio_rx *rx, void *item) {
+SCIO__BLOCKING(int, scio_rx_receive)(scio_rx *rx, void *item) {
   return chan_op((half *)rx, item, 0, "rx_receive");
 }
 
