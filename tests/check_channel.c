@@ -920,6 +920,44 @@ static int tick(void *p) {
   return 0;
 }
 
+/* A native send or receive that completes at once still yields; a task
+ * that runs meanwhile may close and free both halves, and with them the
+ * channel.  The yielding call must not touch them again (ASan and valgrind
+ * runs of this test would see it). */
+typedef struct close_both {
+  scio_tx *tx;
+  scio_rx *rx;
+} close_both;
+
+static int close_both_halves(void *p) {
+  close_both *c = p;
+  CK_OK(scio_tx_close(c->tx));
+  CK_OK(scio_rx_close(c->rx));
+  return 0;
+}
+
+SCIO_TEST(halves_freed_during_a_calls_yield) {
+  for (int receiving = 0; receiving < 2; receiving++) {
+    close_both c;
+    CK_OK(scio_channel_open(sizeof(long), 2, &c.tx, &c.rx));
+    long v = 42;
+    if (receiving)
+      CK_OK(scio_tx_send_nowait(c.tx, &v));
+    scio_nursery n;
+    CK_OK(scio_nursery_open(&n));
+    CK_OK(scio_start_soon(&n, close_both_halves, &c));
+    if (receiving) {
+      v = 0;
+      CK_OK(scio_rx_receive(c.rx, &v)); /* the closer runs in its yield */
+      ck_assert_int_eq(v, 42);
+    } else {
+      CK_OK(scio_tx_send(c.tx, &v));
+    }
+    CK_OK(scio_nursery_close(&n));
+  }
+  return 0;
+}
+
 SCIO_TEST(blocking_calls_yield_even_when_ready) {
   scio_tx *tx;
   scio_rx *rx;
@@ -1292,6 +1330,7 @@ static Suite *channel_suite(void) {
   scio_tcase_add(tc, bad_arguments_are_einval);
   tcase_add_test(tc, blocking_calls_outside_a_task_are_einval);
   scio_tcase_add(tc, halves_are_object_streams);
+  scio_tcase_add(tc, halves_freed_during_a_calls_yield);
   scio_tcase_add(tc, stapled_over_channels);
   scio_tcase_add(tc, rendezvous_hands_item_to_waiting_receiver);
   scio_tcase_add(tc, buffered_channel_is_fifo);

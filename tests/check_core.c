@@ -150,6 +150,78 @@ static int wait_then_exit(void *arg) {
   return rc == SCIO_ECANCELED ? rc : -1;
 }
 
+/* Blocking calls return to their caller on both paths of the resume
+ * trampoline (src/core/resume.h): through an indirect jump after a switch,
+ * through `ret` when the call went on without one.  Each task blocks at
+ * several depths and call sites, with values live across the calls in
+ * callee-saved registers, and the results (0 or SCIO_ECANCELED) must come
+ * back intact. */
+typedef struct deep_state {
+  long sum;
+  int cancelled;
+} deep_state;
+
+static __attribute__((noinline)) int deep_checkpoint(int depth, long k) {
+  long a = k * 3 + depth, b = k ^ 0x5a5a;
+  int rc = depth ? deep_checkpoint(depth - 1, k + 1) : scio_checkpoint();
+  __asm__ volatile("" : "+r"(a), "+r"(b));
+  if (a != k * 3 + depth || b != (k ^ 0x5a5a))
+    return -1000;
+  return rc;
+}
+
+static __attribute__((noinline)) int other_site(long k) {
+  long keep = k * 7;
+  int rc = scio_checkpoint();
+  __asm__ volatile("" : "+r"(keep));
+  return keep == k * 7 ? rc : -1000;
+}
+
+static int deep_worker(void *p) {
+  deep_state *st = p;
+  for (long i = 0; i < 200; i++) {
+    int rc = (i & 1) ? deep_checkpoint((int)(i % 4), i) : other_site(i);
+    if (rc == SCIO_ECANCELED) {
+      st->cancelled++;
+      return rc;
+    }
+    if (rc != 0)
+      return rc;
+    st->sum += i;
+  }
+  return 0;
+}
+
+SCIO_TEST(blocking_calls_return_to_their_callers) {
+  /* Alone: nothing else runs, so every call goes on without a switch. */
+  deep_state alone = {0, 0};
+  CK_OK(deep_worker(&alone));
+  ck_assert_int_eq(alone.sum, 199 * 200 / 2);
+  /* Two tasks at different sites: every call switches. */
+  deep_state a = {0, 0}, b = {0, 0};
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, deep_worker, &a));
+  CK_OK(scio_start_soon(&n, deep_worker, &b));
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(a.sum, 199 * 200 / 2);
+  ck_assert_int_eq(b.sum, 199 * 200 / 2);
+  /* SCIO_ECANCELED comes back through both paths too. */
+  scio_scope cs;
+  CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
+  scio_scope_cancel(&cs);
+  ck_assert_int_eq(deep_checkpoint(3, 1), SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  deep_state c = {0, 0};
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, deep_worker, &c));
+  CK_OK(scio_checkpoint());
+  scio_nursery_cancel(&n);
+  ck_assert_int_eq(scio_nursery_close(&n), 0);
+  ck_assert_int_eq(c.cancelled, 1);
+  return 0;
+}
+
 SCIO_TEST(many_tasks) {
   scio_nursery n;
   CK_OK(scio_nursery_open(&n));
@@ -1201,6 +1273,7 @@ static Suite *core_suite(void) {
   scio_tcase_add(tc, checkpoint_interleaves);
   scio_tcase_add(tc, nested_nurseries);
   scio_tcase_add(tc, many_tasks);
+  scio_tcase_add(tc, blocking_calls_return_to_their_callers);
   scio_tcase_add(tc, spawn_into_closed_nursery_is_reported);
   scio_tcase_add(tc, guard_pages_exhausting_map_count_is_enomem);
   scio_tcase_add(tc, task_names);

@@ -21,6 +21,8 @@
 #include "ctx.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,9 +121,57 @@ static void vg_deregister(unsigned id) { (void)id; }
  */
 typedef void ctx_boot_fn(void (*entry)(void *), void *arg);
 
-#ifndef SCIO_CTX_UCONTEXT
-/* In ctx_<arch>.S.  asm_swap pushes the callee-saved registers and the FP
- * control words on the current stack, stores the stack pointer in *save_sp,
+#if !defined(SCIO_CTX_UCONTEXT) && defined(__x86_64__)
+/* In ctx_x86_64.S, which describes the protocol: a suspended context is
+ * its sp, bp, ip and FP control words in the scio__ctx; resuming one jumps
+ * to ip.  asm_swap is the out-of-line switch, asm_jump resumes without
+ * saving, and asm_start is the first ip of a new context. */
+__attribute__((visibility("hidden"))) void
+scio__ctx_asm_swap(scio__ctx *from, scio__ctx *to);
+__attribute__((visibility("hidden"), noreturn)) void
+scio__ctx_asm_jump(scio__ctx *to);
+__attribute__((visibility("hidden"))) void scio__ctx_asm_start(void);
+
+/* The offsets that ctx_x86_64.S uses. */
+_Static_assert(offsetof(scio__ctx, sp) == 0, "CTX_SP");
+_Static_assert(offsetof(scio__ctx, ip) == 48, "CTX_IP");
+_Static_assert(offsetof(scio__ctx, bp) == 56, "CTX_BP");
+_Static_assert(offsetof(scio__ctx, mxcsr) == 64, "CTX_MXCSR");
+_Static_assert(offsetof(scio__ctx, x87cw) == 68, "CTX_X87CW");
+
+/* Below the 16-byte aligned top: boot, entry and arg for asm_start, then
+ * 8 zero bytes; the new context inherits the maker's control words. */
+static int be_make(scio__ctx *c, ctx_boot_fn *boot, void (*entry)(void *),
+                   void *arg, void *uc_storage)
+{
+  (void)uc_storage;
+  uintptr_t top = ((uintptr_t)c->stack_lo + c->stack_size) & ~(uintptr_t)15;
+  void **frame = (void **)(top - 32);
+  frame[0] = (void *)boot;
+  frame[1] = (void *)entry;
+  frame[2] = arg;
+  frame[3] = NULL;
+  c->sp = frame;
+  c->bp = NULL;
+  c->ip = (void *)scio__ctx_asm_start;
+  c->mxcsr = __builtin_ia32_stmxcsr();
+  __asm__ volatile("fnstcw %0" : "=m"(c->x87cw));
+  return 0;
+}
+
+static inline void be_swap(scio__ctx *from, scio__ctx *to)
+{
+  scio__ctx_asm_swap(from, to);
+}
+
+__attribute__((noreturn)) static inline void be_jump(scio__ctx *to)
+{
+  scio__ctx_asm_jump(to);
+}
+
+#elif !defined(SCIO_CTX_UCONTEXT)
+/* In ctx_aarch64.S.  asm_swap pushes the callee-saved registers and the FP
+ * control word on the current stack, stores the stack pointer in *save_sp,
  * loads new_sp and pops the same frame from there.  asm_jump is its second
  * half alone, for a context that never comes back.  asm_prime builds such a
  * frame below `top` whose "return" enters a trampoline that calls
@@ -152,7 +202,9 @@ __attribute__((noreturn)) static inline void be_jump(scio__ctx *to)
 {
   scio__ctx_asm_jump(to->sp);
 }
+#endif
 
+#ifndef SCIO_CTX_UCONTEXT
 static int be_main_init(scio__ctx *m)
 {
   (void)m;
@@ -267,6 +319,7 @@ void scio__ctx_exit_to(scio__ctx *cur, scio__ctx *to)
 {
   cur->sp = NULL;
   cur->uc = NULL;
+  cur->ip = NULL;
   asan_leave(NULL, to);
   be_jump(to);
 }

@@ -25,6 +25,11 @@ struct scio__ctx {
   size_t stack_size;     /* usable bytes */
   void *asan_fake;       /* ASan fake-stack save slot */
   unsigned valgrind_id;  /* valgrind stack id, 0 if none */
+  /* x86_64 assembly: the rest of a suspended context (ctx_x86_64.S). */
+  void *ip;              /* where to resume */
+  void *bp;              /* rbp */
+  unsigned mxcsr;
+  unsigned short x87cw;
 };
 
 /* Describe the current thread's own stack as a context (the scheduler runs
@@ -82,7 +87,8 @@ void scio__ctx_uc_main_fini(scio__ctx *main_ctx);
 
 /* The switch on the scheduler's hot path.  Without ASan (which needs its
  * fiber calls around every switch) and with an assembly back-end, it is the
- * assembly itself, called directly; otherwise scio__ctx_switch. */
+ * assembly itself: inline on x86_64, called directly on aarch64; otherwise
+ * scio__ctx_switch. */
 #if defined(__SANITIZE_ADDRESS__)
 #define SCIO__CTX_ASAN 1
 #elif defined(__has_feature)
@@ -90,7 +96,68 @@ void scio__ctx_uc_main_fini(scio__ctx *main_ctx);
 #define SCIO__CTX_ASAN 1
 #endif
 #endif
-#if !defined(SCIO_CTX_UCONTEXT) && !defined(SCIO__CTX_ASAN)
+#if !defined(SCIO_CTX_UCONTEXT) && !defined(SCIO__CTX_ASAN) &&               \
+    defined(__x86_64__)
+/* Inline, so that the compiler saves only the registers that are live
+ * across the switch (every register but rsp and rbp is declared clobbered)
+ * and the switch needs no call or return.  The protocol is that of
+ * ctx_x86_64.S: save rsp, rbp, the resume address 1: and the FP control
+ * words in `from`; load `to`'s control words if they differ; load its rsp
+ * and rbp and jump to its ip.  Nothing is pushed, so the red zone is safe.
+ * Every use of this is one resume address: keep it to one call site per
+ * hot path. */
+#if defined(__CET__) && (__CET__ & 1)
+#define SCIO__CTX_ENDBR "endbr64\n\t"
+#else
+#define SCIO__CTX_ENDBR ""
+#endif
+#ifdef __AVX512F__
+#define SCIO__CTX_AVX512_CLOBBERS                                             \
+  , "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23",   \
+      "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", \
+      "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"
+#else
+#define SCIO__CTX_AVX512_CLOBBERS
+#endif
+static inline __attribute__((always_inline)) void
+scio__ctx_switch_fast(scio__ctx *from, scio__ctx *to) {
+  void *d = from, *s = to;
+  __asm__ volatile(
+      "stmxcsr %c[mx](%%rdi)\n\t"
+      "fnstcw %c[cw](%%rdi)\n\t"
+      "leaq 1f(%%rip), %%rax\n\t"
+      "movq %%rsp, %c[sp](%%rdi)\n\t"
+      "movq %%rbp, %c[bp](%%rdi)\n\t"
+      "movq %%rax, %c[ip](%%rdi)\n\t"
+      "movl %c[mx](%%rdi), %%eax\n\t"
+      "cmpl %c[mx](%%rsi), %%eax\n\t"
+      "jne 2f\n\t"
+      "movzwl %c[cw](%%rdi), %%eax\n\t"
+      "cmpw %c[cw](%%rsi), %%ax\n\t"
+      "jne 2f\n"
+      "3:\n\t"
+      "movq %c[sp](%%rsi), %%rsp\n\t"
+      "movq %c[bp](%%rsi), %%rbp\n\t"
+      "jmpq *%c[ip](%%rsi)\n"
+      "2:\n\t"
+      "ldmxcsr %c[mx](%%rsi)\n\t"
+      "fldcw %c[cw](%%rsi)\n\t"
+      "jmp 3b\n"
+      "1:\n\t" SCIO__CTX_ENDBR
+      : "+D"(d), "+S"(s)
+      : [sp] "i"(__builtin_offsetof(scio__ctx, sp)),
+        [ip] "i"(__builtin_offsetof(scio__ctx, ip)),
+        [bp] "i"(__builtin_offsetof(scio__ctx, bp)),
+        [mx] "i"(__builtin_offsetof(scio__ctx, mxcsr)),
+        [cw] "i"(__builtin_offsetof(scio__ctx, x87cw))
+      : "rax", "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13",
+        "r14", "r15", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
+        "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14",
+        "xmm15", "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)",
+        "st(7)", "mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7",
+        "memory", "cc" SCIO__CTX_AVX512_CLOBBERS);
+}
+#elif !defined(SCIO_CTX_UCONTEXT) && !defined(SCIO__CTX_ASAN)
 __attribute__((visibility("hidden"))) void scio__ctx_asm_swap(void **save_sp,
                                                               void *new_sp);
 static inline void scio__ctx_switch_fast(scio__ctx *from, scio__ctx *to) {

@@ -1,32 +1,46 @@
 /* Context switch for x86_64, System V ABI (Linux, the BSDs).
  *
- * Only what the ABI makes callee-saved is kept: rbx, rbp, r12-r15, the
- * control bits of MXCSR and the x87 control word.  Everything else is
- * already dead at the call, so the switch is an ordinary function call that
- * happens to return on another stack.
+ * A suspended context is four fields of its scio__ctx, not a frame on its
+ * stack: the stack pointer, the frame pointer, the address to resume at
+ * (ip), and the floating-point control words (MXCSR, and the x87 control
+ * word used by long double).  Resuming one loads rsp and rbp, loads the
+ * control words if they differ from the running ones, and jumps to ip with
+ * rsi = the scio__ctx being resumed.  No other register survives: the code
+ * at ip knows which of its own it needs.
  *
- * A suspended context is a 64-byte frame on its own stack, and its saved
- * stack pointer points at the frame:
+ * Why not the classic "push the callee-saved registers, swap stack
+ * pointers, pop, ret": the hot switch (ctx.h, scio__ctx_switch_fast) is
+ * inline assembly in the scheduler that declares every other register
+ * clobbered, so the compiler saves only what is live across the switch,
+ * and the switch itself never touches the return-stack predictor (a `ret`
+ * into another task's frame is always a misprediction; an indirect jump to
+ * a resume address that tasks share is predicted).  The functions below
+ * follow the same protocol so that a context suspended by either kind is
+ * resumed by either kind.
  *
- *     0  MXCSR (4 bytes), x87 control word (2 bytes), 2 zero bytes
- *     8  r15    16 r14    24 r13    32 r12    40 rbx    48 rbp
- *    56  return address
+ * The offsets are those of struct scio__ctx; ctx.c checks them at compile
+ * time.
  *
- * The saved stack pointer is 16-byte aligned (the caller's rsp is 8 mod 16
- * after its call; six pushes and the 8-byte control-word slot add 56).
- *
- * CET: every entry point starts with endbr64 (a NOP on older CPUs).  When
- * built with -fcf-protection we mark the object IBT-compatible but never
- * SHSTK-compatible: switching stacks with a plain `ret` would not match the
- * shadow stack, so a library containing this file must run without one.
+ * CET: every global entry point starts with endbr64 (a NOP on older CPUs).
+ * When built with -fcf-protection we mark the object IBT-compatible but
+ * never SHSTK-compatible: a switch changes stacks without call and return,
+ * so a library containing this file must run without a shadow stack.  The
+ * resume addresses carry endbr64 too (resumes are indirect jumps).
  */
 #if defined(__x86_64__) && !defined(__ILP32__) && !defined(SCIO_CTX_UCONTEXT)
 
+#define CTX_SP 0
+#define CTX_IP 48
+#define CTX_BP 56
+#define CTX_MXCSR 64
+#define CTX_X87CW 68
+
 	.text
 
-/* void scio__ctx_asm_swap(void **save_sp, void *new_sp)
- * rdi = where to store this context's stack pointer, rsi = the stack
- * pointer of the context to resume (a frame laid out as above). */
+/* void scio__ctx_asm_swap(scio__ctx *from, scio__ctx *to)
+ * The out-of-line switch, for callers that are plain C: it keeps the
+ * callee-saved registers on the stack it leaves, and restores them when
+ * something resumes it at 1:. */
 	.globl	scio__ctx_asm_swap
 	.hidden	scio__ctx_asm_swap
 	.type	scio__ctx_asm_swap, @function
@@ -34,9 +48,6 @@
 scio__ctx_asm_swap:
 	.cfi_startproc
 	endbr64
-	pushq	%rbp
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset %rbp, 0
 	pushq	%rbx
 	.cfi_adjust_cfa_offset 8
 	.cfi_rel_offset %rbx, 0
@@ -52,34 +63,31 @@ scio__ctx_asm_swap:
 	pushq	%r15
 	.cfi_adjust_cfa_offset 8
 	.cfi_rel_offset %r15, 0
-	pushq	$0			/* zero the padding: the slot is compared whole */
-	.cfi_adjust_cfa_offset 8
-	stmxcsr	(%rsp)
-	fnstcw	4(%rsp)
-	/* Rebuild the slot in rax from loads of the same widths as the stores
-	 * just made: one 8-byte load over a 4- and a 2-byte store cannot be
-	 * store-forwarded and stalls for a dozen cycles on every switch. */
-	movl	(%rsp), %eax
-	movzwl	4(%rsp), %ecx
-	shlq	$32, %rcx
-	orq	%rcx, %rax
-
-	/* The frame on the new stack has the same layout, so the CFI above
-	 * stays true after the stack pointer changes hands. */
-	movq	%rsp, (%rdi)
-	movq	%rsi, %rsp
-ctx_restore:
-
+	stmxcsr	CTX_MXCSR(%rdi)
+	fnstcw	CTX_X87CW(%rdi)
+	leaq	1f(%rip), %rax
+	movq	%rsp, CTX_SP(%rdi)
+	movq	%rbp, CTX_BP(%rdi)
+	movq	%rax, CTX_IP(%rdi)
 	/* Loading MXCSR and especially the x87 control word can serialize the
-	 * pipeline, and contexts almost always share them: load only if the
-	 * slot differs from ours (still in rax).  MXCSR's sticky exception
-	 * flags are part of the comparison, so they stay per context too. */
-	cmpq	(%rsp), %rax
-	je	1f
-	ldmxcsr	(%rsp)
-	fldcw	4(%rsp)
-1:	addq	$8, %rsp
-	.cfi_adjust_cfa_offset -8
+	 * pipeline, and contexts almost always share them: load only what
+	 * differs.  Loads of the same widths as the stores just made, so that
+	 * they are store-forwarded.  MXCSR's sticky exception flags are part of
+	 * the comparison, so they stay per context too. */
+	movl	CTX_MXCSR(%rdi), %eax
+	cmpl	CTX_MXCSR(%rsi), %eax
+	jne	2f
+	movzwl	CTX_X87CW(%rdi), %eax
+	cmpw	CTX_X87CW(%rsi), %ax
+	jne	2f
+3:	movq	CTX_SP(%rsi), %rsp
+	movq	CTX_BP(%rsi), %rbp
+	jmpq	*CTX_IP(%rsi)
+2:	ldmxcsr	CTX_MXCSR(%rsi)
+	fldcw	CTX_X87CW(%rsi)
+	jmp	3b
+	/* Resumed: rsp is ours again, with the five registers on it. */
+1:	endbr64
 	popq	%r15
 	.cfi_adjust_cfa_offset -8
 	.cfi_restore %r15
@@ -95,18 +103,14 @@ ctx_restore:
 	popq	%rbx
 	.cfi_adjust_cfa_offset -8
 	.cfi_restore %rbx
-	popq	%rbp
-	.cfi_adjust_cfa_offset -8
-	.cfi_restore %rbp
 	ret
 	.cfi_endproc
 	.size	scio__ctx_asm_swap, .-scio__ctx_asm_swap
 
-/* void scio__ctx_asm_jump(void *new_sp)
- * rdi = the stack pointer of the context to resume.  For a context that
- * is finished: nothing is saved, and the old stack is not written again.
- * rax = -1 cannot equal a saved control-word slot (its top bytes are
- * zero), so the resumed context's control words are always loaded. */
+/* void scio__ctx_asm_jump(scio__ctx *to)
+ * Resume `to` and never come back: nothing is saved, and the old stack is
+ * not written again.  The control words are always loaded, since nothing
+ * says what the running ones are. */
 	.globl	scio__ctx_asm_jump
 	.hidden	scio__ctx_asm_jump
 	.type	scio__ctx_asm_jump, @function
@@ -114,64 +118,36 @@ ctx_restore:
 scio__ctx_asm_jump:
 	.cfi_startproc
 	endbr64
-	movq	$-1, %rax
-	movq	%rdi, %rsp
-	jmp	ctx_restore
+	movq	%rdi, %rsi
+	ldmxcsr	CTX_MXCSR(%rsi)
+	fldcw	CTX_X87CW(%rsi)
+	movq	CTX_SP(%rsi), %rsp
+	movq	CTX_BP(%rsi), %rbp
+	jmpq	*CTX_IP(%rsi)
 	.cfi_endproc
 	.size	scio__ctx_asm_jump, .-scio__ctx_asm_jump
 
-/* void *scio__ctx_asm_prime(void *top, boot, entry, arg)
- * rdi = top of the new stack, rsi = boot, rdx = entry, rcx = arg.
- * Builds a frame that scio__ctx_asm_swap "returns" through into
- * ctx_trampoline with r12 = boot, r13 = entry, r14 = arg, rbp = 0, and the
- * control words of the caller (a new context inherits the rounding mode and
- * exception masks, as a new thread does).  Returns its stack pointer.
- *
- * Below the 16-byte aligned top we leave 16 zero bytes, then the 64-byte
- * frame: after its `ret` rsp is top - 16, 16-byte aligned, as the ABI
- * wants just before the trampoline's call. */
-	.globl	scio__ctx_asm_prime
-	.hidden	scio__ctx_asm_prime
-	.type	scio__ctx_asm_prime, @function
+/* Where a new context starts (its first ip).  ctx.c leaves on the new
+ * stack, at its saved stack pointer: boot, entry, arg, 0; the stack
+ * pointer is 16-byte aligned.  rbp is 0, which ends frame-pointer walks,
+ * and the undefined return address tells unwinders (gdb, libunwind) that
+ * the stack ends here.  boot never returns; ud2 makes a broken promise
+ * fail loudly. */
+	.globl	scio__ctx_asm_start
+	.hidden	scio__ctx_asm_start
+	.type	scio__ctx_asm_start, @function
 	.p2align 4
-scio__ctx_asm_prime:
-	.cfi_startproc
-	endbr64
-	movq	%rdi, %rax
-	andq	$-16, %rax
-	subq	$80, %rax
-	xorl	%r8d, %r8d
-	movq	%r8, 0(%rax)
-	stmxcsr	0(%rax)
-	fnstcw	4(%rax)
-	movq	%r8, 8(%rax)		/* r15 */
-	movq	%rcx, 16(%rax)		/* r14 = arg */
-	movq	%rdx, 24(%rax)		/* r13 = entry */
-	movq	%rsi, 32(%rax)		/* r12 = boot */
-	movq	%r8, 40(%rax)		/* rbx */
-	movq	%r8, 48(%rax)		/* rbp = 0 ends frame-pointer walks */
-	leaq	ctx_trampoline(%rip), %r9
-	movq	%r9, 56(%rax)
-	movq	%r8, 64(%rax)
-	movq	%r8, 72(%rax)
-	ret
-	.cfi_endproc
-	.size	scio__ctx_asm_prime, .-scio__ctx_asm_prime
-
-/* Entered by `ret`, never called, so it needs no endbr64.  The undefined
- * return address tells unwinders (gdb, libunwind) that the stack ends here.
- * boot never returns; ud2 makes a broken promise fail loudly. */
-	.type	ctx_trampoline, @function
-	.p2align 4
-ctx_trampoline:
+scio__ctx_asm_start:
 	.cfi_startproc
 	.cfi_undefined %rip
-	movq	%r13, %rdi
-	movq	%r14, %rsi
-	call	*%r12
+	endbr64
+	movq	0(%rsp), %rax
+	movq	8(%rsp), %rdi
+	movq	16(%rsp), %rsi
+	call	*%rax
 	ud2
 	.cfi_endproc
-	.size	ctx_trampoline, .-ctx_trampoline
+	.size	scio__ctx_asm_start, .-scio__ctx_asm_start
 
 #if defined(__CET__) && (__CET__ & 1)
 /* GNU_PROPERTY_X86_FEATURE_1_AND = IBT only (see the CET note above). */

@@ -16,6 +16,7 @@
 
 #include "ctx.h"
 #include "heap.h"
+#include "resume.h"
 #include "list.h"
 #include "stack.h"
 
@@ -226,16 +227,19 @@ void scio__task_free_errmsg(scio__task *t);
 void scio__errmsg_adopt(char *msg);
 
 /* ---- scheduling (task.c, loop.c) ---- */
-/* Make a blocked task runnable; scio__park returns `value` in it. */
-void scio__task_wake(scio__task *t, int value);
+/* Make a blocked task runnable; scio__park returns `value` in it.  Defined
+ * below, inline: every hand-off in sync and channels calls it. */
+static inline void scio__task_wake(scio__task *t, int value);
+__attribute__((noreturn, cold)) void scio__wake_misuse(scio__task *t);
 /* Block the current task until woken.  With abort_fn, the wait is abortable
  * and cancellation resumes the task with SCIO_ECANCELED (after calling
  * abort_fn); without, cancellation waits.  `what` names the wait in dumps.
  * If the task is already cancelled and the wait is abortable, abort_fn runs
  * and SCIO_ECANCELED is returned without blocking.  Returns the wake value. */
 int scio__park(scio__abort_fn abort_fn, void *abort_ctx, const char *what);
-/* Put the current task at the back of the ready queue and run others. */
-void scio__yield(void);
+/* Put the current task at the back of the ready queue and run others;
+ * 1 if another task ran meanwhile (resume.h). */
+int scio__yield(void);
 /* scio__park in two halves around the caller's own scio__schedule(t), for
  * a hot path that must suspend at one call site whether it blocks or only
  * yields (see channel.c).  The caller has checked cancellation: unlike
@@ -247,8 +251,8 @@ static inline int scio__park_finish(scio__task *t);
  * scope caught it. */
 void scio__deliver_cancel(scio__task *t);
 /* Pick the next task (or the scheduler) and switch to it; the current task
- * must already be queued or blocked. */
-void scio__schedule(scio__task *cur);
+ * must already be queued or blocked.  1 if it switched (resume.h). */
+int scio__schedule(scio__task *cur);
 void scio__instrument_scheduled(scio__loop *l, scio__task *t);
 /* Append t to the ready queue. */
 static inline void scio__ready_push(scio__loop *l, scio__task *t) {
@@ -263,6 +267,14 @@ static inline void scio__ready_push(scio__loop *l, scio__task *t) {
   if (__builtin_expect(l->nins != 0, 0))
     scio__instrument_scheduled(l, t);
 }
+static inline void scio__task_wake(scio__task *t, int value) {
+  if (__builtin_expect(t->state != SCIO__T_BLOCKED, 0))
+    scio__wake_misuse(t);
+  t->abort_fn = NULL;
+  t->abort_ctx = NULL;
+  t->wake_value = value;
+  scio__ready_push(t->loop, t);
+}
 static inline void scio__park_prepare(scio__task *t, scio__abort_fn abort_fn,
                                       void *abort_ctx, const char *what) {
   t->abort_fn = abort_fn;
@@ -270,7 +282,6 @@ static inline void scio__park_prepare(scio__task *t, scio__abort_fn abort_fn,
   t->waiting_on = what;
   t->state = SCIO__T_BLOCKED;
 }
-void scio__deliver_cancel(scio__task *t);
 static inline int scio__park_finish(scio__task *t) {
   t->waiting_on = NULL;
   if (__builtin_expect(t->wake_value == SCIO_ECANCELED && t->cancel_woken, 0)) {
@@ -281,6 +292,69 @@ static inline int scio__park_finish(scio__task *t) {
 }
 /* Recycle a task that has exited (loop.c/task.c). */
 void scio__reap_zombie(scio__loop *l);
+
+/* ---- the scheduler's hot path, inline (task.c has the rest) ---- */
+scio__task *scio__pick_slow(scio__loop *l);
+int scio__schedule_instrumented(scio__task *cur);
+
+static inline scio__task *scio__ready_pop(scio__loop *l) {
+  scio__task *t = l->ready_head;
+  l->ready_head = t->ready_next;
+  if (!l->ready_head)
+    l->ready_tail = NULL;
+  l->nready--;
+  return t;
+}
+
+/* The next task to run, popped and marked running; NULL when the scheduler
+ * must run (nothing runnable, or a poll is due).  The fast path is one
+ * counter: while the budget lasts and a task is queued, the batch goes on,
+ * no clock tick is due, and the task at the head is the next one. */
+static inline scio__task *scio__pick(scio__loop *l) {
+  if (__builtin_expect(l->budget == 0 || !l->ready_head, 0))
+    return scio__pick_slow(l);
+  l->budget--;
+  scio__task *t = scio__ready_pop(l);
+  t->state = SCIO__T_RUNNING;
+  l->current = t;
+  return t;
+}
+
+/* Switch from cur to next (NULL: the scheduler), which is already marked
+ * running and current.  Returns 1, once cur is resumed (resume.h). */
+static inline __attribute__((always_inline)) int
+scio__switch_inline(scio__task *cur, scio__task *next) {
+  scio__loop *l = cur->loop;
+  scio__ctx *to;
+  if (__builtin_expect(next != NULL, 1)) {
+    to = &next->ctx;
+  } else {
+    l->current = NULL;
+    to = &l->main_ctx;
+  }
+  scio__ctx_switch_fast(&cur->ctx, to);
+  /* Resumed: whoever switched here set l->current to us. */
+  l = cur->loop;
+  if (__builtin_expect(l->zombie != NULL, 0))
+    scio__reap_zombie(l);
+  return 1;
+}
+
+/* scio__schedule, inline for the hot paths that want the switch in their
+ * own frame.  There is one switch in it, whichever task or the scheduler
+ * comes next, so each use is one resume address.  Returns 1 if the task
+ * was switched away from and back (resume.h), 0 if it went on. */
+static inline __attribute__((always_inline)) int
+scio__schedule_inline(scio__task *cur) {
+  scio__loop *l = cur->loop;
+  if (__builtin_expect(l->nins != 0, 0))
+    return scio__schedule_instrumented(cur);
+  scio__task *next = scio__pick(l);
+  if (next == cur)
+    return 0;
+  return scio__switch_inline(cur, next);
+}
+
 int scio__task_new(scio__loop *l, scio_fn fn, void *arg, const char *name,
                    scio__task **out);
 scio__task *scio__pick_from_scheduler(scio__loop *l);

@@ -2,54 +2,60 @@
  *
  * Why this exists.  When task A switches to task B, the CPU's return-stack
  * predictor still holds A's return addresses.  B then returns up its own
- * call chain: the frames inside scio are shared code (the same return sites
- * in every task), but the last return, into the user's code, goes to B's
- * call site while the predictor guesses A's.  That one mispredicted return
- * costs about as much as the whole switch (measured on x86_64: 9.4 ns per
- * switch when both tasks block at the same call site, 16.7 ns when they
- * block at different ones).
+ * call chain, and the first return into the user's code goes to B's call
+ * site while the predictor guesses A's.  That one mispredicted return costs
+ * about as much as the whole switch (measured on x86_64: 9.4 ns per switch
+ * when two tasks block at the same call site, 16.7 ns at different ones).
  *
  * So on x86_64 a public blocking function is exported as a small stub
  * (resume_x86_64.S) that calls its C body through one shared trampoline.
- * When the body returns, the trampoline looks at scio__tls_resumed, which
- * scio__schedule sets in a task it resumes: if the call switched tasks, the
- * trampoline returns to the caller with an indirect jump, which the
- * indirect-branch predictor gets right from its branch history; if not,
- * with a plain `ret`, which keeps call and return paired.  Either way the
- * caller resumes at its return address: the flag only picks which predictor
- * is asked, never where control goes.
+ * The body returns a scio__rs: its result and whether it switched tasks,
+ * packed in one register.  If it switched, the trampoline returns to the
+ * caller with an indirect jump, which the indirect-branch predictor gets
+ * right from its branch history; if not, with a plain `ret`, which keeps
+ * calls and returns paired for the predictor.  Either way the caller
+ * resumes at its return address: the flag only picks which predictor is
+ * asked, never where control goes.
  *
- * Define a public blocking function as
+ * Define a public blocking function with its body, a call returning
+ * scio__rs:
  *
- *     SCIO__BLOCKING(int, scio_thing_wait)(scio_thing *t) { ... }
+ *     SCIO__BLOCKING(scio_thing_wait, (scio_thing *t), thing_wait(t, ...))
  *
  * and add `SCIO_RESUME_STUB scio_thing_wait` to resume_x86_64.S.  Elsewhere
- * (other CPUs, the ucontext back-end) the macro is the plain SCIO_API
- * definition.
+ * (other CPUs, the ucontext back-end) the macro defines the plain SCIO_API
+ * function returning the body's rc.  Only functions returning int fit.
  *
- * Cost: the stub and trampoline add about eight instructions to a call.
  * Hazard: the indirect jump leaves the return-stack predictor one entry
- * deeper than the call stack, like the switch itself does; and the
- * trampoline is incompatible with CET shadow stacks, as the switch is.
+ * deeper than the call stack, like a switch does; and the trampoline is
+ * incompatible with CET shadow stacks, as the switch is.
  */
 #ifndef SCIO_CORE_RESUME_H
 #define SCIO_CORE_RESUME_H
 
 #include "ctx.h"
 
+/* A blocking body's result: rc as the public function returns it, and
+ * nonzero `switched` if the task was suspended and resumed on the way.
+ * Two ints are returned in rax (x86_64 SysV): rc in eax, switched above. */
+typedef struct scio__rs {
+  int rc;
+  int switched;
+} scio__rs;
+
+static inline scio__rs scio__rs_make(int rc, int switched) {
+  scio__rs r = {rc, switched};
+  return r;
+}
+
 #if !defined(SCIO_CTX_UCONTEXT) && defined(__x86_64__) && !defined(__ILP32__)
 #define SCIO__RESUME_STUBS 1
-#endif
-
-#ifdef SCIO__RESUME_STUBS
-/* Set to 1 in a task that scio__schedule resumed; cleared by the
- * trampoline before it calls a body. */
-extern __thread unsigned char scio__tls_resumed
-    __attribute__((tls_model("initial-exec")));
-#define SCIO__BLOCKING(type, name)                                            \
-  __attribute__((visibility("hidden"))) type scio__rs_##name
+#define SCIO__BLOCKING(name, params, body)                                    \
+  __attribute__((visibility("hidden"))) scio__rs scio__rs_##name params;     \
+  scio__rs scio__rs_##name params { return body; }
 #else
-#define SCIO__BLOCKING(type, name) SCIO_API type name
+#define SCIO__BLOCKING(name, params, body)                                    \
+  SCIO_API int name params { return (body).rc; }
 #endif
 
 #endif

@@ -9,8 +9,8 @@
  * and a receive, say) still share every scio return address below the
  * user's code.
  *
- * The trampoline uses only rax (the body's result), rcx and r11, which the
- * ABI leaves to the callee.  No CET note: the indirect jump lands on
+ * The trampoline uses only rax (the body's scio__rs) and rcx, which the ABI
+ * leaves to the callee; the caller reads only eax.  No CET note: the indirect jump lands on
  * return addresses, which carry no endbr64, and the call/jump pair breaks
  * shadow stacks, as the switch does.
  */
@@ -24,14 +24,13 @@
 	.p2align 5
 scio__resume_tramp:
 	.cfi_startproc
-	movq	scio__tls_resumed@gottpoff(%rip), %r11
-	movb	$0, %fs:(%r11)
 	subq	$8, %rsp		/* rsp was 8 mod 16: align for the call */
 	.cfi_adjust_cfa_offset 8
 	call	*%rax
-	movq	scio__tls_resumed@gottpoff(%rip), %r11
-	cmpb	$0, %fs:(%r11)
-	jne	1f
+	/* eax = the result, bits 32-63 = nonzero if the body switched. */
+	movq	%rax, %rcx
+	shrq	$32, %rcx
+	jnz	1f
 	addq	$8, %rsp
 	.cfi_adjust_cfa_offset -8
 	ret

@@ -8,28 +8,11 @@
 #include <string.h>
 
 #include "internal.h"
-#include "resume.h"
 
-#ifdef SCIO__RESUME_STUBS
-__thread unsigned char scio__tls_resumed
-    __attribute__((tls_model("initial-exec")));
-#define NOTE_RESUMED() (scio__tls_resumed = 1)
-#else
-#define NOTE_RESUMED() ((void)0)
-#endif
 
 
 void scio__instrument_scheduled(scio__loop *l, scio__task *t) {
   SCIO__INSTRUMENT(l, task_scheduled, t);
-}
-
-static scio__task *ready_pop(scio__loop *l) {
-  scio__task *t = l->ready_head;
-  l->ready_head = t->ready_next;
-  if (!l->ready_head)
-    l->ready_tail = NULL;
-  l->nready--;
-  return t;
 }
 
 static int io_registered(const scio__loop *l) {
@@ -67,7 +50,7 @@ static void clock_tick(scio__loop *l) {
 /* The slow path of pick: account for the picks made on the fast path since
  * the budget was granted, run the end-of-batch and clock-tick work that is
  * due, and grant a new budget.  NULL when the scheduler must run. */
-static __attribute__((noinline)) scio__task *pick_slow(scio__loop *l) {
+__attribute__((noinline)) scio__task *scio__pick_slow(scio__loop *l) {
   size_t used = l->granted - l->budget;
   /* Rounds count only toward the next poll, so without I/O registered they
    * are not tracked at all, and the budget follows the clock tick alone. */
@@ -83,7 +66,7 @@ static __attribute__((noinline)) scio__task *pick_slow(scio__loop *l) {
   l->budget = l->granted = 0;
   if (l->poll_due || l->nready == 0)
     return NULL;
-  scio__task *t = ready_pop(l);
+  scio__task *t = scio__ready_pop(l);
   l->resumes_since_clock++;
   size_t b = 16 - l->resumes_since_clock;
   if (io) {
@@ -97,21 +80,7 @@ static __attribute__((noinline)) scio__task *pick_slow(scio__loop *l) {
   return t;
 }
 
-/* The next task to run, popped and marked running; NULL when the scheduler
- * must run (nothing runnable, or a poll is due).  The fast path is one
- * counter: while the budget lasts and a task is queued, the batch goes on,
- * no clock tick is due, and the task at the head is the next one. */
-static inline scio__task *pick(scio__loop *l) {
-  if (__builtin_expect(l->budget == 0 || !l->ready_head, 0))
-    return pick_slow(l);
-  l->budget--;
-  scio__task *t = ready_pop(l);
-  t->state = SCIO__T_RUNNING;
-  l->current = t;
-  return t;
-}
-
-scio__task *scio__pick_from_scheduler(scio__loop *l) { return pick(l); }
+scio__task *scio__pick_from_scheduler(scio__loop *l) { return scio__pick(l); }
 
 void scio__reap_zombie(scio__loop *l) {
   scio__task *z = l->zombie;
@@ -123,13 +92,13 @@ void scio__reap_zombie(scio__loop *l) {
 }
 
 /* schedule() with the instrument hooks around the switch. */
-static __attribute__((noinline)) void schedule_instrumented(scio__task *cur) {
+__attribute__((noinline)) int scio__schedule_instrumented(scio__task *cur) {
   scio__loop *l = cur->loop;
   SCIO__INSTRUMENT(l, after_task_step, cur);
-  scio__task *next = pick(l);
+  scio__task *next = scio__pick(l);
   if (next == cur) {
     SCIO__INSTRUMENT(l, before_task_step, cur);
-    return;
+    return 0;
   }
   if (next) {
     SCIO__INSTRUMENT(l, before_task_step, next);
@@ -138,45 +107,21 @@ static __attribute__((noinline)) void schedule_instrumented(scio__task *cur) {
     l->current = NULL;
     scio__ctx_switch(&cur->ctx, &l->main_ctx);
   }
-  NOTE_RESUMED();
   scio__reap_zombie(l);
+  return 1;
 }
 
-void scio__schedule(scio__task *cur) {
-  scio__loop *l = cur->loop;
-  if (__builtin_expect(l->nins != 0, 0)) {
-    schedule_instrumented(cur);
-    return;
-  }
-  scio__task *next = pick(l);
-  if (next == cur)
-    return;
-  if (next) {
-    scio__ctx_switch_fast(&cur->ctx, &next->ctx);
-  } else {
-    l->current = NULL;
-    scio__ctx_switch_fast(&cur->ctx, &l->main_ctx);
-  }
-  /* Resumed: whoever switched here set l->current to us. */
-  NOTE_RESUMED();
-  if (__builtin_expect(l->zombie != NULL, 0))
-    scio__reap_zombie(l);
-}
+int scio__schedule(scio__task *cur) { return scio__schedule_inline(cur); }
 
-void scio__yield(void) {
+int scio__yield(void) {
   scio__task *t = scio__task_cur();
   scio__ready_push(t->loop, t);
-  scio__schedule(t);
+  return scio__schedule(t);
 }
 
-void scio__task_wake(scio__task *t, int value) {
-  if (t->state != SCIO__T_BLOCKED)
-    scio__panic("waking task %s that is not blocked (state %d)",
-                scio_task_name(t), t->state);
-  t->abort_fn = NULL;
-  t->abort_ctx = NULL;
-  t->wake_value = value;
-  scio__ready_push(t->loop, t);
+void scio__wake_misuse(scio__task *t) {
+  scio__panic("waking task %s that is not blocked (state %d)",
+              scio_task_name(t), t->state);
 }
 
 int scio__park(scio__abort_fn abort_fn, void *abort_ctx, const char *what) {
@@ -300,7 +245,7 @@ static void task_exit(scio__task *t, int rc) {
   /* Our stack is recycled by whoever runs next (see reap_zombie): it must
    * not be reused while we are still running on it. */
   l->zombie = t;
-  scio__task *next = pick(l);
+  scio__task *next = scio__pick(l);
   if (next) {
     SCIO__INSTRUMENT(l, before_task_step, next);
     scio__ctx_exit_to(&t->ctx, &next->ctx);
@@ -321,29 +266,34 @@ SCIO_API int scio_checkpoint_if_cancelled(void) {
   return 0;
 }
 
-SCIO__BLOCKING(int, scio_checkpoint)(void) {
+static scio__rs checkpoint(void) {
   scio__task *t = scio__task_cur();
   if (!t)
-    return scio__seterr(SCIO_EINVAL, "checkpoint: not inside a task");
+    return scio__rs_make(
+        scio__seterr(SCIO_EINVAL, "checkpoint: not inside a task"), 0);
   if (scio__task_cancelled(t)) {
     scio__deliver_cancel(t);
-    return SCIO_ECANCELED;
+    return scio__rs_make(SCIO_ECANCELED, 0);
   }
-  scio__yield();
+  int switched = scio__yield();
   if (scio__task_cancelled(t)) {
     scio__deliver_cancel(t);
-    return SCIO_ECANCELED;
+    return scio__rs_make(SCIO_ECANCELED, switched);
   }
-  return 0;
+  return scio__rs_make(0, switched);
 }
 
-SCIO__BLOCKING(int, scio_cancel_shielded_checkpoint)(void) {
-  scio__task *t = scio__task_cur();
-  if (!t)
-    return scio__seterr(SCIO_EINVAL, "checkpoint: not inside a task");
-  scio__yield();
-  return 0;
+SCIO__BLOCKING(scio_checkpoint, (void), checkpoint())
+
+static scio__rs cancel_shielded_checkpoint(void) {
+  if (!scio__task_cur())
+    return scio__rs_make(
+        scio__seterr(SCIO_EINVAL, "checkpoint: not inside a task"), 0);
+  return scio__rs_make(0, scio__yield());
 }
+
+SCIO__BLOCKING(scio_cancel_shielded_checkpoint, (void),
+               cancel_shielded_checkpoint())
 
 SCIO_API scio_task *scio_task_current(void) { return scio__task_cur(); }
 

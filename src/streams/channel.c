@@ -18,10 +18,9 @@
  *
  * Lifetime: open_tx/open_rx count halves not closed (they drive EOF and
  * EBROKEN); refs counts halves not yet freed.  A half's memory is freed by
- * the deferred free of stream.c once no call is running inside it (the
- * native calls hold its inflight count too), and the channel with its last
- * half, so a task still returning from a wait on a closed half never sees
- * freed memory.
+ * the deferred free of stream.c once no call through the ostream interface
+ * is running inside it, and the channel with its last half.  The native
+ * calls need no such pin: they touch neither after they switch (chan_op).
  */
 #include <stdint.h>
 #include <string.h>
@@ -84,8 +83,13 @@ static const scio_ostream_ops tx_ops, rx_ops;
 /* Items and the ring                                                        */
 
 /* Common sizes get a fixed-size copy the compiler inlines: the generic
- * memcpy call would dominate a rendezvous of small items. */
+ * memcpy call would dominate a rendezvous of small items.  A pointer or a
+ * long, the most common item, is tested first: a jump table costs more. */
 HOT void item_copy(void *dst, const void *src, size_t n) {
+  if (__builtin_expect(n == 8, 1)) {
+    memcpy(dst, src, 8);
+    return;
+  }
   switch (n) {
   case 1: memcpy(dst, src, 1); break;
   case 2: memcpy(dst, src, 2); break;
@@ -324,22 +328,12 @@ COLD int op_error(int rc, int sending, const char *what) {
   return sending ? send_error(rc, what) : receive_error(rc, what);
 }
 
-static void half_free(scio_ostream *s);
-
-/* Pin a half across a blocking call, as stream.c does for ostream calls:
- * if it is closed meanwhile, its memory outlives this call. */
-HOT int half_enter(half *h, const void *item, const char *what) {
-  if (!h || !item)
+HOT int half_check(const half *h, const void *arg, const char *what) {
+  if (!h || !arg)
     return scio__seterr(SCIO_EINVAL, "%s: NULL argument", what);
   if (h->os.closed)
     return scio__seterr(SCIO_ECLOSED, "%s: this half is closed", what);
-  h->os.inflight++;
   return 0;
-}
-
-HOT void half_leave(half *h) {
-  if (--h->os.inflight == 0 && h->os.free_pending)
-    half_free(&h->os);
 }
 
 /* A blocking send or receive: one function for both, which the public entry
@@ -348,25 +342,29 @@ HOT void half_leave(half *h) {
  * suspended at is mispredicted.  With one shared frame, a producer and a
  * consumer that both yield return through the same sites (measured: a
  * quarter more items per second than with separate send and receive
- * functions).  `item` is only read when sending. */
-static __attribute__((noinline)) int chan_op(half *h, void *item, int sending,
-                                             const char *what) {
-  int rc = half_enter(h, item, what);
+ * functions).  `item` is only read when sending.
+ *
+ * Nothing here touches the half or the channel after the switch (a woken
+ * waiter's result is in its wake value), so the half need not be pinned:
+ * if it is closed and freed meanwhile, this call never notices. */
+static __attribute__((noinline)) scio__rs chan_op(half *h, void *item,
+                                                  int sending,
+                                                  const char *what) {
+  int rc = half_check(h, item, what);
   if (rc < 0)
-    return rc;
+    return scio__rs_make(rc, 0);
   scio__task *t = scio__task_cur();
-  if (!t) {
-    rc = scio__seterr(SCIO_EINVAL, "%s: not inside a task", what);
-    goto out;
-  }
+  if (!t)
+    return scio__rs_make(
+        scio__seterr(SCIO_EINVAL, "%s: not inside a task", what), 0);
   if ((rc = cancel_pending(t)) < 0)
-    goto out;
+    return scio__rs_make(rc, 0);
   chan *ch = h->ch;
   rc = sending ? send_now(ch, item) : receive_now(ch, item);
-  /* Done at once or not, the task leaves through the same call of
-   * scio__schedule: a task resumed there returns through the frames of
-   * the task that switched away, and the return predictor guesses right
-   * only where those are the same code. */
+  /* Done at once or not, the task leaves through the same switch: a task
+   * resumed there returns through the frames of the task that switched
+   * away, and the return predictor guesses right only where those are the
+   * same code. */
   waiter w;
   int blocked = rc == SCIO_EWOULDBLOCK;
   if (!blocked) {
@@ -375,15 +373,15 @@ static __attribute__((noinline)) int chan_op(half *h, void *item, int sending,
     w.item.dst = item;
     wait_in(ch, h, t, &w, sending);
   }
-  scio__schedule(t);
-  /* Opaque, so that the compiler cannot split the call above in two by
+  int switched = scio__schedule_inline(t);
+  /* Opaque, so that the compiler cannot split the switch above in two by
    * threading the branches before and after it. */
   __asm__("" : "+r"(blocked));
   if (blocked)
     rc = scio__park_finish(t);
-out:
-  half_leave(h);
-  return __builtin_expect(rc == 0, 1) ? 0 : op_error(rc, sending, what);
+  if (__builtin_expect(rc != 0, 0))
+    rc = op_error(rc, sending, what);
+  return scio__rs_make(rc, switched);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -421,13 +419,6 @@ static void half_free(scio_ostream *s) {
     chan_free(ch);
 }
 
-HOT int half_check(const half *h, const void *arg, const char *what) {
-  if (!h || !arg)
-    return scio__seterr(SCIO_EINVAL, "%s: NULL argument", what);
-  if (h->os.closed)
-    return scio__seterr(SCIO_ECLOSED, "%s: this half is closed", what);
-  return 0;
-}
 
 /* do_close of a send half: its own waiters learn it is closed; the last
  * send half ends the stream for receivers once the buffer is drained. */
@@ -456,11 +447,11 @@ static int rx_do_close(scio_ostream *s) {
 /* Through stream.c, which has checked and pinned the half already; the
  * second check and pin are harmless. */
 static int tx_do_send(scio_ostream *s, const void *item) {
-  return chan_op((half *)s, (void *)(uintptr_t)item, 1, "channel send");
+  return chan_op((half *)s, (void *)(uintptr_t)item, 1, "channel send").rc;
 }
 
 static int rx_do_receive(scio_ostream *s, void *item) {
-  return chan_op((half *)s, item, 0, "channel receive");
+  return chan_op((half *)s, item, 0, "channel receive").rc;
 }
 
 static const scio_ostream_ops tx_ops = {
@@ -512,9 +503,8 @@ SCIO_API int scio_channel_open(size_t item_size, size_t max_buffer,
   return 0;
 }
 
-SCIO__BLOCKING(int, scio_tx_send)(scio_tx *tx, const void *item) {
-  return chan_op((half *)tx, (void *)(uintptr_t)item, 1, "tx_send");
-}
+SCIO__BLOCKING(scio_tx_send, (scio_tx *tx, const void *item),
+               chan_op((half *)tx, (void *)(uintptr_t)item, 1, "tx_send"))
 
 SCIO_API int scio_tx_send_nowait(scio_tx *tx, const void *item) {
   half *h = (half *)tx;
@@ -525,9 +515,8 @@ SCIO_API int scio_tx_send_nowait(scio_tx *tx, const void *item) {
   return __builtin_expect(rc == 0, 1) ? 0 : send_error(rc, "tx_send_nowait");
 }
 
-SCIO__BLOCKING(int, scio_rx_receive)(scio_rx *rx, void *item) {
-  return chan_op((half *)rx, item, 0, "rx_receive");
-}
+SCIO__BLOCKING(scio_rx_receive, (scio_rx *rx, void *item),
+               chan_op((half *)rx, item, 0, "rx_receive"))
 
 SCIO_API int scio_rx_receive_nowait(scio_rx *rx, void *item) {
   half *h = (half *)rx;
