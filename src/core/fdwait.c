@@ -82,6 +82,8 @@ static scio__fdrec *get_rec(scio__loop *l, int fd) {
         return NULL;
       }
       l->nfd_events++;
+    scio__tick_needed(l);
+      scio__tick_needed(l);
     }
     l->fds[fd] = r;
   }
@@ -125,6 +127,7 @@ int scio__fd_wait(int fd, int dir) {
     if (event_add(r->lev[i], NULL) < 0)
       return scio__seterr(SCIO_ENOMEM, "wait for fd %d: event_add failed", fd);
     l->nfd_events++;
+    scio__tick_needed(l);
   }
   fdwait w = {r, i};
   r->waiter[i] = scio__task_cur();

@@ -294,6 +294,18 @@ static inline int scio__park_finish(scio__task *t) {
 void scio__reap_zombie(scio__loop *l);
 
 /* ---- the scheduler's hot path, inline (task.c has the rest) ---- */
+/* Picks granted at once when the loop has neither deadlines nor fds (see
+ * scio__pick_slow); with either, a budget lasts at most 16 picks. */
+#define SCIO__LONG_BUDGET 256
+
+/* A deadline or an fd has just been registered: make the next pick take
+ * the slow path, so that the clock tick and the poll see it within the
+ * usual 16 resumptions instead of at the end of a long budget. */
+static inline void scio__tick_needed(scio__loop *l) {
+  if (l->granted > 16)
+    l->budget = 0;
+}
+
 scio__task *scio__pick_slow(scio__loop *l);
 int scio__schedule_instrumented(scio__task *cur);
 
@@ -341,17 +353,39 @@ scio__switch_inline(scio__task *cur, scio__task *next) {
 }
 
 /* scio__schedule, inline for the hot paths that want the switch in their
- * own frame.  There is one switch in it, whichever task or the scheduler
+ * own frame, with the current task first queued again if `requeue` (a
+ * yield).  There is one switch in it, whichever task or the scheduler
  * comes next, so each use is one resume address.  Returns 1 if the task
  * was switched away from and back (resume.h), 0 if it went on. */
 static inline __attribute__((always_inline)) int
-scio__schedule_inline(scio__task *cur) {
+scio__schedule_inline(scio__task *cur, int requeue) {
   scio__loop *l = cur->loop;
-  if (__builtin_expect(l->nins != 0, 0))
-    return scio__schedule_instrumented(cur);
-  scio__task *next = scio__pick(l);
-  if (next == cur)
-    return 0;
+  scio__task *next = l->ready_head;
+  if (requeue && __builtin_expect(next && l->budget != 0 && l->nins == 0, 1)) {
+    /* A yield with others queued: the head runs and cur goes to the back,
+     * in one step (the queue's length does not change). */
+    l->budget--;
+    scio__task *after = next->ready_next;
+    cur->state = SCIO__T_READY;
+    cur->ready_next = NULL;
+    if (after) {
+      l->ready_tail->ready_next = cur;
+      l->ready_head = after;
+    } else {
+      l->ready_head = cur;
+    }
+    l->ready_tail = cur;
+    next->state = SCIO__T_RUNNING;
+    l->current = next;
+  } else {
+    if (requeue)
+      scio__ready_push(l, cur);
+    if (__builtin_expect(l->nins != 0, 0))
+      return scio__schedule_instrumented(cur);
+    next = scio__pick(l);
+    if (next == cur)
+      return 0;
+  }
   return scio__switch_inline(cur, next);
 }
 

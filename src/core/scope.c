@@ -87,6 +87,7 @@ void scio__scope_init_open(scio__scope *s, scio__task *owner,
                  SCIO__SC_EFFECTIVE;
     } else {
       scio__heap_insert(&l->timers, &s->timer);
+      scio__tick_needed(l);
     }
   }
 }
@@ -257,8 +258,10 @@ SCIO_API int scio_scope_set_deadline(scio_scope *cs, double deadline) {
     return 0;
   if (deadline <= scio__clock_read(l))
     scio__scope_cancel(s, 1);
-  else if (deadline < INFINITY)
+  else if (deadline < INFINITY) {
     scio__heap_insert(&l->timers, &s->timer);
+    scio__tick_needed(l);
+  }
   return 0;
 }
 

@@ -73,6 +73,10 @@ __attribute__((noinline)) scio__task *scio__pick_slow(scio__loop *l) {
     l->batch_left--;
     if (l->batch_left < b)
       b = l->batch_left;
+  } else if (!l->timers.root) {
+    /* No deadline and no fd: the tick would find nothing to do.  A deadline
+     * or fd that appears meanwhile ends this budget (scio__tick_needed). */
+    b = SCIO__LONG_BUDGET;
   }
   l->budget = l->granted = b;
   t->state = SCIO__T_RUNNING;
@@ -111,12 +115,10 @@ __attribute__((noinline)) int scio__schedule_instrumented(scio__task *cur) {
   return 1;
 }
 
-int scio__schedule(scio__task *cur) { return scio__schedule_inline(cur); }
+int scio__schedule(scio__task *cur) { return scio__schedule_inline(cur, 0); }
 
 int scio__yield(void) {
-  scio__task *t = scio__task_cur();
-  scio__ready_push(t->loop, t);
-  return scio__schedule(t);
+  return scio__schedule_inline(scio__task_cur(), 1);
 }
 
 void scio__wake_misuse(scio__task *t) {

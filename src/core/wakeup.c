@@ -64,6 +64,7 @@ int scio__loop_enable_wakeup(scio__loop *l) {
   pthread_mutex_init(&w->mu, NULL);
   w->tail = &w->head;
   l->wakeup = w;
+  scio__tick_needed(l);
   return 0;
 }
 

@@ -36,6 +36,7 @@ typedef struct chan {
   size_t cap;            /* a power of two (cheap wrap-around), or 0 */
   size_t head;           /* slot of the oldest buffered item */
   size_t count;          /* items buffered */
+  size_t keep_slots;     /* ring slots kept when empty (RING_KEEP_BYTES) */
   size_t open_tx, open_rx;
   size_t refs;
   scio__node senders, receivers; /* waiter.link, oldest first */
@@ -153,8 +154,8 @@ HOT void ring_pop(chan *ch, void *item) {
 }
 
 /* Give large empty storage back (called once nothing is buffered). */
-static void ring_trim(chan *ch) {
-  if (ch->cap * ch->item_size > RING_KEEP_BYTES)
+HOT void ring_trim(chan *ch) {
+  if (ch->cap > ch->keep_slots)
     ring_release(ch);
 }
 
@@ -367,13 +368,12 @@ static __attribute__((noinline)) scio__rs chan_op(half *h, void *item,
    * same code. */
   waiter w;
   int blocked = rc == SCIO_EWOULDBLOCK;
-  if (!blocked) {
-    scio__ready_push(t->loop, t); /* done: still let the others run */
-  } else {
+  if (blocked) {
     w.item.dst = item;
     wait_in(ch, h, t, &w, sending);
   }
-  int switched = scio__schedule_inline(t);
+  /* Done or not, let the others run. */
+  int switched = scio__schedule_inline(t, !blocked);
   /* Opaque, so that the compiler cannot split the switch above in two by
    * threading the branches before and after it. */
   __asm__("" : "+r"(blocked));
@@ -484,6 +484,7 @@ SCIO_API int scio_channel_open(size_t item_size, size_t max_buffer,
     return scio__seterr(SCIO_ENOMEM, "channel_open: out of memory");
   ch->item_size = item_size;
   ch->max_buffer = max_buffer;
+  ch->keep_slots = RING_KEEP_BYTES / item_size;
   scio__list_init(&ch->senders);
   scio__list_init(&ch->receivers);
   half *t = NULL, *r = NULL;
