@@ -10,6 +10,7 @@ SCIO_API int scio_instrument_add(const scio_instrument *ins) {
     return scio__seterr(-ENOSPC, "instrument_add: at most %d instruments",
                         SCIO__MAX_INSTRUMENTS);
   l->ins[l->nins++] = ins;
+  l->budget = 0; /* the fast paths must not run while instruments watch */
   return 0;
 }
 

@@ -165,7 +165,9 @@ struct scio__loop {
   size_t nready;
   size_t ntasks;             /* tasks alive */
   uint64_t next_id;
-  scio__task *zombie;        /* exited task whose stack is still to recycle */
+  scio__task *zombie;        /* exited task whose stack is still to recycle:
+                                reaped by the next spawn, exit, task start
+                                or scheduler run */
   scio__stack_pool stacks;
   size_t stack_cache;
   scio__heap timers;         /* scope deadlines */
@@ -174,7 +176,7 @@ struct scio__loop {
    * `budget` picks may go by on the fast path before the slow path must
    * run (end of batch, or the 16-resumption clock tick); `granted` is what
    * it was set to, so the slow path can count the picks that happened. */
-  size_t budget, granted;
+  size_t budget, granted;    /* budget is 0 while nins != 0 */
   size_t batch_left;
   unsigned batches_since_poll;
   unsigned resumes_since_clock;
@@ -272,6 +274,7 @@ static inline void scio__task_wake(scio__task *t, int value) {
     scio__wake_misuse(t);
   t->abort_fn = NULL;
   t->abort_ctx = NULL;
+  t->waiting_on = NULL;
   t->wake_value = value;
   scio__ready_push(t->loop, t);
 }
@@ -283,7 +286,6 @@ static inline void scio__park_prepare(scio__task *t, scio__abort_fn abort_fn,
   t->state = SCIO__T_BLOCKED;
 }
 static inline int scio__park_finish(scio__task *t) {
-  t->waiting_on = NULL;
   if (__builtin_expect(t->wake_value == SCIO_ECANCELED && t->cancel_woken, 0)) {
     t->cancel_woken = 0;
     scio__deliver_cancel(t);
@@ -345,10 +347,9 @@ scio__switch_inline(scio__task *cur, scio__task *next) {
     to = &l->main_ctx;
   }
   scio__ctx_switch_fast(&cur->ctx, to);
-  /* Resumed: whoever switched here set l->current to us. */
-  l = cur->loop;
-  if (__builtin_expect(l->zombie != NULL, 0))
-    scio__reap_zombie(l);
+  /* Resumed: whoever switched here set l->current to us.  A task that
+   * exited meanwhile stays a zombie until the next spawn, exit or
+   * scheduler run recycles its stack: not worth a test on every resume. */
   return 1;
 }
 
@@ -361,20 +362,21 @@ static inline __attribute__((always_inline)) int
 scio__schedule_inline(scio__task *cur, int requeue) {
   scio__loop *l = cur->loop;
   scio__task *next = l->ready_head;
-  if (requeue && __builtin_expect(next && l->budget != 0 && l->nins == 0, 1)) {
+  if (requeue && __builtin_expect(next && l->budget != 0, 1)) {
     /* A yield with others queued: the head runs and cur goes to the back,
-     * in one step (the queue's length does not change). */
+     * in one step (the queue's length does not change).  The budget is 0
+     * while instruments are installed (scio__pick_slow), so this fast path
+     * needs no test of its own for them. */
     l->budget--;
-    scio__task *after = next->ready_next;
-    cur->state = SCIO__T_READY;
-    cur->ready_next = NULL;
-    if (after) {
-      l->ready_tail->ready_next = cur;
-      l->ready_head = after;
-    } else {
-      l->ready_head = cur;
-    }
+    /* Without a branch: if next is the only one queued it is also the
+     * tail, so linking cur after the tail makes next->ready_next = cur,
+     * the new head either way.  next's stale link is never read: it is
+     * reset when next is queued again. */
+    l->ready_tail->ready_next = cur;
+    l->ready_head = next->ready_next;
     l->ready_tail = cur;
+    cur->ready_next = NULL;
+    cur->state = SCIO__T_READY;
     next->state = SCIO__T_RUNNING;
     l->current = next;
   } else {

@@ -10,7 +10,7 @@
  * So on x86_64 a public blocking function is exported as a small stub
  * (resume_x86_64.S) that calls its C body through one shared trampoline.
  * The body returns a scio__rs: its result and whether it switched tasks,
- * packed in one register.  If it switched, the trampoline returns to the
+ * in two registers.  If it switched, the trampoline returns to the
  * caller with an indirect jump, which the indirect-branch predictor gets
  * right from its branch history; if not, with a plain `ret`, which keeps
  * calls and returns paired for the predictor.  Either way the caller
@@ -36,11 +36,12 @@
 #include "ctx.h"
 
 /* A blocking body's result: rc as the public function returns it, and
- * nonzero `switched` if the task was suspended and resumed on the way.
- * Two ints are returned in rax (x86_64 SysV): rc in eax, switched above. */
+ * `switched` nonzero if the task was suspended and resumed on the way.
+ * x86_64 SysV returns the two in rax and rdx, so the trampoline finds
+ * the flag without unpacking anything. */
 typedef struct scio__rs {
-  int rc;
-  int switched;
+  long rc;
+  long switched;
 } scio__rs;
 
 static inline scio__rs scio__rs_make(int rc, int switched) {
@@ -55,7 +56,7 @@ static inline scio__rs scio__rs_make(int rc, int switched) {
   scio__rs scio__rs_##name params { return body; }
 #else
 #define SCIO__BLOCKING(name, params, body)                                    \
-  SCIO_API int name params { return (body).rc; }
+  SCIO_API int name params { return (int)(body).rc; }
 #endif
 
 #endif

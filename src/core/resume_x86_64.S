@@ -9,8 +9,8 @@
  * and a receive, say) still share every scio return address below the
  * user's code.
  *
- * The trampoline uses only rax (the body's scio__rs) and rcx, which the ABI
- * leaves to the callee; the caller reads only eax.  No CET note: the indirect jump lands on
+ * The trampoline uses only rax and rdx (the body's scio__rs) and rcx, which
+ * the ABI leaves to the callee; the caller reads only eax.  No CET note: the indirect jump lands on
  * return addresses, which carry no endbr64, and the call/jump pair breaks
  * shadow stacks, as the switch does.
  */
@@ -27,9 +27,8 @@ scio__resume_tramp:
 	subq	$8, %rsp		/* rsp was 8 mod 16: align for the call */
 	.cfi_adjust_cfa_offset 8
 	call	*%rax
-	/* eax = the result, bits 32-63 = nonzero if the body switched. */
-	movq	%rax, %rcx
-	shrq	$32, %rcx
+	/* eax = the result, rdx = nonzero if the body switched (scio__rs). */
+	testq	%rdx, %rdx
 	jnz	1f
 	addq	$8, %rsp
 	.cfi_adjust_cfa_offset -8

@@ -78,6 +78,8 @@ __attribute__((noinline)) scio__task *scio__pick_slow(scio__loop *l) {
      * or fd that appears meanwhile ends this budget (scio__tick_needed). */
     b = SCIO__LONG_BUDGET;
   }
+  if (l->nins)
+    b = 0; /* every pick comes here, and the yield fast path is off */
   l->budget = l->granted = b;
   t->state = SCIO__T_RUNNING;
   l->current = t;
@@ -177,6 +179,7 @@ int scio__task_new(scio__loop *l, scio_fn fn, void *arg, const char *name,
   int err = SCIO_ENOMEM;
   char msg[256];
   msg[0] = 0;
+  scio__reap_zombie(l); /* its stack is the warmest to reuse */
   scio__stack *st = scio__stack_get(&l->stacks, &err, msg, sizeof msg);
   if (!st)
     return scio__seterr(err, "spawn: %s", msg[0] ? msg : "no stack");
@@ -244,8 +247,10 @@ static void task_exit(scio__task *t, int rc) {
     scio__task_free_errmsg(t);
   }
   l->ntasks--;
-  /* Our stack is recycled by whoever runs next (see reap_zombie): it must
-   * not be reused while we are still running on it. */
+  /* Our stack is recycled later (see reap_zombie): it must not be reused
+   * while we are still running on it.  An earlier zombie's stack is free
+   * to go now. */
+  scio__reap_zombie(l);
   l->zombie = t;
   scio__task *next = scio__pick(l);
   if (next) {

@@ -34,6 +34,7 @@ typedef struct chan {
   size_t max_buffer;
   unsigned char *ring;   /* cap item slots, NULL until first needed */
   size_t cap;            /* a power of two (cheap wrap-around), or 0 */
+  size_t mask;           /* cap - 1 */
   size_t head;           /* slot of the oldest buffered item */
   size_t count;          /* items buffered */
   size_t keep_slots;     /* ring slots kept when empty (RING_KEEP_BYTES) */
@@ -102,7 +103,7 @@ HOT void item_copy(void *dst, const void *src, size_t n) {
 }
 
 HOT unsigned char *ring_slot(const chan *ch, size_t i) {
-  return ch->ring + ((ch->head + i) & (ch->cap - 1)) * ch->item_size;
+  return ch->ring + ((ch->head + i) & ch->mask) * ch->item_size;
 }
 
 /* Double the ring (or make the first one); on failure the old ring and its
@@ -126,13 +127,14 @@ static int ring_grow(chan *ch) {
   }
   ch->ring = p;
   ch->cap = ncap;
+  ch->mask = ncap - 1;
   return 0;
 }
 
 static void ring_release(chan *ch) {
   scio__free(ch->ring);
   ch->ring = NULL;
-  ch->cap = ch->head = ch->count = 0;
+  ch->cap = ch->mask = ch->head = ch->count = 0;
 }
 
 /* Append, growing the storage if needed: 0 or SCIO_ENOMEM (nothing added). */
@@ -149,7 +151,7 @@ HOT int ring_push(chan *ch, const void *item) {
 
 HOT void ring_pop(chan *ch, void *item) {
   item_copy(item, ring_slot(ch, 0), ch->item_size);
-  ch->head = (ch->head + 1) & (ch->cap - 1);
+  ch->head = (ch->head + 1) & ch->mask;
   ch->count--;
 }
 
@@ -325,7 +327,14 @@ HOT void wait_in(chan *ch, half *h, scio__task *t, waiter *w, int sending) {
                      sending ? "channel send" : "channel receive");
 }
 
-COLD int op_error(int rc, int sending, const char *what) {
+/* The name a blocking call uses in its error detail, whether it came in
+ * natively or through the ostream interface. */
+COLD const char *op_name(int sending) {
+  return sending ? "channel send" : "channel receive";
+}
+
+COLD int op_error(int rc, int sending) {
+  const char *what = op_name(sending);
   return sending ? send_error(rc, what) : receive_error(rc, what);
 }
 
@@ -349,15 +358,15 @@ HOT int half_check(const half *h, const void *arg, const char *what) {
  * waiter's result is in its wake value), so the half need not be pinned:
  * if it is closed and freed meanwhile, this call never notices. */
 static __attribute__((noinline)) scio__rs chan_op(half *h, void *item,
-                                                  int sending,
-                                                  const char *what) {
-  int rc = half_check(h, item, what);
-  if (rc < 0)
-    return scio__rs_make(rc, 0);
+                                                  int sending) {
+  int rc;
+  if (__builtin_expect(!h || !item || h->os.closed, 0))
+    return scio__rs_make(half_check(h, item, op_name(sending)), 0);
   scio__task *t = scio__task_cur();
   if (!t)
     return scio__rs_make(
-        scio__seterr(SCIO_EINVAL, "%s: not inside a task", what), 0);
+        scio__seterr(SCIO_EINVAL, "%s: not inside a task", op_name(sending)),
+        0);
   if ((rc = cancel_pending(t)) < 0)
     return scio__rs_make(rc, 0);
   chan *ch = h->ch;
@@ -371,16 +380,16 @@ static __attribute__((noinline)) scio__rs chan_op(half *h, void *item,
   if (blocked) {
     w.item.dst = item;
     wait_in(ch, h, t, &w, sending);
+  } else {
+    /* Done: the result waits in the wake value, as a woken waiter's does,
+     * so that both ways out of the switch below are the same code. */
+    t->wake_value = rc;
   }
   /* Done or not, let the others run. */
   int switched = scio__schedule_inline(t, !blocked);
-  /* Opaque, so that the compiler cannot split the switch above in two by
-   * threading the branches before and after it. */
-  __asm__("" : "+r"(blocked));
-  if (blocked)
-    rc = scio__park_finish(t);
+  rc = scio__park_finish(t);
   if (__builtin_expect(rc != 0, 0))
-    rc = op_error(rc, sending, what);
+    rc = op_error(rc, sending);
   return scio__rs_make(rc, switched);
 }
 
@@ -447,11 +456,11 @@ static int rx_do_close(scio_ostream *s) {
 /* Through stream.c, which has checked and pinned the half already; the
  * second check and pin are harmless. */
 static int tx_do_send(scio_ostream *s, const void *item) {
-  return chan_op((half *)s, (void *)(uintptr_t)item, 1, "channel send").rc;
+  return (int)chan_op((half *)s, (void *)(uintptr_t)item, 1).rc;
 }
 
 static int rx_do_receive(scio_ostream *s, void *item) {
-  return chan_op((half *)s, item, 0, "channel receive").rc;
+  return (int)chan_op((half *)s, item, 0).rc;
 }
 
 static const scio_ostream_ops tx_ops = {
@@ -505,7 +514,7 @@ SCIO_API int scio_channel_open(size_t item_size, size_t max_buffer,
 }
 
 SCIO__BLOCKING(scio_tx_send, (scio_tx *tx, const void *item),
-               chan_op((half *)tx, (void *)(uintptr_t)item, 1, "tx_send"))
+               chan_op((half *)tx, (void *)(uintptr_t)item, 1))
 
 SCIO_API int scio_tx_send_nowait(scio_tx *tx, const void *item) {
   half *h = (half *)tx;
@@ -517,7 +526,7 @@ SCIO_API int scio_tx_send_nowait(scio_tx *tx, const void *item) {
 }
 
 SCIO__BLOCKING(scio_rx_receive, (scio_rx *rx, void *item),
-               chan_op((half *)rx, item, 0, "rx_receive"))
+               chan_op((half *)rx, item, 0))
 
 SCIO_API int scio_rx_receive_nowait(scio_rx *rx, void *item) {
   half *h = (half *)rx;
