@@ -387,9 +387,9 @@ static __attribute__((noinline)) scio__rs chan_op(half *h, void *item,
   }
   /* Done or not, let the others run. */
   int switched = scio__schedule_inline(t, !blocked);
-  rc = scio__park_finish(t);
+  rc = t->wake_value;
   if (__builtin_expect(rc != 0, 0))
-    rc = op_error(rc, sending);
+    rc = op_error(scio__park_finish(t), sending);
   return scio__rs_make(rc, switched);
 }
 
