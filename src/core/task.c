@@ -282,7 +282,7 @@ static scio__rs checkpoint(void) {
     scio__deliver_cancel(t);
     return scio__rs_make(SCIO_ECANCELED, 0);
   }
-  int switched = scio__yield();
+  int switched = scio__schedule_inline(t, 1); /* the yield, in this frame */
   if (scio__task_cancelled(t)) {
     scio__deliver_cancel(t);
     return scio__rs_make(SCIO_ECANCELED, switched);
@@ -293,10 +293,11 @@ static scio__rs checkpoint(void) {
 SCIO__BLOCKING(scio_checkpoint, (void), checkpoint())
 
 static scio__rs cancel_shielded_checkpoint(void) {
-  if (!scio__task_cur())
+  scio__task *t = scio__task_cur();
+  if (!t)
     return scio__rs_make(
         scio__seterr(SCIO_EINVAL, "checkpoint: not inside a task"), 0);
-  return scio__rs_make(0, scio__yield());
+  return scio__rs_make(0, scio__schedule_inline(t, 1));
 }
 
 SCIO__BLOCKING(scio_cancel_shielded_checkpoint, (void),
