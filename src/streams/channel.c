@@ -187,6 +187,8 @@ HOT void wake_waiter(chan *ch, waiter *w, int value) {
  * checkpoint, most likely dropping the item with its work, while a live
  * receiver waits.  It stays queued: its abort unlinks it. */
 HOT waiter *first_live_receiver(chan *ch) {
+  if (__builtin_expect(ch->nreceivers == 0, 1)) /* one load, the usual case */
+    return NULL;
   scio__list_each(n, &ch->receivers) {
     waiter *w = scio__container_of(n, waiter, link);
     if (!scio__task_cancelled(w->task))
@@ -235,7 +237,7 @@ HOT int send_now(chan *ch, const void *item) {
 /* After a buffered item left: the oldest blocked sender's item takes the
  * freed room, keeping FIFO order (the ring has a free slot: it was full). */
 HOT void refill_from_sender(chan *ch) {
-  waiter *s = first_waiter(&ch->senders);
+  waiter *s = ch->nsenders ? first_waiter(&ch->senders) : NULL;
   if (s) {
     item_copy(ring_slot(ch, ch->count), s->item.src, ch->item_size);
     ch->count++;
@@ -256,7 +258,7 @@ HOT int receive_now(chan *ch, void *item) {
       ring_trim(ch);
     return 0;
   }
-  waiter *s = first_waiter(&ch->senders);
+  waiter *s = ch->nsenders ? first_waiter(&ch->senders) : NULL;
   if (s) {
     item_copy(item, s->item.src, ch->item_size);
     wake_waiter(ch, s, 0);
