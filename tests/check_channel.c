@@ -958,6 +958,64 @@ SCIO_TEST(halves_freed_during_a_calls_yield) {
   return 0;
 }
 
+/* Instruments see every step of tasks that trade items, even when they are
+ * installed in the middle of the traffic: the scheduler's fast paths (a
+ * long budget without deadlines or fds, the yield that rotates the queue)
+ * must end as soon as one is added. */
+typedef struct watched {
+  scio_tx *tx;
+  scio_rx *rx;
+  int steps;    /* before_task_step calls */
+  int received;
+  scio_instrument ins;
+} watched;
+
+static void count_step(void *ctx, scio_task *t) {
+  (void)t;
+  ((watched *)ctx)->steps++;
+}
+
+static int watched_producer(void *p) {
+  watched *w = p;
+  for (long i = 0; i < 400; i++)
+    CK_OK(scio_tx_send(w->tx, &i));
+  return scio_tx_close(w->tx);
+}
+
+static int watched_consumer(void *p) {
+  watched *w = p;
+  long v;
+  int rc;
+  while ((rc = scio_rx_receive(w->rx, &v)) == 0) {
+    ck_assert_int_eq(v, w->received);
+    if (++w->received == 200)
+      CK_OK(scio_instrument_add(&w->ins));
+  }
+  ck_assert_int_eq(rc, SCIO_EOF);
+  return scio_rx_close(w->rx);
+}
+
+SCIO_TEST(instruments_added_mid_traffic_see_every_step) {
+  for (int buffered = 0; buffered < 2; buffered++) {
+    watched w;
+    memset(&w, 0, sizeof w);
+    w.ins.before_task_step = count_step;
+    w.ins.ctx = &w;
+    CK_OK(scio_channel_open(sizeof(long), buffered ? 16 : 0, &w.tx, &w.rx));
+    scio_nursery n;
+    CK_OK(scio_nursery_open(&n));
+    CK_OK(scio_start_soon(&n, watched_producer, &w));
+    CK_OK(scio_start_soon(&n, watched_consumer, &w));
+    CK_OK(scio_nursery_close(&n));
+    CK_OK(scio_instrument_remove(&w.ins));
+    ck_assert_int_eq(w.received, 400);
+    /* The last 200 items: every send and receive yields or blocks, so each
+     * task steps at least once per item. */
+    ck_assert_int_ge(w.steps, 2 * 200);
+  }
+  return 0;
+}
+
 SCIO_TEST(blocking_calls_yield_even_when_ready) {
   scio_tx *tx;
   scio_rx *rx;
@@ -1331,6 +1389,7 @@ static Suite *channel_suite(void) {
   tcase_add_test(tc, blocking_calls_outside_a_task_are_einval);
   scio_tcase_add(tc, halves_are_object_streams);
   scio_tcase_add(tc, halves_freed_during_a_calls_yield);
+  scio_tcase_add(tc, instruments_added_mid_traffic_see_every_step);
   scio_tcase_add(tc, stapled_over_channels);
   scio_tcase_add(tc, rendezvous_hands_item_to_waiting_receiver);
   scio_tcase_add(tc, buffered_channel_is_fifo);

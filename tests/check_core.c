@@ -1,5 +1,6 @@
 /* Tests of include/scio/core.h: run, tasks, nurseries, cancel scopes, time.
  * Every async test runs once per backend (epoll, poll, select). */
+#include <fenv.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -149,6 +150,45 @@ static int wait_then_exit(void *arg) {
   int rc = scio_sleep_forever();
   return rc == SCIO_ECANCELED ? rc : -1;
 }
+
+/* Each task keeps its own floating-point rounding mode across switches
+ * (the switch saves and restores the FP control words, loading them only
+ * when they differ): tasks in different modes yield to each other, on the
+ * inline switch of the scheduler's hot path, and the root's mode is back
+ * when they are done. */
+#if defined(FE_UPWARD) && defined(FE_DOWNWARD) && defined(FE_TONEAREST)
+typedef struct rm_task {
+  int mode;
+  int bad;
+} rm_task;
+
+static int keep_rounding_mode(void *p) {
+  rm_task *r = p;
+  fesetround(r->mode);
+  for (int i = 0; i < 100; i++) {
+    CK_OK(scio_checkpoint());
+    if (fegetround() != r->mode)
+      r->bad++;
+  }
+  return 0;
+}
+
+SCIO_TEST(tasks_keep_their_rounding_mode) {
+  ck_assert_int_eq(fegetround(), FE_TONEAREST);
+  rm_task up = {FE_UPWARD, 0}, down = {FE_DOWNWARD, 0}, same = {FE_TONEAREST, 0};
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, keep_rounding_mode, &up));
+  CK_OK(scio_start_soon(&n, keep_rounding_mode, &same));
+  CK_OK(scio_start_soon(&n, keep_rounding_mode, &down));
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(up.bad, 0);
+  ck_assert_int_eq(down.bad, 0);
+  ck_assert_int_eq(same.bad, 0);
+  ck_assert_int_eq(fegetround(), FE_TONEAREST);
+  return 0;
+}
+#endif
 
 /* Blocking calls return to their caller on both paths of the resume
  * trampoline (src/core/resume.h): through an indirect jump after a switch,
@@ -1274,6 +1314,9 @@ static Suite *core_suite(void) {
   scio_tcase_add(tc, nested_nurseries);
   scio_tcase_add(tc, many_tasks);
   scio_tcase_add(tc, blocking_calls_return_to_their_callers);
+#if defined(FE_UPWARD) && defined(FE_DOWNWARD) && defined(FE_TONEAREST)
+  scio_tcase_add(tc, tasks_keep_their_rounding_mode);
+#endif
   scio_tcase_add(tc, spawn_into_closed_nursery_is_reported);
   scio_tcase_add(tc, guard_pages_exhausting_map_count_is_enomem);
   scio_tcase_add(tc, task_names);
