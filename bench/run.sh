@@ -21,4 +21,11 @@ awk '
       printf "bench scope_vs_libevent_timer %.2f ratio\n", v["scope"] / v["libevent_timer"]
     if (v["libevent_new_free"] > 0 && v["spawn"] > 0)
       printf "bench spawn_vs_libevent_new_free %.2f ratio\n", v["spawn"] / v["libevent_new_free"]
+    # A channel message or item costs two task switches (each operation
+    # yields or blocks once); the hand-written libevent equivalent is two
+    # callbacks, each activated by the other.
+    if (v["libevent_dispatch"] > 0 && v["chan_pingpong"] > 0)
+      printf "bench chan_pingpong_vs_2_libevent_dispatch %.2f ratio\n", v["chan_pingpong"] / (2 * v["libevent_dispatch"])
+    if (v["libevent_dispatch"] > 0 && v["chan_throughput"] > 0)
+      printf "bench chan_item_vs_2_libevent_dispatch %.2f ratio\n", (1000 / v["chan_throughput"]) / (2 * v["libevent_dispatch"])
   }' "$out"

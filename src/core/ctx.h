@@ -2,9 +2,13 @@
  *
  * One implementation is chosen by configure: our own assembly for x86_64
  * (SysV) and aarch64, or a ucontext fallback (--with-context=ucontext).  The
- * assembly saves only the callee-saved registers and the floating-point
- * control words (x86_64: MXCSR and the x87 control word; aarch64: FPCR),
- * because everything else is caller-saved across the call to the switch.
+ * assembly keeps only what the ABI says survives a call, and the
+ * floating-point control words (x86_64: MXCSR and the x87 control word;
+ * aarch64: FPCR).  On aarch64 the switch is a function that saves the
+ * callee-saved registers on the stack it leaves.  On x86_64 a suspended
+ * context is its sp, bp, resume address and control words, and the hot
+ * switch is inline assembly that lets the compiler save the rest
+ * (ctx_x86_64.S describes the protocol).
  *
  * Sanitizer and valgrind support live here too, so that callers never think
  * about them: every switch is announced to ASan (fiber annotations), and each
