@@ -7,8 +7,9 @@
  * about as much as the whole switch (measured on x86_64: 9.4 ns per switch
  * when two tasks block at the same call site, 16.7 ns at different ones).
  *
- * So on x86_64 a public blocking function is exported as a small stub
- * (resume_x86_64.S) that calls its C body through one shared trampoline.
+ * So on x86_64 a public blocking function is exported as a small assembly
+ * entry point (resume_x86_64.S) that calls its C body through one shared
+ * trampoline.
  * The body returns a scio__rs: its result and whether it switched tasks,
  * in two registers.  If it switched, the trampoline returns to the
  * caller with an indirect jump, which the indirect-branch predictor gets
@@ -22,7 +23,7 @@
  *
  *     SCIO__BLOCKING(scio_thing_wait, (scio_thing *t), thing_wait(t, ...))
  *
- * and add `SCIO_RESUME_STUB scio_thing_wait` to resume_x86_64.S.  Elsewhere
+ * and add `SCIO_RESUME_ENTRY scio_thing_wait` to resume_x86_64.S.  Elsewhere
  * (other CPUs, the ucontext back-end) the macro defines the plain SCIO_API
  * function returning the body's rc.  Only functions returning int fit.
  *
@@ -50,7 +51,7 @@ static inline scio__rs scio__rs_make(int rc, int switched) {
 }
 
 #if !defined(SCIO_CTX_UCONTEXT) && defined(__x86_64__) && !defined(__ILP32__)
-#define SCIO__RESUME_STUBS 1
+#define SCIO__RESUME_ENTRIES 1
 #define SCIO__BLOCKING(name, params, body)                                    \
   __attribute__((visibility("hidden"))) scio__rs scio__rs_##name params;     \
   scio__rs scio__rs_##name params { return body; }

@@ -1,10 +1,11 @@
-/* Public blocking functions on x86_64: stubs and the resume trampoline.
+/* Public blocking functions on x86_64: entry points and the resume
+ * trampoline.
  * Why they exist, and the rules for adding one, are in resume.h.
  *
- * Each stub is the exported symbol; it loads the address of its C body
+ * Each entry point is the exported symbol; it loads the address of its C body
  * (scio__rs_<name>, hidden) into rax and jumps to the trampoline with the
- * caller's arguments untouched.  rax is free: no stubbed function is
- * variadic.  The trampoline calls the body from one call site for all of
+ * caller's arguments untouched.  rax is free: no function routed here
+ * is variadic.  The trampoline calls the body from one call site for all of
  * them, so that two tasks blocked in different functions (a channel send
  * and a receive, say) still share every scio return address below the
  * user's code.
@@ -42,7 +43,7 @@ scio__resume_tramp:
 	.cfi_endproc
 	.size	scio__resume_tramp, .-scio__resume_tramp
 
-.macro SCIO_RESUME_STUB name
+.macro SCIO_RESUME_ENTRY name
 	.globl	\name
 	.type	\name, @function
 	.p2align 4
@@ -56,11 +57,11 @@ scio__resume_tramp:
 .endm
 
 /* core */
-	SCIO_RESUME_STUB scio_checkpoint
-	SCIO_RESUME_STUB scio_cancel_shielded_checkpoint
+	SCIO_RESUME_ENTRY scio_checkpoint
+	SCIO_RESUME_ENTRY scio_cancel_shielded_checkpoint
 /* streams/channel.c */
-	SCIO_RESUME_STUB scio_tx_send
-	SCIO_RESUME_STUB scio_rx_receive
+	SCIO_RESUME_ENTRY scio_tx_send
+	SCIO_RESUME_ENTRY scio_rx_receive
 
 #endif
 
