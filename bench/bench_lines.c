@@ -93,7 +93,7 @@ static int bench_body(void *arg) {
   src->data = r->data;
   scio_stream *b;
   scio_buffered_opts o = {CHUNK};
-  bench_check(scio_buffered_new(&src->base, &o, &b), "buffered_new");
+  bench_check(scio_buffered_open(&src->base, &o, &b), "buffered_new");
   read_lines(b, r);
   return scio_close(b);
 }
@@ -121,8 +121,8 @@ static int bench_pipe_body(void *arg) {
   run *r = arg;
   pipe_run p = {r, NULL};
   scio_stream *rx, *b;
-  bench_check(scio_memory_pipe(&p.tx, &rx, NULL), "memory_pipe");
-  bench_check(scio_buffered_new(rx, NULL, &b), "buffered_new");
+  bench_check(scio_memory_pipe_open(&p.tx, &rx, NULL), "memory_pipe");
+  bench_check(scio_buffered_open(rx, NULL, &b), "buffered_new");
   scio_nursery n;
   scio_nursery_open(&n);
   bench_check(scio_start_soon(&n, pipe_sender, &p), "start_soon");

@@ -53,7 +53,7 @@ static int receiver(void *arg) {
 static double pipe_once(void *arg) {
   (void)arg;
   scio_stream *a, *b;
-  bench_check(scio_memory_pipe(&a, &b, NULL), "memory_pipe");
+  bench_check(scio_memory_pipe_open(&a, &b, NULL), "memory_pipe");
   scio_nursery n;
   scio_nursery_open(&n);
   double t0 = bench_wall();

@@ -215,7 +215,7 @@ static int body(void *arg) {
   src->max_chunk = 1 + f->seed % 40;
   src->r.s = f->seed ^ 0x9e3779b9u;
   scio_buffered_opts o = {f->read_size};
-  CHECK(scio_buffered_new(&src->base, &o, &f->b) == 0);
+  CHECK(scio_buffered_open(&src->base, &o, &f->b) == 0);
   f->piece = malloc(f->max + 64);
   CHECK(f->piece);
   f->r.s = f->seed;

@@ -28,7 +28,7 @@ static scio_stream *over(const script_chunk *c, size_t n, script_record *rec,
   scio_buffered_opts o = {0};
   o.read_size = read_size;
   scio_stream *b = NULL;
-  CK_OK(scio_buffered_new(script_source_new(c, n, rec), &o, &b));
+  CK_OK(scio_buffered_open(script_source_new(c, n, rec), &o, &b));
   return b;
 }
 
@@ -537,7 +537,7 @@ SCIO_TEST(attributes_walk_the_layers) {
   script_record rec = {0};
   script_chunk c[] = {CH("ab\ncdef")};
   scio_stream *inner = over(c, NCH(c), &rec, 0), *outer = NULL;
-  CK_OK(scio_buffered_new(inner, NULL, &outer));
+  CK_OK(scio_buffered_open(inner, NULL, &outer));
   size_t n = 99;
   CK_OK(scio_stream_attr(outer, SCIO_ATTR_BUFFERED, &n, sizeof n));
   ck_assert_uint_eq(n, 0);
@@ -650,12 +650,12 @@ SCIO_TEST(invalid_arguments) {
   ck_assert_int_eq(scio_receive_exactly(NULL, out, 4), SCIO_EINVAL);
   ck_assert_int_eq(scio_buffered_feed(NULL, "x", 1), SCIO_EINVAL);
   /* The constructor: on error the inner stream is not taken. */
-  ck_assert_int_eq(scio_buffered_new(NULL, NULL, &b), SCIO_EINVAL);
-  ck_assert_int_eq(scio_buffered_new(src, NULL, NULL), SCIO_EINVAL);
+  ck_assert_int_eq(scio_buffered_open(NULL, NULL, &b), SCIO_EINVAL);
+  ck_assert_int_eq(scio_buffered_open(src, NULL, NULL), SCIO_EINVAL);
   scio_buffered_opts o = {(size_t)1 << 40};
-  ck_assert_int_eq(scio_buffered_new(src, &o, &b), SCIO_EINVAL);
+  ck_assert_int_eq(scio_buffered_open(src, &o, &b), SCIO_EINVAL);
   ck_assert_ptr_null(b);
-  CK_OK(scio_buffered_new(src, NULL, &b));
+  CK_OK(scio_buffered_open(src, NULL, &b));
   ck_assert_int_eq(scio_receive_until(b, NULL, 1, out, 4, &len), SCIO_EINVAL);
   ck_assert_int_eq(scio_receive_until(b, "\n", 0, out, 4, &len), SCIO_EINVAL);
   ck_assert_int_eq(scio_receive_until(b, "\n", 1, NULL, 4, &len),
@@ -688,7 +688,7 @@ static int oom_buffered_body(void *arg) {
   scio_stream *src = script_source_new(c, NCH(c), &rec), *b = NULL;
   scio_buffered_opts o = {8};
   scio_oom_arm(1);
-  int rc = scio_buffered_new(src, &o, &b);
+  int rc = scio_buffered_open(src, &o, &b);
   scio_oom_arm(0);
   if (rc < 0) {
     ck_assert_int_eq(rc, SCIO_ENOMEM);

@@ -206,8 +206,8 @@ SCIO_TEST(stapled_over_channels) {
   CK_OK(scio_channel_open(sizeof(long), 0, &atx, &arx)); /* us -> peer */
   CK_OK(scio_channel_open(sizeof(long), 2, &btx, &brx)); /* peer -> us */
   scio_ostream *us, *peer;
-  CK_OK(scio_stapled_object_new(TXS(atx), RXS(brx), &us));
-  CK_OK(scio_stapled_object_new(TXS(btx), RXS(arx), &peer));
+  CK_OK(scio_stapled_object_open(TXS(atx), RXS(brx), &us));
+  CK_OK(scio_stapled_object_open(TXS(btx), RXS(arx), &peer));
   scio_nursery n;
   CK_OK(scio_nursery_open(&n));
   CK_OK(scio_start_soon(&n, echo_peer, peer));

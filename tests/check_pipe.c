@@ -47,7 +47,7 @@ static size_t buffered(scio_stream *s) {
 static void pipe_with(scio_stream **a, scio_stream **b, size_t bufsize) {
   scio_memory_pipe_opts o = {0};
   o.buffer_size = bufsize;
-  CK_OK(scio_memory_pipe(a, b, &o));
+  CK_OK(scio_memory_pipe_open(a, b, &o));
 }
 
 /* One send or receive run in a child task, inside a cancel scope the test
@@ -223,7 +223,7 @@ SCIO_TEST(integrity_many_sizes) {
 
 SCIO_TEST(receive_returns_what_is_there) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   CK_OK(scio_send(a, "abc", 3));
   char buf[100];
   ck_assert_int_eq(scio_receive(b, buf, sizeof buf), 3);
@@ -376,7 +376,7 @@ static int count_rounds(void *p) {
 
 SCIO_TEST(operations_yield) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   int rounds = 0;
   scio_nursery n;
   CK_OK(scio_nursery_open(&n));
@@ -406,7 +406,7 @@ SCIO_TEST(operations_yield) {
 
 SCIO_TEST(send_eof_then_drain_then_eof) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   CK_OK(scio_send(a, "hello", 5));
   CK_OK(scio_send_eof(a));
   CK_OK(scio_send_eof(a)); /* idempotent */
@@ -426,7 +426,7 @@ SCIO_TEST(send_eof_then_drain_then_eof) {
 
 SCIO_TEST(send_eof_wakes_waiting_receiver) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   unsigned char buf[8];
   op r = {b, buf, sizeof buf, 1, 0, NULL, ""};
   scio_nursery n;
@@ -443,7 +443,7 @@ SCIO_TEST(send_eof_wakes_waiting_receiver) {
 
 SCIO_TEST(close_is_fin_for_peer) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   CK_OK(scio_send(a, "bye", 3));
   CK_OK(scio_send(b, "unread", 6));
   CK_OK(scio_close(a));
@@ -460,7 +460,7 @@ SCIO_TEST(close_is_fin_for_peer) {
 
 SCIO_TEST(close_gives_waiting_peer_receiver_eof) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   unsigned char buf[8];
   op r = {b, buf, sizeof buf, 1, 0, NULL, ""};
   scio_nursery n;
@@ -536,7 +536,7 @@ SCIO_TEST(close_with_data_pending_either_order) {
 
 SCIO_TEST(cancelled_receive_loses_nothing) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   unsigned char buf[16];
   op r = {b, buf, sizeof buf, 1, 0, NULL, ""};
   scio_nursery n;
@@ -584,7 +584,7 @@ static int race_cancel(void *p) {
 
 SCIO_TEST(receive_woken_with_bytes_survives_cancel) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   unsigned char buf[16];
   op r = {b, buf, sizeof buf, 1, 0, NULL, ""};
   race x = {a, &r};
@@ -658,7 +658,7 @@ SCIO_TEST(cancelled_send_keeps_accepted_prefix) {
 
 SCIO_TEST(cancelled_send_before_start_sends_nothing) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   scio_scope cs;
   CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
   scio_scope_cancel(&cs);
@@ -681,7 +681,7 @@ SCIO_TEST(cancelled_send_before_start_sends_nothing) {
 
 SCIO_TEST(attributes) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   char data[123] = {0};
   CK_OK(scio_send(a, data, sizeof data));
   ck_assert_uint_eq(buffered(b), 123);
@@ -707,16 +707,16 @@ static const scio_stream_ops other_ops = {.size = sizeof(scio_stream_ops),
 
 SCIO_TEST(arguments_and_defaults) {
   scio_stream *a = (scio_stream *)1, *b = (scio_stream *)1;
-  ck_assert_int_eq(scio_memory_pipe(NULL, &b, NULL), SCIO_EINVAL);
+  ck_assert_int_eq(scio_memory_pipe_open(NULL, &b, NULL), SCIO_EINVAL);
   ck_assert_ptr_null(b);
-  ck_assert_int_eq(scio_memory_pipe(&a, NULL, NULL), SCIO_EINVAL);
+  ck_assert_int_eq(scio_memory_pipe_open(&a, NULL, NULL), SCIO_EINVAL);
   ck_assert_ptr_null(a);
   scio_memory_pipe_opts o = {0};
   o.buffer_size = SIZE_MAX;
-  ck_assert_int_eq(scio_memory_pipe(&a, &b, &o), SCIO_EINVAL);
+  ck_assert_int_eq(scio_memory_pipe_open(&a, &b, &o), SCIO_EINVAL);
   ck_assert_ptr_nonnull(strstr(scio_errmsg(), "too large"));
   o.buffer_size = 0;
-  CK_OK(scio_memory_pipe(&a, &b, &o));
+  CK_OK(scio_memory_pipe_open(&a, &b, &o));
   ck_assert_uint_eq(stats(a).buffer_size, SCIO_MEMORY_PIPE_DEFAULT_BUFFER);
   ck_assert_uint_eq(stats(b).buffer_size, 64 * 1024);
   ck_assert_int_eq(scio_send(a, NULL, 3), SCIO_EINVAL);
@@ -749,7 +749,7 @@ static int oom_body(void *arg) {
   (void)arg;
   scio_stream *a, *b;
   scio_memory_pipe_opts o = {16};
-  int rc = scio_memory_pipe(&a, &b, &o);
+  int rc = scio_memory_pipe_open(&a, &b, &o);
   if (rc < 0)
     return rc;
   scio_nursery n;

@@ -178,15 +178,15 @@ typedef struct pipes {
 } pipes;
 
 static void pipes_open(pipes *p) {
-  CK_OK(scio_memory_pipe(&p->a1, &p->b1, NULL));
-  CK_OK(scio_memory_pipe(&p->a2, &p->b2, NULL));
+  CK_OK(scio_memory_pipe_open(&p->a1, &p->b1, NULL));
+  CK_OK(scio_memory_pipe_open(&p->a2, &p->b2, NULL));
 }
 
 SCIO_TEST(byte_routing) {
   pipes p;
   pipes_open(&p);
   scio_stream *st;
-  CK_OK(scio_stapled_new(p.a1, p.b2, &st));
+  CK_OK(scio_stapled_open(p.a1, p.b2, &st));
   char buf[16];
   CK_OK(scio_send(st, "ping", 4));
   ck_assert_int_eq(scio_receive(p.b1, buf, sizeof buf), 4);
@@ -228,8 +228,8 @@ SCIO_TEST(byte_duplex_connection) {
   pipes p;
   pipes_open(&p);
   scio_stream *client, *server;
-  CK_OK(scio_stapled_new(p.a1, p.b2, &client));
-  CK_OK(scio_stapled_new(p.a2, p.b1, &server));
+  CK_OK(scio_stapled_open(p.a1, p.b2, &client));
+  CK_OK(scio_stapled_open(p.a2, p.b1, &server));
   scio_nursery n;
   CK_OK(scio_nursery_open(&n));
   CK_OK(scio_start_soon(&n, echo_once, server));
@@ -250,7 +250,7 @@ SCIO_TEST(byte_attr_order) {
   tx->buffered = 100;
   rx->buffered = 5;
   scio_stream *st;
-  CK_OK(scio_stapled_new(&tx->base, &rx->base, &st));
+  CK_OK(scio_stapled_open(&tx->base, &rx->base, &st));
   int v = 0;
   CK_OK(scio_stream_attr(st, SCIO_ATTR_USER, &v, sizeof v));
   ck_assert_int_eq(v, 1); /* the send half answers first */
@@ -271,7 +271,7 @@ SCIO_TEST(byte_send_eof_goes_to_send_half) {
   pipes p;
   pipes_open(&p);
   scio_stream *st;
-  CK_OK(scio_stapled_new(p.a1, p.b2, &st));
+  CK_OK(scio_stapled_open(p.a1, p.b2, &st));
   CK_OK(scio_send(st, "last", 4));
   CK_OK(scio_send_eof(st));
   char buf[8];
@@ -291,9 +291,9 @@ SCIO_TEST(byte_send_eof_closes_half_without_half_close) {
   life lt = {0, 0};
   tb *tx = tb_new(1, &lt);
   scio_stream *a2, *b2;
-  CK_OK(scio_memory_pipe(&a2, &b2, NULL));
+  CK_OK(scio_memory_pipe_open(&a2, &b2, NULL));
   scio_stream *st;
-  CK_OK(scio_stapled_new(&tx->base, b2, &st));
+  CK_OK(scio_stapled_open(&tx->base, b2, &st));
   CK_OK(scio_send(st, "hi", 2));
   ck_assert_int_eq(tx->nout, 2);
   CK_OK(scio_send_eof(st));
@@ -321,7 +321,7 @@ SCIO_TEST(byte_close_releases_both_even_on_errors) {
   tx->close_rc = -EIO;
   rx->close_rc = -EPIPE;
   scio_stream *st;
-  CK_OK(scio_stapled_new(&tx->base, &rx->base, &st));
+  CK_OK(scio_stapled_open(&tx->base, &rx->base, &st));
   ck_assert_int_eq(scio_close(st), -EIO); /* the first error */
   ck_assert_int_eq(lt.closes, 1);
   ck_assert_int_eq(lt.frees, 1);
@@ -331,7 +331,7 @@ SCIO_TEST(byte_close_releases_both_even_on_errors) {
   tx = tb_new(1, &lt);
   rx = tb_new(2, &lr);
   rx->close_rc = -EPIPE;
-  CK_OK(scio_stapled_new(&tx->base, &rx->base, &st));
+  CK_OK(scio_stapled_open(&tx->base, &rx->base, &st));
   ck_assert_int_eq(scio_close(st), -EPIPE);
   ck_assert_int_eq(lt.frees + lr.frees, 4);
   return 0;
@@ -353,7 +353,7 @@ SCIO_TEST(byte_close_wakes_blocked_receiver) {
   pipes p;
   pipes_open(&p);
   scio_stream *st;
-  CK_OK(scio_stapled_new(p.a1, p.b2, &st));
+  CK_OK(scio_stapled_open(p.a1, p.b2, &st));
   blocked b = {st, 1};
   scio_nursery n;
   CK_OK(scio_nursery_open(&n));
@@ -393,14 +393,14 @@ SCIO_TEST(byte_construction_errors_leave_halves) {
   pipes p;
   pipes_open(&p);
   scio_stream *st = (scio_stream *)1;
-  ck_assert_int_eq(scio_stapled_new(NULL, p.b2, &st), SCIO_EINVAL);
+  ck_assert_int_eq(scio_stapled_open(NULL, p.b2, &st), SCIO_EINVAL);
   ck_assert_ptr_null(st);
-  ck_assert_int_eq(scio_stapled_new(p.a1, NULL, &st), SCIO_EINVAL);
-  ck_assert_int_eq(scio_stapled_new(p.a1, p.b2, NULL), SCIO_EINVAL);
-  ck_assert_int_eq(scio_stapled_new(p.a1, p.a1, &st), SCIO_EINVAL);
+  ck_assert_int_eq(scio_stapled_open(p.a1, NULL, &st), SCIO_EINVAL);
+  ck_assert_int_eq(scio_stapled_open(p.a1, p.b2, NULL), SCIO_EINVAL);
+  ck_assert_int_eq(scio_stapled_open(p.a1, p.a1, &st), SCIO_EINVAL);
   ck_assert_ptr_nonnull(strstr(scio_errmsg(), "both"));
   scio_set_allocator(&failing);
-  int rc = scio_stapled_new(p.a1, p.b2, &st);
+  int rc = scio_stapled_open(p.a1, p.b2, &st);
   scio_set_allocator(NULL);
   ck_assert_int_eq(rc, SCIO_ENOMEM);
   ck_assert_ptr_null(st);
@@ -427,7 +427,7 @@ SCIO_TEST(object_routing) {
   rx->load[1] = 20;
   rx->nload = 2;
   scio_ostream *st;
-  CK_OK(scio_stapled_object_new(&tx->base, &rx->base, &st));
+  CK_OK(scio_stapled_object_open(&tx->base, &rx->base, &st));
   ck_assert_uint_eq(scio_ostream_item_size(st), sizeof(int));
   int item = 7;
   CK_OK(scio_ostream_send(st, &item));
@@ -465,19 +465,19 @@ SCIO_TEST(object_construction_errors_leave_halves) {
   life lt = {0, 0}, lr = {0, 0};
   tq *tx = tq_new(sizeof(int), 1, &lt), *rx = tq_new(sizeof(long), 2, &lr);
   scio_ostream *st = (scio_ostream *)1;
-  ck_assert_int_eq(scio_stapled_object_new(&tx->base, &rx->base, &st),
+  ck_assert_int_eq(scio_stapled_object_open(&tx->base, &rx->base, &st),
                    SCIO_EINVAL);
   ck_assert_ptr_null(st);
   ck_assert_ptr_nonnull(strstr(scio_errmsg(), "item sizes"));
-  ck_assert_int_eq(scio_stapled_object_new(NULL, &rx->base, &st),
+  ck_assert_int_eq(scio_stapled_object_open(NULL, &rx->base, &st),
                    SCIO_EINVAL);
-  ck_assert_int_eq(scio_stapled_object_new(&tx->base, &tx->base, &st),
+  ck_assert_int_eq(scio_stapled_object_open(&tx->base, &tx->base, &st),
                    SCIO_EINVAL);
-  ck_assert_int_eq(scio_stapled_object_new(&tx->base, &rx->base, NULL),
+  ck_assert_int_eq(scio_stapled_object_open(&tx->base, &rx->base, NULL),
                    SCIO_EINVAL);
   tq *rx2 = tq_new(sizeof(int), 3, &lr);
   scio_set_allocator(&failing);
-  int rc = scio_stapled_object_new(&tx->base, &rx2->base, &st);
+  int rc = scio_stapled_object_open(&tx->base, &rx2->base, &st);
   scio_set_allocator(NULL);
   ck_assert_int_eq(rc, SCIO_ENOMEM);
   ck_assert_ptr_null(st);
@@ -497,7 +497,7 @@ SCIO_TEST(object_send_eof_closes_send_half) {
   rx->load[0] = 5;
   rx->nload = 1;
   scio_ostream *st;
-  CK_OK(scio_stapled_object_new(&tx->base, &rx->base, &st));
+  CK_OK(scio_stapled_object_open(&tx->base, &rx->base, &st));
   CK_OK(scio_ostream_send_eof(st));
   ck_assert_int_eq(lt.closes, 1);
   ck_assert_int_eq(lt.frees, 1);
@@ -520,8 +520,8 @@ SCIO_TEST(object_send_eof_forwards_to_half_close) {
   tq *tx1 = tq_new(sizeof(int), 1, &l), *rx1 = tq_new(sizeof(int), 2, &l);
   tq *rx2 = tq_new(sizeof(int), 3, &l);
   scio_ostream *inner, *outer;
-  CK_OK(scio_stapled_object_new(&tx1->base, &rx1->base, &inner));
-  CK_OK(scio_stapled_object_new(inner, &rx2->base, &outer));
+  CK_OK(scio_stapled_object_open(&tx1->base, &rx1->base, &inner));
+  CK_OK(scio_stapled_object_open(inner, &rx2->base, &outer));
   CK_OK(scio_ostream_send_eof(outer));
   ck_assert_int_eq(l.closes, 1); /* tx1, closed by the inner stapled */
   int item = 1;
@@ -538,7 +538,7 @@ SCIO_TEST(object_close_releases_both_even_on_errors) {
   tx->close_rc = -EIO;
   rx->close_rc = -EPIPE;
   scio_ostream *st;
-  CK_OK(scio_stapled_object_new(&tx->base, &rx->base, &st));
+  CK_OK(scio_stapled_object_open(&tx->base, &rx->base, &st));
   ck_assert_int_eq(scio_ostream_close(st), -EIO);
   ck_assert_int_eq(lt.closes + lr.closes, 2);
   ck_assert_int_eq(lt.frees + lr.frees, 2);

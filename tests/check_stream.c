@@ -130,7 +130,7 @@ static int recv_then_again(void *p) {
 
 SCIO_TEST(second_receiver_is_ebusy) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   char buf[8], c;
   op r = {b, buf, sizeof buf, 1, 0, 0, 0};
   scio_nursery n;
@@ -153,7 +153,7 @@ SCIO_TEST(second_receiver_is_ebusy) {
 SCIO_TEST(second_sender_is_ebusy) {
   scio_stream *a, *b;
   scio_memory_pipe_opts o = {4};
-  CK_OK(scio_memory_pipe(&a, &b, &o));
+  CK_OK(scio_memory_pipe_open(&a, &b, &o));
   char data[10] = "0123456789", got[16];
   op s = {a, data, sizeof data, 1, 0, 0, 0};
   scio_nursery n;
@@ -197,7 +197,7 @@ SCIO_TEST(calls_after_close_are_eclosed) {
 
 SCIO_TEST(close_wakes_blocked_receiver_with_eclosed) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   char buf[8];
   op r = {a, buf, sizeof buf, 1, 0, 1, 1};
   scio_nursery n;
@@ -218,7 +218,7 @@ SCIO_TEST(close_wakes_blocked_receiver_with_eclosed) {
  * runs: the memory must outlive the close and go when that task leaves. */
 SCIO_TEST(free_deferred_until_blocked_task_leaves) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   int frees = 0;
   scio_stream *top = layer_new(&tlayer_ops, a, 7, &frees);
   char buf[8];
@@ -265,7 +265,7 @@ SCIO_TEST(null_stream_is_einval) {
   ck_assert_int_eq(scio_stream_attr(NULL, SCIO_ATTR_FD, &c, 1), SCIO_EINVAL);
   CK_OK(scio_close(NULL));
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   ck_assert_int_eq(scio_stream_attr(a, SCIO_ATTR_LAYER, NULL, 8),
                    SCIO_EINVAL);
   CK_OK(scio_close(a));
@@ -278,7 +278,7 @@ SCIO_TEST(null_stream_is_einval) {
 
 SCIO_TEST(attr_walks_down_the_chain) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   int frees = 0;
   /* test-layer over silent-layer over the pipe end b. */
   scio_stream *mid = layer_new(&silent_ops, b, 0, &frees);
@@ -328,7 +328,7 @@ static int count_rounds(void *p) {
 
 SCIO_TEST(receive_max_zero) {
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   CK_OK(scio_send(a, "abc", 3));
   int rounds = 0;
   scio_nursery n;
@@ -457,7 +457,7 @@ SCIO_TEST(typed_getters) {
   ck_assert_int_eq(scio_stream_layer(&as.s, name, 2), -ENOSPC);
   /* A memory pipe has no addresses: -ENOENT, nothing written. */
   scio_stream *a, *b;
-  CK_OK(scio_memory_pipe(&a, &b, NULL));
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   ck_assert_int_eq(scio_stream_local_addr(a, &ss), -ENOENT);
   ck_assert_int_eq(scio_stream_remote_addr(a, &ss), -ENOENT);
   ck_assert_int_eq(scio_stream_fd(a, &fd), -ENOENT);
@@ -469,7 +469,7 @@ SCIO_TEST(typed_getters) {
 
 static int make_pipe(void *arg) {
   scio_stream **ends = arg;
-  return scio_memory_pipe(&ends[0], &ends[1], NULL);
+  return scio_memory_pipe_open(&ends[0], &ends[1], NULL);
 }
 
 /* Streams made in a run can be closed after it returned (cleanup code):

@@ -31,7 +31,7 @@ static scio_stream *text_over(const script_chunk *c, size_t n,
   o.encoding = enc;
   o.errors = errors;
   scio_stream *t = NULL;
-  int rc = scio_text_new(script_source_new(c, n, rec), &o, &t);
+  int rc = scio_text_open(script_source_new(c, n, rec), &o, &t);
   ck_assert_msg(rc == 0, "text_new: %s (%s)", scio_err_name(rc), scio_errmsg());
   return t;
 }
@@ -401,23 +401,23 @@ SCIO_TEST(constructor_arguments) {
   scio_stream *src = script_source_new(NULL, 0, &rec), *t = NULL;
   scio_text_opts o = {0};
   o.encoding = "NO-SUCH-ENCODING-XYZ";
-  ck_assert_int_eq(scio_text_new(src, &o, &t), SCIO_EINVAL);
+  ck_assert_int_eq(scio_text_open(src, &o, &t), SCIO_EINVAL);
   ck_assert_ptr_nonnull(strstr(scio_errmsg(), "NO-SUCH-ENCODING-XYZ"));
   o.encoding = "UTF-8-but-this-name-is-far-too-long-to-be-any-real-encoding-s";
-  ck_assert_int_eq(scio_text_new(src, &o, &t), SCIO_EINVAL);
+  ck_assert_int_eq(scio_text_open(src, &o, &t), SCIO_EINVAL);
   o.encoding = NULL;
   o.errors = 7;
-  ck_assert_int_eq(scio_text_new(src, &o, &t), SCIO_EINVAL);
+  ck_assert_int_eq(scio_text_open(src, &o, &t), SCIO_EINVAL);
   o.errors = 0;
   o.read_size = (size_t)1 << 40;
-  ck_assert_int_eq(scio_text_new(src, &o, &t), SCIO_EINVAL);
-  ck_assert_int_eq(scio_text_new(NULL, NULL, &t), SCIO_EINVAL);
-  ck_assert_int_eq(scio_text_new(src, NULL, NULL), SCIO_EINVAL);
+  ck_assert_int_eq(scio_text_open(src, &o, &t), SCIO_EINVAL);
+  ck_assert_int_eq(scio_text_open(NULL, NULL, &t), SCIO_EINVAL);
+  ck_assert_int_eq(scio_text_open(src, NULL, NULL), SCIO_EINVAL);
   ck_assert_ptr_null(t);
   ck_assert_int_eq(rec.closes, 0);
   /* Nothing was taken: the source is still ours. */
   o.read_size = 1; /* raised to the minimum */
-  CK_OK(scio_text_new(src, &o, &t));
+  CK_OK(scio_text_open(src, &o, &t));
   CK_OK(scio_close(t));
   ck_assert_int_eq(rec.closes, 1);
   return 0;
@@ -456,7 +456,7 @@ SCIO_TEST(buffered_lines_over_text) {
     script_record rec = {0};
     scio_stream *t = text_over(c, 2, &rec, "ISO-8859-1", SCIO_TEXT_STRICT);
     scio_stream *b = NULL;
-    CK_OK(scio_buffered_new(t, NULL, &b));
+    CK_OK(scio_buffered_open(t, NULL, &b));
     char line[16];
     size_t len;
     CK_OK(scio_receive_until(b, "\n", 1, line, sizeof line, &len));
@@ -574,9 +574,9 @@ static int oom_text_body(void *arg) {
   scio_text_opts o = {0};
   o.encoding = enc;
   scio_oom_arm(1);
-  int rc = scio_text_new(src, &o, &t);
+  int rc = scio_text_open(src, &o, &t);
   if (rc == 0)
-    rc = scio_buffered_new(t, NULL, &b);
+    rc = scio_buffered_open(t, NULL, &b);
   scio_oom_arm(0);
   if (rc < 0) {
     /* Whichever constructor failed took nothing: close what we hold. */

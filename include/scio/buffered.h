@@ -3,7 +3,7 @@
  * BufferedByteReceiveStream, with a send side that passes through).
  *
  *   scio_stream *b;
- *   if (scio_buffered_new(sock, NULL, &b) < 0) ...   // b now owns sock
+ *   if (scio_buffered_open(sock, NULL, &b) < 0) ...   // b now owns sock
  *   char line[1024];
  *   size_t n;
  *   rc = scio_receive_until(b, "\r\n", 2, line, sizeof line, &n);
@@ -44,7 +44,7 @@
 extern "C" {
 #endif
 
-/* Options of scio_buffered_new.  All-zero (or NULL) means defaults. */
+/* Options of scio_buffered_open.  All-zero (or NULL) means defaults. */
 typedef struct scio_buffered_opts {
   /* The least free space offered to the wrapped stream's receive each time
    * the buffer is refilled, in bytes.  0 means 65536 (64 KiB).  The buffer
@@ -62,7 +62,7 @@ typedef struct scio_buffered_opts {
  *   SCIO_ENOMEM   no memory.
  * On error nothing is taken: `inner` still belongs to the caller, and *out
  * is untouched.  The buffer itself is allocated at the first refill. */
-SCIO_API int scio_buffered_new(scio_stream *inner,
+SCIO_API int scio_buffered_open(scio_stream *inner,
                                const scio_buffered_opts *opts,
                                scio_stream **out);
 

@@ -127,19 +127,19 @@ enum scio_scope_flags {
  * Returns 0, or -EINVAL (deadline is NaN, or not inside a task); on error the
  * scope is not open. */
 #define scio_scope_open(cs, deadline, flags)                                  \
-  scio_scope_open_at((cs), (deadline), (flags), __FILE__, __LINE__)
-SCIO_API int scio_scope_open_at(scio_scope *cs, double deadline, unsigned flags,
+  scio_scope_open_loc((cs), (deadline), (flags), __FILE__, __LINE__)
+SCIO_API int scio_scope_open_loc(scio_scope *cs, double deadline, unsigned flags,
                                 const char *file, int line);
 
 /* Sugar: a scope whose deadline is now + seconds (negative: already expired).
  * scio_fail_after adds SCIO_SCOPE_FAIL.  Returns 0 or -EINVAL (NaN). */
 #define scio_move_on_after(cs, seconds)                                       \
-  scio_move_on_after_at((cs), (seconds), __FILE__, __LINE__)
+  scio_move_on_after_loc((cs), (seconds), __FILE__, __LINE__)
 #define scio_fail_after(cs, seconds)                                          \
-  scio_fail_after_at((cs), (seconds), __FILE__, __LINE__)
-SCIO_API int scio_move_on_after_at(scio_scope *cs, double seconds,
+  scio_fail_after_loc((cs), (seconds), __FILE__, __LINE__)
+SCIO_API int scio_move_on_after_loc(scio_scope *cs, double seconds,
                                    const char *file, int line);
-SCIO_API int scio_fail_after_at(scio_scope *cs, double seconds,
+SCIO_API int scio_fail_after_loc(scio_scope *cs, double seconds,
                                 const char *file, int line);
 
 /* Close the innermost scope of the current task.  Not a checkpoint.  Returns
@@ -188,8 +188,8 @@ typedef union scio_nursery {
 /* Open a nursery in the current task.  The code up to scio_nursery_close (the
  * "body") runs inside the nursery's cancel scope.  Not a checkpoint.
  * Returns 0 or -EINVAL (not inside a task). */
-#define scio_nursery_open(n) scio_nursery_open_at((n), __FILE__, __LINE__)
-SCIO_API int scio_nursery_open_at(scio_nursery *n, const char *file, int line);
+#define scio_nursery_open(n) scio_nursery_open_loc((n), __FILE__, __LINE__)
+SCIO_API int scio_nursery_open_loc(scio_nursery *n, const char *file, int line);
 
 /* Schedule fn(arg) as a child of n.  The child starts at a later scheduler
  * round.  It may be called from any task of the run while n is open,

@@ -1,6 +1,6 @@
 /* scio — memory pipes: two connected in-memory byte streams.
  *
- * scio_memory_pipe(&a, &b, opts) gives two scio_stream ends: what is sent on
+ * scio_memory_pipe_open(&a, &b, opts) gives two scio_stream ends: what is sent on
  * `a` is received on `b` and the other way round.  Each direction has a
  * bounded buffer, like a socket's: a send completes once the pipe has
  * accepted all its bytes, and blocks while the buffer is full (back-
@@ -73,7 +73,7 @@
 extern "C" {
 #endif
 
-/* Options of scio_memory_pipe.  All-zero (or a NULL pointer) means
+/* Options of scio_memory_pipe_open.  All-zero (or a NULL pointer) means
  * defaults. */
 typedef struct scio_memory_pipe_opts {
   /* Bytes each direction buffers before a send blocks.  0 means 64 KiB.
@@ -90,7 +90,7 @@ typedef struct scio_memory_pipe_opts {
  *                two of (size_t overflow);
  *   SCIO_ENOMEM  out of memory (nothing allocated).
  * On error *a and *b (when not NULL) are set to NULL. */
-SCIO_API int scio_memory_pipe(scio_stream **a, scio_stream **b,
+SCIO_API int scio_memory_pipe_open(scio_stream **a, scio_stream **b,
                               const scio_memory_pipe_opts *opts);
 
 /* A snapshot of one end of a memory pipe, for tests and monitoring. */

@@ -43,13 +43,13 @@ extern "C" {
  *   SCIO_ENOMEM  out of memory.
  * On error the halves are NOT taken: they stay the caller's, untouched,
  * and *out (when not NULL) is set to NULL. */
-SCIO_API int scio_stapled_new(scio_stream *send_half,
+SCIO_API int scio_stapled_open(scio_stream *send_half,
                               scio_stream *receive_half, scio_stream **out);
 
 /* Staple two object streams of the same item size (the stapled stream has
- * that item size).  Same ownership rules and errors as scio_stapled_new,
+ * that item size).  Same ownership rules and errors as scio_stapled_open,
  * plus SCIO_EINVAL when the item sizes differ. */
-SCIO_API int scio_stapled_object_new(scio_ostream *send_half,
+SCIO_API int scio_stapled_object_open(scio_ostream *send_half,
                                      scio_ostream *receive_half,
                                      scio_ostream **out);
 

@@ -5,7 +5,7 @@
  *   o.encoding = "ISO-8859-1";              // NULL: the bytes are UTF-8
  *   o.errors = SCIO_TEXT_REPLACE;
  *   scio_stream *t;
- *   if (scio_text_new(sock, &o, &t) < 0) ...  // t now owns sock
+ *   if (scio_text_open(sock, &o, &t) < 0) ...  // t now owns sock
  *
  * Receiving on a text stream returns UTF-8, decoded from the wrapped
  * stream's encoding, and only whole characters: a character whose bytes
@@ -63,7 +63,7 @@ enum scio_text_errors {
   SCIO_TEXT_REPLACE = 1 /* invalid input becomes U+FFFD */
 };
 
-/* Options of scio_text_new.  All-zero (or NULL) means defaults. */
+/* Options of scio_text_open.  All-zero (or NULL) means defaults. */
 typedef struct scio_text_opts {
   /* The wrapped stream's encoding: NULL, "UTF-8" or "UTF8" (any case) for
    * UTF-8 (no conversion), else an iconv name, at most 63 bytes. */
@@ -97,7 +97,7 @@ typedef struct scio_text_opts {
  *   input in replace mode, the text is converted and sent in pieces of a
  *   few KiB; a send cancelled after its first piece has sent part of the
  *   text.  A checkpoint. */
-SCIO_API int scio_text_new(scio_stream *inner, const scio_text_opts *opts,
+SCIO_API int scio_text_open(scio_stream *inner, const scio_text_opts *opts,
                            scio_stream **out);
 
 #ifdef __cplusplus

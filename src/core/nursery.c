@@ -24,7 +24,7 @@ struct scio__start_state {
   int started;
 };
 
-SCIO_API int scio_nursery_open_at(scio_nursery *n, const char *file, int line) {
+SCIO_API int scio_nursery_open_loc(scio_nursery *n, const char *file, int line) {
   scio__task *t = scio__task_cur();
   if (!t)
     return scio__seterr(SCIO_EINVAL, "nursery_open: not inside a task");
@@ -203,7 +203,7 @@ SCIO_API int scio_start(scio_nursery *n, scio_fn fn, void *arg, void **value) {
     return rc;
   scio_nursery hidden;
   scio__start_state st = {target, N(&hidden), NULL, 0};
-  scio_nursery_open_at(&hidden, __FILE__, __LINE__);
+  scio_nursery_open_loc(&hidden, __FILE__, __LINE__);
   target->pending_starts++;
   scio__task *child;
   rc = scio__spawn(N(&hidden), fn, arg, NULL, &child);

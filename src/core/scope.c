@@ -151,7 +151,7 @@ void scio__deliver_cancel(scio__task *t) {
 /* ------------------------------------------------------------------------ */
 /* Public API                                                                */
 
-SCIO_API int scio_scope_open_at(scio_scope *cs, double deadline, unsigned flags,
+SCIO_API int scio_scope_open_loc(scio_scope *cs, double deadline, unsigned flags,
                                 const char *file, int line) {
   scio__task *t = scio__task_cur();
   if (!t)
@@ -177,15 +177,15 @@ static int open_after(scio_scope *cs, double seconds, unsigned flags,
     return scio__seterr(SCIO_EINVAL, "%s: delay is NaN", what);
   if (!scio__task_cur())
     return scio__seterr(SCIO_EINVAL, "%s: not inside a task", what);
-  return scio_scope_open_at(cs, scio_now() + seconds, flags, file, line);
+  return scio_scope_open_loc(cs, scio_now() + seconds, flags, file, line);
 }
 
-SCIO_API int scio_move_on_after_at(scio_scope *cs, double seconds,
+SCIO_API int scio_move_on_after_loc(scio_scope *cs, double seconds,
                                    const char *file, int line) {
   return open_after(cs, seconds, 0, file, line, "move_on_after");
 }
 
-SCIO_API int scio_fail_after_at(scio_scope *cs, double seconds,
+SCIO_API int scio_fail_after_loc(scio_scope *cs, double seconds,
                                 const char *file, int line) {
   return open_after(cs, seconds, SCIO_SCOPE_FAIL, file, line, "fail_after");
 }

@@ -30,7 +30,7 @@ SCIO_API int scio_sleep_until(double deadline) {
   if (rc < 0)
     return rc;
   scio_scope cs;
-  scio_scope_open_at(&cs, deadline, 0, "sleep", 0);
+  scio_scope_open_loc(&cs, deadline, 0, "sleep", 0);
   if (scio_scope_cancel_called(&cs)) {
     /* Already due: still a checkpoint, so yield once. */
     scio_scope_close(&cs);

@@ -396,7 +396,7 @@ static const scio_stream_ops buffered_ops = {
     .do_attr = buffered_attr,
 };
 
-SCIO_API int scio_buffered_new(scio_stream *inner,
+SCIO_API int scio_buffered_open(scio_stream *inner,
                                const scio_buffered_opts *opts,
                                scio_stream **out) {
   if (!inner || !out)

@@ -385,23 +385,23 @@ static void end_init(mpipe *p, int side) {
   e->last_send_accepted = 0;
 }
 
-SCIO_API int scio_memory_pipe(scio_stream **a, scio_stream **b,
+SCIO_API int scio_memory_pipe_open(scio_stream **a, scio_stream **b,
                               const scio_memory_pipe_opts *opts) {
   if (a)
     *a = NULL;
   if (b)
     *b = NULL;
   if (!a || !b)
-    return scio__seterr(SCIO_EINVAL, "memory_pipe: NULL end pointer");
+    return scio__seterr(SCIO_EINVAL, "memory_pipe_open: NULL end pointer");
   size_t cap = opts && opts->buffer_size ? opts->buffer_size
                                          : SCIO_MEMORY_PIPE_DEFAULT_BUFFER;
   if (cap > (SIZE_MAX - sizeof(mpipe)) / 2)
-    return scio__seterr(SCIO_EINVAL, "memory_pipe: buffer_size %zu is too "
+    return scio__seterr(SCIO_EINVAL, "memory_pipe_open: buffer_size %zu is too "
                                      "large",
                         cap);
   mpipe *p = scio__malloc(sizeof *p + 2 * cap);
   if (!p)
-    return scio__seterr(SCIO_ENOMEM, "memory_pipe: no memory for 2 x %zu "
+    return scio__seterr(SCIO_ENOMEM, "memory_pipe_open: no memory for 2 x %zu "
                                      "bytes of buffer",
                         cap);
   for (int i = 0; i < 2; i++) {

@@ -87,7 +87,7 @@ static const scio_stream_ops stapled_ops = {
     .do_attr = stapled_attr,
 };
 
-SCIO_API int scio_stapled_new(scio_stream *send_half,
+SCIO_API int scio_stapled_open(scio_stream *send_half,
                               scio_stream *receive_half, scio_stream **out) {
   if (out)
     *out = NULL;
@@ -177,7 +177,7 @@ static const scio_ostream_ops ostapled_ops = {
     .do_attr = ostapled_attr,
 };
 
-SCIO_API int scio_stapled_object_new(scio_ostream *send_half,
+SCIO_API int scio_stapled_object_open(scio_ostream *send_half,
                                      scio_ostream *receive_half,
                                      scio_ostream **out) {
   if (out)

@@ -486,7 +486,7 @@ static int check_opts(scio_stream *inner, const scio_text_opts *opts,
   return 0;
 }
 
-SCIO_API int scio_text_new(scio_stream *inner, const scio_text_opts *opts,
+SCIO_API int scio_text_open(scio_stream *inner, const scio_text_opts *opts,
                            scio_stream **out) {
   int rc = check_opts(inner, opts, out);
   if (rc < 0)
