@@ -8,7 +8,6 @@
  * returned, because a failing child would cancel the whole nursery.
  */
 #include <errno.h>
-#include <errno.h>
 #include <scio.h>
 #include <stdio.h>
 
