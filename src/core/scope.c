@@ -240,16 +240,9 @@ void scio__deliver_cancel(scio__task *t) {
 /* ------------------------------------------------------------------------ */
 /* Public API                                                                */
 
-static int flag_bits(unsigned flags, unsigned *bits, const char *what) {
-  if (flags & ~(unsigned)(SCIO_SCOPE_SHIELD | SCIO_SCOPE_FAIL))
-    return scio__seterr(SCIO_EINVAL, "%s: unknown flags 0x%x", what, flags);
-  *bits = 0;
-  if (flags & SCIO_SCOPE_SHIELD)
-    *bits |= SCIO__SC_SHIELD;
-  if (flags & SCIO_SCOPE_FAIL)
-    *bits |= SCIO__SC_FAIL;
-  return 0;
-}
+_Static_assert((unsigned)SCIO_SCOPE_SHIELD == SCIO__SC_SHIELD &&
+                   (unsigned)SCIO_SCOPE_FAIL == SCIO__SC_FAIL,
+               "public scope flags are the internal bits");
 
 SCIO_API int scio_scope_open_loc(scio_scope *cs, double deadline, unsigned flags,
                                 const char *file, int line) {
@@ -258,10 +251,10 @@ SCIO_API int scio_scope_open_loc(scio_scope *cs, double deadline, unsigned flags
     return scio__seterr(SCIO_EINVAL, "scope_open: not inside a task");
   if (deadline != deadline)
     return scio__seterr(SCIO_EINVAL, "scope_open: deadline is NaN");
-  unsigned bits = 0;
-  int rc = flag_bits(flags, &bits, "scope_open");
-  if (rc < 0)
-    return rc;
+  if (flags & ~(unsigned)(SCIO_SCOPE_SHIELD | SCIO_SCOPE_FAIL))
+    return scio__seterr(SCIO_EINVAL, "scope_open: unknown flags 0x%x", flags);
+  /* The public flags are the first internal bits (asserted above). */
+  unsigned bits = flags;
   scio__scope *s = S(cs);
   scio__scope_init_open(s, t, t->scope, deadline, bits, file, line);
   scio__task_enter_scope(t, s);
@@ -281,12 +274,11 @@ SCIO_API int scio_fail_at_loc(scio_scope *cs, double deadline,
 SCIO_API int scio_scope_init(scio_scope *cs, double deadline, unsigned flags) {
   scio__scope *s = S(cs);
   s->magic = 0; /* unusable unless everything below is right */
-  unsigned bits = 0;
   if (deadline != deadline)
     return scio__seterr(SCIO_EINVAL, "scope_init: deadline is NaN");
-  int rc = flag_bits(flags, &bits, "scope_init");
-  if (rc < 0)
-    return rc;
+  if (flags & ~(unsigned)(SCIO_SCOPE_SHIELD | SCIO_SCOPE_FAIL))
+    return scio__seterr(SCIO_EINVAL, "scope_init: unknown flags 0x%x", flags);
+  unsigned bits = flags;
   s->timer.key = deadline;
   s->timer.child = s->timer.sibling = s->timer.prev = NULL;
   s->parent = NULL;
@@ -372,7 +364,8 @@ void scio__scope_check_close(scio__task *t, scio__scope *s, const char *what) {
  * enclosing cancellation is visible to it; otherwise it propagates to the
  * enclosing scope, if that is also t's (past t's outermost scope it leaves
  * the task). */
-static void decide_catch(scio__task *t, scio__scope *s) {
+static __attribute__((noinline, cold)) void decide_catch(scio__task *t,
+                                                         scio__scope *s) {
   scio__scope *p = s->parent;
   int outer_visible =
       !(s->bits & SCIO__SC_SHIELD) && p && (p->bits & SCIO__SC_EFFECTIVE);
@@ -382,23 +375,36 @@ static void decide_catch(scio__task *t, scio__scope *s) {
     p->bits |= SCIO__SC_DELIVERED;
 }
 
-void scio__scope_close_in(scio__task *t, scio__scope *s) {
+/* Unlink s and make its parent t's innermost scope; catching is decided. */
+static inline __attribute__((always_inline)) void
+close_in(scio__task *t, scio__scope *s) {
   if (!scio__list_empty(&s->children))
     scio__panic("scope opened at %s:%d closed with scopes of other tasks "
                 "still inside it",
                 s->file, s->line);
-  if (__builtin_expect(s->bits & SCIO__SC_DELIVERED, 0))
-    decide_catch(t, s);
   scio__task_enter_scope(t, s->parent);
   scio__scope_unlink(s);
 }
 
-static int close_plain(scio__task *t, scio__scope *s, const char *what) {
+void scio__scope_close_in(scio__task *t, scio__scope *s) {
+  if (s->bits & SCIO__SC_DELIVERED)
+    decide_catch(t, s);
+  close_in(t, s);
+}
+
+/* Inline in both closes: scio_scope_close is the hot one (bench_core's
+ * `scope` figure), so the rare cases share one test of the bits. */
+static inline __attribute__((always_inline)) int
+close_plain(scio__task *t, scio__scope *s, const char *what) {
   scio__scope_check_close(t, s, what);
-  if (s->bits & SCIO__SC_NURSERY)
-    scio__panic("%s on the nursery opened at %s:%d; use scio_nursery_close",
-                what, s->file, s->line);
-  scio__scope_close_in(t, s);
+  if (__builtin_expect(s->bits & (SCIO__SC_NURSERY | SCIO__SC_DELIVERED), 0)) {
+    if (s->bits & SCIO__SC_NURSERY)
+      scio__panic("closing the nursery opened at %s:%d as a cancel scope; "
+                  "use scio_nursery_close",
+                  s->file, s->line);
+    decide_catch(t, s);
+  }
+  close_in(t, s);
   unsigned want = SCIO__SC_FAIL | SCIO__SC_BY_DEADLINE | SCIO__SC_CAUGHT;
   if (__builtin_expect((s->bits & want) == want, 0))
     return scio__seterr(SCIO_ETIMEDOUT,
