@@ -437,7 +437,9 @@ SCIO_API int scio_scope_close_with(scio_scope *cs, int rc) {
   return crc < 0 ? crc : rc;
 }
 
-SCIO_API void scio_scope_cancel(scio_scope *cs) { scio__scope_cancel(S(cs), 0); }
+SCIO_API void scio_scope_cancel(scio_scope *cs) {
+  scio__scope_cancel(S(cs), 0);
+}
 
 SCIO_API void scio_scope_cancel_reason(scio_scope *cs, const char *reason) {
   if (reason)
