@@ -23,8 +23,11 @@
  * Cancellation, in the same words everywhere:
  *   SCIO_ECANCELED  an enclosing cancel scope was cancelled (by hand, by its
  *                   deadline, or because a sibling task failed).
- *   SCIO_ETIMEDOUT  a scope opened with SCIO_SCOPE_FAIL (scio_fail_after)
- *                   caught a cancellation caused by its own deadline.
+ *   SCIO_ETIMEDOUT  a scope opened with SCIO_SCOPE_FAIL (scio_fail_after,
+ *                   scio_fail_at) caught a cancellation caused by its own
+ *                   deadline.
+ * scio_errmsg() after SCIO_ECANCELED says which scope and why (see "Who
+ * catches" in the cancel-scope section).
  *
  * Threads: one scio_run per thread at a time; every function here must be
  * called from inside a task of the calling thread's run, except where noted.
