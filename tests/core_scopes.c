@@ -10,6 +10,7 @@
 #include "scio/core.h"
 #include "scio/sync.h"
 #include "scio/testing.h"
+#include "support/oom.h"
 
 #define CK_OK(expr) ck_assert_int_eq((expr), 0)
 #define CK_MSG(needle) ck_assert_msg(strstr(scio_errmsg(), (needle)) != NULL, \
@@ -772,6 +773,53 @@ SCIO_TEST(nursery_close_reports_enclosing_reason) {
   return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Allocation failure                                                        */
+
+static int fails_eio_after_detail(void *p) {
+  (void)p;
+  int rc = scio_checkpoint();
+  if (rc < 0)
+    return rc;
+  ck_assert_int_eq(scio_sleep(NAN), SCIO_EINVAL); /* a detail to carry */
+  return -EIO;
+}
+
+/* Reasons are formatted into the scope, so only the task's errmsg buffer
+ * can fail to be had: the cancellation is delivered and caught anyway. */
+static int oom_scopes_body(void *arg) {
+  (void)arg;
+  scio_scope cs;
+  CK_OK(scio_scope_init(&cs, SCIO_DEADLINE_NONE, 0));
+  scio_scope_cancel_reason(&cs, "under memory pressure");
+  CK_OK(scio_scope_enter(&cs));
+  int rc = scio_checkpoint();
+  ck_assert_int_eq(rc, SCIO_ECANCELED);
+  CK_OK(scio_scope_close_with(&cs, rc));
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  rc = scio_start_soon(&n, fails_eio_after_detail, NULL);
+  int body = rc < 0 ? rc : scio_sleep_forever();
+  int nrc = scio_nursery_close(&n);
+  if (rc < 0)
+    return rc; /* SCIO_ENOMEM: nothing was spawned */
+  ck_assert_int_eq(body, SCIO_ECANCELED);
+  ck_assert_int_eq(nrc, -EIO);
+  return 0;
+}
+
+/* Only scio's allocator is counted (not libevent's), so this runs, and
+ * fails allocations, with or without CK_FORK. */
+START_TEST(cancellation_under_allocation_failure) {
+  ck_assert(scio_oom_install(0));
+  scio_oom_run r = {.fn = oom_scopes_body};
+  r.opts.backend = scio_test_backend(_i);
+  r.opts.clock = SCIO_CLOCK_AUTOJUMP;
+  scio_oom_loop(scio_oom_run_op, &r, r.opts.backend, NULL);
+  scio_oom_uninstall();
+}
+END_TEST
+
 void core_scopes_tests(Suite *s) {
   TCase *tc = scio_tcase_new("scopes-trio", 10);
   scio_tcase_add(tc, nesting_two_cancelled_the_outer_catches);
@@ -802,5 +850,10 @@ void core_scopes_tests(Suite *s) {
   scio_tcase_add(tc, reason_names_the_failed_child);
   scio_tcase_add(tc, sleep_timeout_leaves_errmsg_alone);
   scio_tcase_add(tc, nursery_close_reports_enclosing_reason);
+  suite_add_tcase(s, tc);
+
+  tc = scio_tcase_new("scopes-oom", 60);
+  tcase_add_loop_test(tc, cancellation_under_allocation_failure, 0,
+                      SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
 }
