@@ -432,6 +432,10 @@ SCIO_TEST(scope_is_entered_once) {
   ck_assert_int_eq(scio_scope_enter(&cs), SCIO_EINVAL);
   CK_MSG("already entered");
   CK_MSG(site(line));
+  /* Nor can an open scope be initialised again. */
+  ck_assert_int_eq(scio_scope_init(&cs, SCIO_DEADLINE_NONE, 0), SCIO_EINVAL);
+  CK_MSG("is open");
+  CK_OK(scio_checkpoint());
   CK_OK(scio_scope_close(&cs));
   ck_assert_int_eq(scio_scope_enter(&cs), SCIO_EINVAL);
   CK_MSG("already used");

@@ -184,9 +184,11 @@ SCIO_API int scio_fail_at_loc(scio_scope *cs, double deadline,
  * scio_scope_open: if it was cancelled, or its deadline has passed, the
  * first checkpoint inside returns SCIO_ECANCELED.  Close it with
  * scio_scope_close or scio_scope_close_with.  A scope is entered at most
- * once.  Neither call is a checkpoint.
+ * once (initialising the storage again, once closed, makes a new scope).
+ * Neither call is a checkpoint.
  * scio_scope_init returns 0 or SCIO_EINVAL (deadline is NaN, unknown
- * flags; the storage is then unusable).  scio_scope_enter returns 0 or
+ * flags: the storage is then unusable; or cs is an open scope, left as
+ * it is).  scio_scope_enter returns 0 or
  * SCIO_EINVAL (not inside a task; the scope was not initialised, is
  * already entered, or was entered and closed). */
 SCIO_API int scio_scope_init(scio_scope *cs, double deadline, unsigned flags);

@@ -273,6 +273,11 @@ SCIO_API int scio_fail_at_loc(scio_scope *cs, double deadline,
 
 SCIO_API int scio_scope_init(scio_scope *cs, double deadline, unsigned flags) {
   scio__scope *s = S(cs);
+  /* Re-initialising a scope that is open would tear it out of the tree. */
+  if (s->magic == SCIO__SCOPE_MAGIC && (s->bits & SCIO__SC_OPEN))
+    return scio__seterr(SCIO_EINVAL,
+                        "scope_init: the scope opened at %s:%d is open",
+                        s->file, s->line);
   s->magic = 0; /* unusable unless everything below is right */
   if (deadline != deadline)
     return scio__seterr(SCIO_EINVAL, "scope_init: deadline is NaN");
@@ -299,14 +304,14 @@ SCIO_API int scio_scope_enter_loc(scio_scope *cs, const char *file, int line) {
   scio__scope *s = S(cs);
   if (s->magic != SCIO__SCOPE_MAGIC)
     return scio__seterr(SCIO_EINVAL,
-                        "scope_enter: the scope at %s:%d is not initialised "
+                        "scope_enter at %s:%d: the scope is not initialised "
                         "(scio_scope_init) or was already used",
                         file, line);
   if (s->bits & SCIO__SC_OPEN)
     return scio__seterr(SCIO_EINVAL,
-                        "scope_enter: the scope entered at %s:%d is already "
-                        "entered (at %s:%d); a scope is entered once",
-                        s->file, s->line, file, line);
+                        "scope_enter at %s:%d: the scope is already entered "
+                        "(at %s:%d); a scope is entered once",
+                        file, line, s->file, s->line);
   unsigned bits = s->bits & (SCIO__SC_SHIELD | SCIO__SC_FAIL |
                              SCIO__SC_CANCEL_CALLED | SCIO__SC_BY_DEADLINE);
   double deadline = s->timer.key;
