@@ -55,11 +55,10 @@ static int demo(void *arg) {
     rc = scio_start_soon_named(&n, show_tree, NULL, "show_tree");
   if (rc < 0)
     scio_nursery_cancel(&n);
-  int nrc = scio_nursery_close(&n);
-  scio_scope_close(&timeout);
+  int nrc = scio_scope_close_with(&timeout, scio_nursery_close(&n));
   if (rc < 0)
     return rc;
-  if (nrc < 0 && !(nrc == SCIO_ECANCELED && scio_scope_cancelled_caught(&timeout)))
+  if (nrc < 0)
     return nrc;
   printf("[%5.2fs] done in %.1fs: the two-second timeout %s\n", scio_now() - t0,
          scio_now() - t0,

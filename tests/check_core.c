@@ -22,6 +22,9 @@ void scio__stack_force_mprotect_guards(int on);
 
 #define CK_OK(expr) ck_assert_int_eq((expr), 0)
 
+/* tests/core_scopes.c */
+void core_scopes_tests(Suite *s);
+
 /* ------------------------------------------------------------------------ */
 /* Running                                                                   */
 
@@ -1340,6 +1343,7 @@ static Suite *core_suite(void) {
   scio_tcase_add(tc, fail_after_outer_cancel_is_not_timeout);
   scio_tcase_add(tc, fail_after_not_reached);
   suite_add_tcase(s, tc);
+  core_scopes_tests(s);
 
   tc = scio_tcase_new("nursery", 10);
   scio_tcase_add(tc, failing_child_cancels_siblings_and_body);

@@ -23,8 +23,11 @@
  * Cancellation, in the same words everywhere:
  *   SCIO_ECANCELED  an enclosing cancel scope was cancelled (by hand, by its
  *                   deadline, or because a sibling task failed).
- *   SCIO_ETIMEDOUT  a scope opened with SCIO_SCOPE_FAIL (scio_fail_after)
- *                   caught a cancellation caused by its own deadline.
+ *   SCIO_ETIMEDOUT  a scope opened with SCIO_SCOPE_FAIL (scio_fail_after,
+ *                   scio_fail_at) caught a cancellation caused by its own
+ *                   deadline.
+ * scio_errmsg() after SCIO_ECANCELED says which scope and why (see "Who
+ * catches" in the cancel-scope section).
  *
  * Threads: one scio_run per thread at a time; every function here must be
  * called from inside a task of the calling thread's run, except where noted.
@@ -116,46 +119,120 @@ typedef union scio_scope {
 enum scio_scope_flags {
   /* Hide cancellation of enclosing scopes from this region. */
   SCIO_SCOPE_SHIELD = 1u << 0,
-  /* scio_scope_close returns SCIO_ETIMEDOUT when this scope's deadline (not
-   * a manual cancel) cancelled it and the cancellation was delivered. */
+  /* The scope reports SCIO_ETIMEDOUT on close when it caught a cancellation
+   * caused by its own deadline (not by a manual cancel). */
   SCIO_SCOPE_FAIL = 1u << 1
 };
+
+/* Who catches a cancellation (Trio's rule).  A checkpoint that returns
+ * SCIO_ECANCELED starts a cancellation on its way out of the task's
+ * innermost scope.  When a scope closes with one on its way out, it catches
+ * it if it was cancelled itself and no cancellation of an enclosing scope
+ * is visible to it (none, or it is shielded); otherwise the cancellation
+ * goes on to the enclosing scope.  So of two nested cancelled scopes the
+ * outer one catches, whatever order they were cancelled in, as long as
+ * both were cancelled when the inner one closed.  scio_scope_close counts a
+ * cancellation as on its way out once one was delivered inside the scope;
+ * scio_scope_close_with decides from the body's result instead.
+ *
+ * Why: every checkpoint that returns SCIO_ECANCELED sets scio_errmsg() to
+ * the reason of the scope that caused it (the outermost cancelled scope the
+ * task can see), e.g. "cancelled: deadline of the scope opened at
+ * main.c:12 expired", "cancelled: shutting down (scope opened at
+ * main.c:12)", "cancelled: the scope opened at main.c:12 was cancelled",
+ * or, for a nursery a child's failure cancelled, "cancelled: task job-3
+ * failed: ECONNREFUSED: ...".  The first cancel of a scope gives its
+ * reason; later ones change nothing. */
 
 /* Open a cancel scope with an absolute deadline (scio_now()-based; use
  * SCIO_DEADLINE_NONE for none) in the current task.  A deadline already in
  * the past cancels the first checkpoint inside.  Not a checkpoint.
- * Returns 0, or -EINVAL (deadline is NaN, or not inside a task); on error the
- * scope is not open. */
+ * Returns 0, or SCIO_EINVAL (deadline is NaN, unknown flags, or not inside
+ * a task); on error the scope is not open. */
 #define scio_scope_open(cs, deadline, flags)                                  \
   scio_scope_open_loc((cs), (deadline), (flags), __FILE__, __LINE__)
 SCIO_API int scio_scope_open_loc(scio_scope *cs, double deadline, unsigned flags,
                                 const char *file, int line);
 
-/* Sugar: a scope whose deadline is now + seconds (negative: already expired).
- * scio_fail_after adds SCIO_SCOPE_FAIL.  Returns 0 or -EINVAL (NaN). */
+/* Sugar for Trio's move_on_after / fail_after (a deadline now + seconds;
+ * negative: already expired) and move_on_at / fail_at (an absolute
+ * deadline).  The fail_ variants add SCIO_SCOPE_FAIL.  Not checkpoints.
+ * Return 0 or SCIO_EINVAL (NaN, or not inside a task). */
 #define scio_move_on_after(cs, seconds)                                       \
   scio_move_on_after_loc((cs), (seconds), __FILE__, __LINE__)
 #define scio_fail_after(cs, seconds)                                          \
   scio_fail_after_loc((cs), (seconds), __FILE__, __LINE__)
+#define scio_move_on_at(cs, deadline)                                         \
+  scio_move_on_at_loc((cs), (deadline), __FILE__, __LINE__)
+#define scio_fail_at(cs, deadline)                                            \
+  scio_fail_at_loc((cs), (deadline), __FILE__, __LINE__)
 SCIO_API int scio_move_on_after_loc(scio_scope *cs, double seconds,
                                    const char *file, int line);
 SCIO_API int scio_fail_after_loc(scio_scope *cs, double seconds,
                                 const char *file, int line);
+SCIO_API int scio_move_on_at_loc(scio_scope *cs, double deadline,
+                                 const char *file, int line);
+SCIO_API int scio_fail_at_loc(scio_scope *cs, double deadline,
+                              const char *file, int line);
+
+/* A scope made before it is entered (Trio's CancelScope() outside `with`):
+ * scio_scope_init sets up caller storage with a deadline and flags; it
+ * needs no task and allocates nothing.  Until it is entered, the scope can
+ * be cancelled (scio_scope_cancel, _cancel_reason), given a deadline
+ * (scio_scope_set_deadline), shielded and queried, from any task.
+ * scio_scope_enter then opens it in the current task, exactly like
+ * scio_scope_open: if it was cancelled, or its deadline has passed, the
+ * first checkpoint inside returns SCIO_ECANCELED.  Close it with
+ * scio_scope_close or scio_scope_close_with.  A scope is entered at most
+ * once (initialising the storage again, once closed, makes a new scope).
+ * Neither call is a checkpoint.
+ * scio_scope_init returns 0 or SCIO_EINVAL (deadline is NaN, unknown
+ * flags: the storage is then unusable; or cs is an open scope, left as
+ * it is).  scio_scope_enter returns 0 or
+ * SCIO_EINVAL (not inside a task; the scope was not initialised, is
+ * already entered, or was entered and closed). */
+SCIO_API int scio_scope_init(scio_scope *cs, double deadline, unsigned flags);
+#define scio_scope_enter(cs) scio_scope_enter_loc((cs), __FILE__, __LINE__)
+SCIO_API int scio_scope_enter_loc(scio_scope *cs, const char *file, int line);
 
 /* Close the innermost scope of the current task.  Not a checkpoint.  Returns
- * 0, or SCIO_ETIMEDOUT for a SCIO_SCOPE_FAIL scope whose deadline fired and
- * whose cancellation was delivered inside it.  Closing a scope that is not
- * the innermost open one aborts (misuse). */
+ * 0, or SCIO_ETIMEDOUT for a SCIO_SCOPE_FAIL scope that caught a
+ * cancellation caused by its deadline.  Closing a scope that is not the
+ * innermost open one aborts (misuse). */
 SCIO_API int scio_scope_close(scio_scope *cs);
+
+/* Close cs and map the result rc of the code that ran inside it:
+ *   rc == SCIO_ECANCELED: 0 if cs caught the cancellation (SCIO_ETIMEDOUT,
+ *     with the errmsg saying so, for a SCIO_SCOPE_FAIL scope whose deadline
+ *     caused it); else SCIO_ECANCELED, which belongs to an enclosing scope
+ *     (pass it on: that scope's scio_scope_close_with will catch it);
+ *   rc another error: rc (the error replaced the cancellation: cs catches
+ *     nothing);
+ *   rc >= 0: what scio_scope_close returns if that is an error
+ *     (SCIO_ETIMEDOUT), else rc.
+ * So a body is written as
+ *     scio_scope cs;
+ *     scio_move_on_after(&cs, 5.0);
+ *     int rc = work();
+ *     rc = scio_scope_close_with(&cs, rc);
+ * Not a checkpoint; misuse aborts as scio_scope_close. */
+SCIO_API int scio_scope_close_with(scio_scope *cs, int rc);
 
 /* Cancel the scope: every task inside it (and the tasks of nurseries opened
  * inside it) sees SCIO_ECANCELED at its next checkpoint; tasks blocked in
- * it are woken.  Idempotent.  May be called from any task of the run, before
- * or after the scope closes (then it does nothing). */
+ * it are woken.  Idempotent: the first cancel (or the deadline) gives the
+ * reason.  May be called from any task of the run, before the scope is
+ * entered (scio_scope_init), while it is open, or after it closed (then it
+ * does nothing).  Not a checkpoint. */
 SCIO_API void scio_scope_cancel(scio_scope *cs);
+/* The same, with a reason for scio_errmsg() ("cancelled: <reason> (scope
+ * opened at file:line)").  The text is copied, up to 63 bytes (longer text
+ * ends in "..."); NULL is scio_scope_cancel. */
+SCIO_API void scio_scope_cancel_reason(scio_scope *cs, const char *reason);
 
-/* Move the deadline.  A deadline in the past cancels at once.  Returns 0 or
- * -EINVAL (NaN). */
+/* Move the deadline (before entry too).  A deadline in the past cancels an
+ * open scope at once (one not yet entered, on entry).  Returns 0 or
+ * SCIO_EINVAL (NaN). */
 SCIO_API int scio_scope_set_deadline(scio_scope *cs, double deadline);
 SCIO_API double scio_scope_deadline(const scio_scope *cs);
 
@@ -164,12 +241,13 @@ SCIO_API double scio_scope_deadline(const scio_scope *cs);
 SCIO_API void scio_scope_set_shield(scio_scope *cs, int shield);
 SCIO_API int scio_scope_shield(const scio_scope *cs);
 
-/* True once cancellation was requested (by hand or by the deadline). */
+/* True once cancellation was requested (by hand or by the deadline; for a
+ * scope not yet entered, also when its deadline has passed). */
 SCIO_API int scio_scope_cancel_called(const scio_scope *cs);
 
-/* True when this scope is the one that caught a cancellation: a checkpoint
- * inside returned SCIO_ECANCELED because of this scope.  The scope's body
- * may then treat SCIO_ECANCELED as "moved on".  Meaningful after close. */
+/* True when this scope caught a cancellation (see "Who catches" above): the
+ * body may then treat its SCIO_ECANCELED as "moved on".  Decided at close:
+ * meaningful after close. */
 SCIO_API int scio_scope_cancelled_caught(const scio_scope *cs);
 
 /* The earliest deadline that applies to the current task (up to the nearest

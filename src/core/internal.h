@@ -46,7 +46,26 @@ enum scio__scope_bits {
   SCIO__SC_BY_DEADLINE = 1u << 5, /* the cancel came from the deadline */
   SCIO__SC_OPEN = 1u << 6,
   SCIO__SC_NURSERY = 1u << 7,     /* the scope of a nursery */
+  SCIO__SC_DELIVERED = 1u << 8,   /* a cancellation was delivered inside and
+                                     has not been caught by an inner scope:
+                                     who catches it is decided at close */
+  SCIO__SC_QUIET = 1u << 9,       /* internal scope (a sleep's) whose own
+                                     cancellation is mapped away: delivering
+                                     it does not write the errmsg */
 };
+
+/* Why a scope was cancelled (scio__scope.cancel_kind), for scio_errmsg(). */
+enum scio__cancel_kind {
+  SCIO__CANCEL_NONE = 0,
+  SCIO__CANCEL_DEADLINE = 1, /* its deadline passed */
+  SCIO__CANCEL_MANUAL = 2,   /* scio_scope_cancel / _cancel_reason /
+                                scio_nursery_cancel; reason[] may hold text */
+  SCIO__CANCEL_CHILD = 3     /* a child of its nursery failed; reason[] */
+};
+
+/* Bytes of reason text a scope keeps (with the NUL); longer text is
+ * truncated, ending in "...". */
+#define SCIO__REASON_MAX 64
 
 #define SCIO__SCOPE_MAGIC 0x5c09e5c0u
 
@@ -66,6 +85,11 @@ struct scio__scope {
   int line;
   unsigned bits;
   uint32_t magic;
+  uint8_t cancel_kind;   /* enum scio__cancel_kind, once CANCEL_CALLED */
+  /* Formatted when the scope is cancelled (not on delivery), into the
+   * scope itself: delivering a cancellation allocates nothing but the
+   * task's errmsg buffer. */
+  char reason[SCIO__REASON_MAX];
 };
 
 #define SCIO__NURSERY_MAGIC 0x2b5e2b5eu
@@ -249,8 +273,10 @@ int scio__yield(void);
 static inline void scio__park_prepare(scio__task *t, scio__abort_fn abort_fn,
                                       void *abort_ctx, const char *what);
 static inline int scio__park_finish(scio__task *t);
-/* Called by every checkpoint that returns SCIO_ECANCELED: records which
- * scope caught it. */
+/* Called by every checkpoint that returns SCIO_ECANCELED: records that a
+ * cancellation is on its way out of the task's innermost scope (who
+ * catches it is decided as scopes close) and sets scio_errmsg() to the
+ * reason of the scope that caused it. */
 void scio__deliver_cancel(scio__task *t);
 /* Pick the next task (or the scheduler) and switch to it; the current task
  * must already be queued or blocked.  1 if it switched (resume.h). */
@@ -409,11 +435,22 @@ void scio__scope_init_open(scio__scope *s, scio__task *owner,
                            unsigned bits, const char *file, int line);
 void scio__scope_unlink(scio__scope *s);
 void scio__scope_cancel(scio__scope *s, int by_deadline);
+/* Cancel s for `kind` (SCIO__CANCEL_MANUAL or _CHILD) with a reason
+ * formatted into the scope (truncated to SCIO__REASON_MAX), which every
+ * checkpoint the cancellation reaches reports in scio_errmsg() as
+ * "cancelled: <reason>".  Only the first cancel of a scope counts: a
+ * later one formats nothing.  fmt may be NULL (no text). */
+void scio__scope_cancel_because(scio__scope *s, int kind, const char *fmt,
+                                ...) __attribute__((format(printf, 3, 4)));
 /* Move task t (not blocked anywhere scope-related) under scope s. */
 void scio__task_enter_scope(scio__task *t, scio__scope *s);
 /* Re-parent a scope subtree (scio_started) and recompute cancellation. */
 void scio__scope_reparent(scio__scope *s, scio__scope *new_parent);
 void scio__scope_check_close(scio__task *t, scio__scope *s, const char *what);
+/* Close s in its owner t (LIFO order checked by the caller).  If a
+ * cancellation was delivered inside s and is still uncaught, s catches it
+ * when s was cancelled and no enclosing cancellation is visible to it;
+ * otherwise it goes on to the enclosing scope of t (Trio's rule). */
 void scio__scope_close_in(scio__task *t, scio__scope *s);
 /* A scope with its deadline crossed. */
 void scio__scope_deadline_fired(scio__scope *s);

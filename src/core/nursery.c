@@ -107,7 +107,11 @@ void scio__nursery_child_done(scio__task *t, int rc) {
     if (nn->nfailed++ == 0)
       nn->first_error = rc;
     record_failure(nn, t, rc);
-    scio__scope_cancel(&nn->scope, 0);
+    const char *detail = t->errmsg && t->errmsg[0] ? t->errmsg : NULL;
+    scio__scope_cancel_because(&nn->scope, SCIO__CANCEL_CHILD,
+                               "task %s failed: %s%s%s", scio_task_name(t),
+                               scio_err_name(rc), detail ? ": " : "",
+                               detail ? detail : "");
   }
   scio__list_remove(&t->nursery_link);
   nn->nchildren--;

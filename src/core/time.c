@@ -29,18 +29,21 @@ SCIO_API int scio_sleep_until(double deadline) {
   int rc = scio_checkpoint_if_cancelled();
   if (rc < 0)
     return rc;
+  /* A quiet scope: when its own deadline wakes the sleep, the delivery
+   * leaves the errmsg alone (the sleep returns 0), so a timed sleep costs
+   * no formatting. */
   scio_scope cs;
-  scio_scope_open_loc(&cs, deadline, 0, "sleep", 0);
+  scio__scope *s = (scio__scope *)&cs;
+  scio__scope_init_open(s, t, t->scope, deadline, SCIO__SC_QUIET, "sleep", 0);
+  scio__task_enter_scope(t, s);
   if (scio_scope_cancel_called(&cs)) {
     /* Already due: still a checkpoint, so yield once. */
     scio_scope_close(&cs);
     return scio_checkpoint();
   }
   rc = scio__park(abort_nothing, NULL, "sleep");
-  scio_scope_close(&cs);
-  if (rc == SCIO_ECANCELED && scio_scope_cancelled_caught(&cs))
-    return 0;
-  return rc;
+  /* 0 when this sleep's own deadline (and nothing outside) woke it. */
+  return scio_scope_close_with(&cs, rc);
 }
 
 SCIO_API int scio_sleep(double seconds) {
