@@ -171,6 +171,7 @@ static void task_init(scio__task *t, scio__loop *l, scio__stack *st,
   t->id = ++l->next_id;
   t->errmsg = NULL;
   t->errcap = 0;
+  t->group = NULL;
   t->namebuf[0] = 0;
 }
 
@@ -239,6 +240,8 @@ static void task_exit(scio__task *t, int rc) {
   else
     l->root_result = rc;
   scio__list_remove(&t->scope_link);
+  if (__builtin_expect(t->group != NULL, 0))
+    scio__task_free_group(t);
   if (t == l->root) {
     scio__errmsg_adopt(t->errmsg);
     t->errmsg = NULL;
