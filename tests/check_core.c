@@ -22,6 +22,9 @@ void scio__stack_force_mprotect_guards(int on);
 
 #define CK_OK(expr) ck_assert_int_eq((expr), 0)
 
+/* tests/core_nursery.c */
+void core_nursery_tests(Suite *s);
+
 /* ------------------------------------------------------------------------ */
 /* Running                                                                   */
 
@@ -1397,6 +1400,8 @@ static Suite *core_suite(void) {
   tc = scio_tcase_new("oom", 60);
   tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
+
+  core_nursery_tests(s);
   return s;
 }
 

@@ -242,13 +242,13 @@ SCIO_API size_t scio_failures_count(void) {
 }
 
 SCIO_API int scio_failure_get(size_t i, scio_failure_info *out) {
-  if (out)
-    memset(out, 0, sizeof *out);
-  const scio__group *g = current_group();
+  /* No error detail on SCIO_EINVAL: it would replace the group. */
   if (!out)
-    return scio__seterr(SCIO_EINVAL, "failure_get: out is NULL");
+    return SCIO_EINVAL;
+  memset(out, 0, sizeof *out);
+  const scio__group *g = current_group();
   if (!g || i >= g->count)
-    return SCIO_EINVAL; /* setting a detail would replace the group */
+    return SCIO_EINVAL;
   const scio__failure *f = g->failures;
   while (i--)
     f = f->next;
