@@ -406,8 +406,9 @@ scio__schedule_inline(scio__task *cur, int requeue) {
 int scio__task_new(scio__loop *l, scio_fn fn, void *arg, const char *name,
                    scio__task **out);
 scio__task *scio__pick_from_scheduler(scio__loop *l);
-int scio__spawn(scio__nursery *n, scio_fn fn, void *arg, const char *name,
-                scio__task **out);
+/* Spawn fn(arg) into n, which the caller has checked is open. */
+int scio__spawn(scio__loop *l, scio__nursery *n, scio_fn fn, void *arg,
+                const char *name, scio__task **out);
 /* Process expired deadlines at time `now`. */
 void scio__timers_fire(scio__loop *l, double now);
 double scio__clock_read(scio__loop *l);

@@ -91,12 +91,16 @@ static int check_open(scio__nursery *nn, const char *what) {
 SCIO_API int scio_start_soon_named(scio_nursery *n, scio_fn fn, void *arg,
                                    const char *name) {
   scio__nursery *nn = N(n);
+  scio__loop *l = scio__loop_current();
+  /* check_open's tests, inline: this is the spawn hot path. */
+  if (__builtin_expect(l && l->current && nn->magic == SCIO__NURSERY_MAGIC &&
+                           nn->state == SCIO__N_OPEN && fn,
+                       1))
+    return scio__spawn(l, nn, fn, arg, name, NULL);
   int rc = check_open(nn, "start_soon");
   if (rc < 0)
     return rc;
-  if (!fn)
-    return scio__seterr(SCIO_EINVAL, "start_soon: fn is NULL");
-  return scio__spawn(nn, fn, arg, name, NULL);
+  return scio__seterr(SCIO_EINVAL, "start_soon: fn is NULL");
 }
 
 /* The function behind the macro of the same name (core.h), for callers that
@@ -152,8 +156,9 @@ void scio__nursery_child_done(scio__task *t, int rc) {
                    rc == SCIO_ECANCELED ? bogus_cancel_msg : task_detail(t),
                    0);
     scio__scope_cancel(&nn->scope, 0);
+  } else if (cancelled) {
+    nn->ncancelled++; /* propagates out of the close (propagate_cancel) */
   }
-  nn->ncancelled += (unsigned)cancelled;
   scio__list_remove(&t->nursery_link);
   nn->nchildren--;
   wake_closer_if_done(nn);
@@ -359,7 +364,7 @@ SCIO_API int scio_start_named(scio_nursery *n, scio_fn fn, void *arg,
   scio_nursery_open_loc(&hidden, __FILE__, __LINE__);
   target->pending_starts++;
   scio__task *child;
-  rc = scio__spawn(N(&hidden), fn, arg, name, &child);
+  rc = scio__spawn(scio__loop_current(), N(&hidden), fn, arg, name, &child);
   if (rc == 0) {
     child->start = &st;
     child->start_flags = SCIO__TS_BY_START;

@@ -197,9 +197,8 @@ int scio__task_new(scio__loop *l, scio_fn fn, void *arg, const char *name,
   return 0;
 }
 
-int scio__spawn(scio__nursery *n, scio_fn fn, void *arg, const char *name,
-                scio__task **out) {
-  scio__loop *l = scio__loop_current();
+int scio__spawn(scio__loop *l, scio__nursery *n, scio_fn fn, void *arg,
+                const char *name, scio__task **out) {
   scio__task *t;
   int rc = scio__task_new(l, fn, arg, name, &t);
   if (rc < 0)
