@@ -24,6 +24,8 @@ void scio__stack_force_mprotect_guards(int on);
 
 /* tests/core_scopes.c */
 void core_scopes_tests(Suite *s);
+/* tests/core_nursery.c */
+void core_nursery_tests(Suite *s);
 
 /* ------------------------------------------------------------------------ */
 /* Running                                                                   */
@@ -1401,6 +1403,8 @@ static Suite *core_suite(void) {
   tc = scio_tcase_new("oom", 60);
   tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
+
+  core_nursery_tests(s);
   return s;
 }
 

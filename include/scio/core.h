@@ -265,51 +265,137 @@ typedef union scio_nursery {
 
 /* Open a nursery in the current task.  The code up to scio_nursery_close (the
  * "body") runs inside the nursery's cancel scope.  Not a checkpoint.
- * Returns 0 or -EINVAL (not inside a task). */
+ * Returns 0 or SCIO_EINVAL (not inside a task). */
 #define scio_nursery_open(n) scio_nursery_open_loc((n), __FILE__, __LINE__)
 SCIO_API int scio_nursery_open_loc(scio_nursery *n, const char *file, int line);
 
+/* The nursery's own cancel scope (Trio's nursery.cancel_scope): the body
+ * and every child run inside it.  Shield it, give it a deadline, cancel it
+ * or query it with the scio_scope_* calls; scio_scope_cancelled_caught
+ * stays readable after scio_nursery_close.  Closing it is
+ * scio_nursery_close's job (scio_scope_close on it aborts).  The pointer
+ * lives in n.  NULL if n was never opened.  Not a checkpoint. */
+SCIO_API scio_scope *scio_nursery_scope(scio_nursery *n);
+
 /* Schedule fn(arg) as a child of n.  The child starts at a later scheduler
  * round.  It may be called from any task of the run while n is open,
- * including from n's children while n is closing.
+ * including from n's children while n is closing.  Not a checkpoint.
  * Returns 0, or SCIO_ENOMEM (no task or stack could be had; the errmsg
- * names the cause, e.g. vm.max_map_count), or SCIO_ECLOSED (n is already
- * closed: a misuse reported, nothing spawned). */
-SCIO_API int scio_start_soon(scio_nursery *n, scio_fn fn, void *arg);
-/* The same with a task name (the pointer is kept, not copied). */
+ * names the cause, e.g. vm.max_map_count), SCIO_EINVAL (fn is NULL, or not
+ * inside a task) or SCIO_ECLOSED (n is already closed: a misuse reported,
+ * nothing spawned).
+ *
+ * Task names.  scio_start_soon and scio_start are macros that name the
+ * child after the function argument as written at the call site (#fn:
+ * "worker" for scio_start_soon(&n, worker, arg)), so dumps and failure
+ * lists read well without -rdynamic.  The _named functions take any name
+ * (kept by pointer, not copied: it must outlive the task; NULL resolves
+ * the function's symbol where the dynamic linker knows it, else
+ * "task@0x...").  The functions scio_start_soon and scio_start are
+ * exported too, for function pointers and other languages: call them as
+ * (scio_start_soon)(n, fn, arg), or #undef the macro; they pass NULL. */
 SCIO_API int scio_start_soon_named(scio_nursery *n, scio_fn fn, void *arg,
                                    const char *name);
+SCIO_API int scio_start_soon(scio_nursery *n, scio_fn fn, void *arg);
+#define scio_start_soon(n, fn, arg)                                           \
+  scio_start_soon_named((n), (fn), (arg), #fn)
 
 /* Start fn(arg) as a child of n and wait until it calls scio_started(v);
- * *value (if not NULL) gets v.  Until then the child runs inside the
- * caller's cancel scopes, not n's.  A checkpoint.  Returns 0 or:
- *   the child's error, if it failed before scio_started;
+ * *value (if not NULL) gets v, and NULL on error.  Until then the child
+ * runs inside the caller's cancel scopes, not n's; once it calls
+ * scio_started it moves into n.  A checkpoint.
+ *
+ * The child is spawned even when the caller is already cancelled (Trio's
+ * nursery.start): it then sees SCIO_ECANCELED at its first checkpoint.
+ * Once the caller is cancelled, scio_started moves nothing: the child
+ * stays under the caller's scopes and nothing reaches n.  So what
+ * scio_start returns follows from what the child did: 0 (and its value)
+ * if it called scio_started and either moved into n or returned 0; else
+ *   the child's error, if it failed before (or without) moving into n;
+ *   SCIO_ECANCELED if it ended cancelled under the caller's scopes (the
+ *                  caller's cancellation; caught like any other);
  *   SCIO_ENOTSTARTED if it returned 0 without calling scio_started;
- *   SCIO_ECANCELED if the caller was cancelled first (the child has ended);
- *   SCIO_ENOMEM, SCIO_ECLOSED as scio_start_soon.
- * A pending scio_start keeps n open: its close waits for it. */
+ *   SCIO_ENOMEM, SCIO_EINVAL, SCIO_ECLOSED as scio_start_soon.
+ * An error of the child before it moved is never reported to n.  A pending
+ * scio_start keeps n open: its close waits for it.  Names: as
+ * scio_start_soon (scio_start is a macro over scio_start_named). */
+SCIO_API int scio_start_named(scio_nursery *n, scio_fn fn, void *arg,
+                              void **value, const char *name);
 SCIO_API int scio_start(scio_nursery *n, scio_fn fn, void *arg, void **value);
+#define scio_start(n, fn, arg, value)                                         \
+  scio_start_named((n), (fn), (arg), (value), #fn)
 
-/* Signal the task waiting in scio_start that this task has started.  Returns
- * 0; a no-op returning 0 in a task launched by scio_start_soon; -EINVAL when
- * called twice or outside a task. */
+/* Signal the task waiting in scio_start that this task has started: hand it
+ * `value` and move this task into the target nursery (unless the waiting
+ * task was cancelled meanwhile; see scio_start).  Not a checkpoint.
+ * Returns 0; a no-op returning 0 in a task launched by scio_start_soon;
+ * SCIO_EINVAL when called twice or outside a task. */
 SCIO_API int scio_started(void *value);
 
-/* Cancel the nursery's scope (the body and every child). */
+/* Cancel the nursery's scope (the body and every child).  Not a
+ * checkpoint.  Does nothing if n is not open. */
 SCIO_API void scio_nursery_cancel(scio_nursery *n);
 
 /* Close the nursery: wait until every child has finished (this wait is not
  * cut short by cancellation; the children see it), then close its scope.
- * A checkpoint.  Returns 0, or:
- *   the first failure's code, when one or more children failed; every
- *   failure is listed in scio_errmsg() ("2 tasks failed: a: ...; b: ...");
- *   SCIO_ECANCELED when an enclosing scope of the nursery is cancelled. */
+ * A schedule point, not a cancellation point: with no child left it yields
+ * once and never returns SCIO_ECANCELED on its own account.  Returns 0, or:
+ *   the first failure's code, when one or more children failed: a child
+ *     fails when it returns a negative code, except SCIO_ECANCELED while
+ *     an enclosing scope is cancelled (its cancellation); SCIO_ECANCELED
+ *     with none cancelled is a failure, whose message says so.  Every
+ *     failure is listed in scio_errmsg() ("2 tasks failed: a: EIO: detail;
+ *     b: EPERM") and can be walked with scio_failure_get;
+ *   SCIO_ECANCELED when a child (or, with scio_nursery_close_with, the
+ *     body) ended cancelled and an enclosing scope of the nursery is
+ *     cancelled: the cancellation goes on to that scope.  When only the
+ *     nursery's own scope was cancelled, it catches it and close returns 0.
+ * Misuse (not open, closed out of order, not the opening task) aborts. */
 SCIO_API int scio_nursery_close(scio_nursery *n);
+
+/* scio_nursery_close for a body that has a result of its own, as an
+ * exception leaving a Trio nursery block joins the nursery's error group:
+ *
+ *     int rc = body(&n);
+ *     return scio_nursery_close_with(&n, rc);
+ *
+ * body_rc >= 0 adds nothing.  SCIO_ECANCELED while the nursery's scope is
+ * cancelled is the body's cancellation: it propagates as a child's does.
+ * Any other negative code is a failure of the body: it is recorded in the
+ * group (task "NAME (body)"; SCIO_ECANCELED with nothing cancelled is
+ * reported as that mistake), it cancels the children before the wait, and
+ * the result is the group's first code (an earlier child failure comes
+ * first).  When the body's failure is the only one, scio_errmsg() keeps the
+ * body's own detail.  Otherwise as scio_nursery_close. */
+SCIO_API int scio_nursery_close_with(scio_nursery *n, int body_rc);
+
+/* The error group of the current task: the failures that its last
+ * scio_nursery_close (or scio_start, or scio_nursery_close_with) reported,
+ * in the order they happened, while scio_errmsg() still shows that report.
+ * Once another error detail replaces it (or scio_errmsg_clear), the count
+ * is 0.  Failures whose record could not be allocated are not listed (the
+ * errmsg says how many).  Not checkpoints. */
+typedef struct scio_failure_info {
+  const char *task;    /* the task's name; "NAME (body)" for a body */
+  int code;            /* what it returned */
+  const char *message; /* its scio_errmsg() when it ended, "" if none */
+} scio_failure_info;
+
+SCIO_API size_t scio_failures_count(void);
+/* The i-th failure (from 0) of the group into *out.  The strings belong to
+ * the task: they stay valid until it reports another group or exits, and
+ * need no freeing; an ignored group is freed then too.  Returns 0, or
+ * SCIO_EINVAL (out is NULL, i >= scio_failures_count(), or outside a task;
+ * *out is zeroed, and the error detail is left alone so the group stays
+ * readable). */
+SCIO_API int scio_failure_get(size_t i, scio_failure_info *out);
 
 /* The current task, or NULL outside a run. */
 SCIO_API scio_task *scio_task_current(void);
-/* The task's name: the one given, else the function's symbol where the
- * dynamic linker knows it, else "task@0x...". Valid while the task exists. */
+/* The task's name: the one given (by the scio_start_soon / scio_start
+ * macros, the function as written at the call site), else the function's
+ * symbol where the dynamic linker knows it, else "task@0x...".  Valid while
+ * the task exists. */
 SCIO_API const char *scio_task_name(scio_task *t);
 /* Name a task; the string is kept by pointer and must outlive the task. */
 SCIO_API void scio_task_set_name(scio_task *t, const char *name);

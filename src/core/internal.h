@@ -94,11 +94,21 @@ struct scio__scope {
 
 #define SCIO__NURSERY_MAGIC 0x2b5e2b5eu
 
+/* One entry of a nursery's error group: a child (or the body) that
+ * failed.  The name and the message are copied, because a task's name may
+ * live in its own storage, which is recycled when it exits. */
 typedef struct scio__failure {
   struct scio__failure *next;
   int code;
-  char text[]; /* "name: detail" */
+  int body;            /* the nursery's body (scio_nursery_close_with) */
+  const char *message; /* the task's detail at exit, "" if none (in name) */
+  char name[];         /* "name\0message\0" */
 } scio__failure;
+
+/* A task's last error group (nursery.c): the failures behind the error
+ * detail that scio_nursery_close set.  One per task, replaced by the next
+ * group and freed when the task exits. */
+typedef struct scio__group scio__group;
 
 enum scio__nursery_state { SCIO__N_OPEN = 1, SCIO__N_CLOSED = 2 };
 
@@ -111,6 +121,7 @@ struct scio__nursery {
   int first_error;
   unsigned nfailed;
   unsigned nlost;          /* failures whose record could not be allocated */
+  unsigned ncancelled;     /* children (or the body) that ended cancelled */
   scio__failure *failures, **failures_tail;
   uint32_t magic;
   int state;
@@ -159,6 +170,7 @@ struct scio_task {
   uint64_t id;
   char *errmsg;            /* heap, lazily allocated */
   size_t errcap;
+  scio__group *group;      /* the last error group, NULL if none */
   char namebuf[64];        /* resolved symbol name */
   void *uc_storage;        /* ucontext back-end */
 };
@@ -420,8 +432,9 @@ scio__schedule_inline(scio__task *cur, int requeue) {
 int scio__task_new(scio__loop *l, scio_fn fn, void *arg, const char *name,
                    scio__task **out);
 scio__task *scio__pick_from_scheduler(scio__loop *l);
-int scio__spawn(scio__nursery *n, scio_fn fn, void *arg, const char *name,
-                scio__task **out);
+/* Spawn fn(arg) into n, which the caller has checked is open. */
+int scio__spawn(scio__loop *l, scio__nursery *n, scio_fn fn, void *arg,
+                const char *name, scio__task **out);
 /* Process expired deadlines at time `now`. */
 void scio__timers_fire(scio__loop *l, double now);
 double scio__clock_read(scio__loop *l);
@@ -458,6 +471,8 @@ void scio__scope_deadline_fired(scio__scope *s);
 /* ---- nurseries (nursery.c) ---- */
 /* A child has returned rc; account for it in its nursery. */
 void scio__nursery_child_done(scio__task *t, int rc);
+/* Free the task's last error group (at exit). */
+void scio__task_free_group(scio__task *t);
 
 /* ---- fds (fdwait.c) ---- */
 enum { SCIO__FD_READ = 1, SCIO__FD_WRITE = 2 };

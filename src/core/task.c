@@ -171,6 +171,7 @@ static void task_init(scio__task *t, scio__loop *l, scio__stack *st,
   t->id = ++l->next_id;
   t->errmsg = NULL;
   t->errcap = 0;
+  t->group = NULL;
   t->namebuf[0] = 0;
 }
 
@@ -196,9 +197,8 @@ int scio__task_new(scio__loop *l, scio_fn fn, void *arg, const char *name,
   return 0;
 }
 
-int scio__spawn(scio__nursery *n, scio_fn fn, void *arg, const char *name,
-                scio__task **out) {
-  scio__loop *l = scio__loop_current();
+int scio__spawn(scio__loop *l, scio__nursery *n, scio_fn fn, void *arg,
+                const char *name, scio__task **out) {
   scio__task *t;
   int rc = scio__task_new(l, fn, arg, name, &t);
   if (rc < 0)
@@ -239,6 +239,8 @@ static void task_exit(scio__task *t, int rc) {
   else
     l->root_result = rc;
   scio__list_remove(&t->scope_link);
+  if (__builtin_expect(t->group != NULL, 0))
+    scio__task_free_group(t);
   if (t == l->root) {
     scio__errmsg_adopt(t->errmsg);
     t->errmsg = NULL;
