@@ -290,23 +290,23 @@ static void add_body_result(scio__task *t, scio__nursery *nn, int rc) {
                              detail ? detail : "");
 }
 
-/* After the nursery's scope closed: a cancellation that propagated out of
- * it (a cancelled child, or the cancelled body) is caught by the nursery's
- * scope unless an enclosing cancellation is visible there; then it goes on
- * to the enclosing scopes as SCIO_ECANCELED.  With nothing propagated the
- * close was a schedule point, not a cancellation point: 0. */
-static int propagate_cancel(scio__task *t, scio__nursery *nn) {
-  scio__scope *s = &nn->scope, *parent = s->parent;
-  if (nn->ncancelled == 0)
+/* Close the nursery's scope, deciding who catches (scope.c's rule, the
+ * same as for any scope): a cancellation left the nursery if a child or the
+ * body ended cancelled, or a checkpoint of the body inside it returned
+ * SCIO_ECANCELED.  The nursery's scope catches it unless an enclosing
+ * cancellation is visible there; then it goes on as SCIO_ECANCELED, with
+ * the reason in scio_errmsg().  With nothing propagated the close was a
+ * schedule point, not a cancellation point: 0. */
+static int close_scope(scio__task *t, scio__nursery *nn) {
+  scio__scope *s = &nn->scope;
+  if (nn->ncancelled)
+    s->bits |= SCIO__SC_DELIVERED;
+  int delivered = (s->bits & SCIO__SC_DELIVERED) != 0;
+  scio__scope_close_in(t, s);
+  if (!delivered || (s->bits & SCIO__SC_CAUGHT))
     return 0;
-  if (!(s->bits & SCIO__SC_SHIELD) && parent &&
-      (parent->bits & SCIO__SC_EFFECTIVE)) {
-    scio__deliver_cancel(t);
-    return SCIO_ECANCELED;
-  }
-  if (s->bits & SCIO__SC_CANCEL_CALLED)
-    s->bits |= SCIO__SC_CAUGHT;
-  return 0;
+  scio__deliver_cancel(t); /* t's scope is now the enclosing one */
+  return SCIO_ECANCELED;
 }
 
 static int close_nursery(scio_nursery *n, int body_rc) {
@@ -329,13 +329,13 @@ static int close_nursery(scio_nursery *n, int body_rc) {
   }
   if (!parked)
     scio__yield();
-  scio__scope_close_in(t, &nn->scope);
+  int rc = close_scope(t, nn);
   nn->state = SCIO__N_CLOSED;
   if (nn->nfailed) {
     report_failures(t, nn);
     return nn->first_error;
   }
-  return propagate_cancel(t, nn);
+  return rc;
 }
 
 SCIO_API int scio_nursery_close(scio_nursery *n) { return close_nursery(n, 0); }
