@@ -76,6 +76,25 @@ static int stapled_attr(scio_stream *s, int key, void *out, size_t len) {
   return rc;
 }
 
+/* base.inner is NULL, so the generic walk stops here: the receive half's
+ * chain holds what a receive would return. */
+static ssize_t stapled_pending(scio_stream *s) {
+  stapled *st = stapled_of(s);
+  return st->rx ? scio_stream_pending(st->rx) : 0;
+}
+
+static int stapled_wait_send_ready(scio_stream *s) {
+  stapled *st = stapled_of(s);
+  if (!st->tx) {
+    int rc = scio_checkpoint(); /* still a checkpoint, as send_eof is */
+    return rc < 0 ? rc
+                  : scio__seterr(SCIO_ECLOSED, "wait_send_ready: the send "
+                                               "half of this stapled stream "
+                                               "was closed by send_eof");
+  }
+  return scio_wait_send_ready(st->tx);
+}
+
 static const scio_stream_ops stapled_ops = {
     .size = sizeof(scio_stream_ops),
     .name = "stapled",
@@ -85,6 +104,8 @@ static const scio_stream_ops stapled_ops = {
     .do_close = stapled_close,
     .do_free = stapled_free,
     .do_attr = stapled_attr,
+    .do_pending = stapled_pending,
+    .do_wait_send_ready = stapled_wait_send_ready,
 };
 
 SCIO_API int scio_stapled_open(scio_stream *send_half,
