@@ -1,0 +1,191 @@
+/* The stream conformance kit (<scio/streamcheck.h>) run over every stream
+ * of src/streams: memory pipes, stapled streams over two pipes, buffered and
+ * text streams over pipes (each of these is half-closeable, so each runs
+ * the whole kit), with a clogged variant for each.  Linked into
+ * check_stream.  Under the autojump clock, so the kit's deadlines cost no
+ * time. */
+#include <string.h>
+
+#include "scio/pipe.h"
+#include "scio/testing.h"
+#include "stream_kit.h"
+
+/* A clogged pair: one byte of buffer each way, already full, so a send on
+ * either end blocks until the other end receives. */
+static int prefill(scio_stream **a, scio_stream **b) {
+  int rc = scio_send(*a, "c", 1);
+  return rc < 0 ? rc : scio_send(*b, "c", 1);
+}
+
+static int pipe_pair(scio_stream **a, scio_stream **b, void *arg) {
+  const scio_memory_pipe_opts *o = arg;
+  return scio_memory_pipe_open(a, b, o);
+}
+
+static int pipe_clogged(scio_stream **a, scio_stream **b, void *arg) {
+  (void)arg;
+  scio_memory_pipe_opts o = {1};
+  int rc = scio_memory_pipe_open(a, b, &o);
+  return rc < 0 ? rc : prefill(a, b);
+}
+
+SCIO_TEST_AUTOJUMP(kit_memory_pipe) {
+  scio_stream_kit kit = {.make = pipe_pair, .make_clogged = pipe_clogged};
+  scio_check_half_closeable_stream(&kit);
+  return 0;
+}
+
+/* A one-byte buffer: every transfer goes through hand-offs. */
+SCIO_TEST_AUTOJUMP(kit_memory_pipe_tiny_buffer) {
+  scio_memory_pipe_opts o = {1};
+  scio_stream_kit kit = {.make = pipe_pair, .arg = &o, .large = 1 << 16};
+  scio_check_half_closeable_stream(&kit);
+  return 0;
+}
+
+/* Stapled: a = (send on pipe 1, receive from pipe 2), b the converse; both
+ * pipes with the options o1. */
+static int stapled_pair_opts(scio_stream **a, scio_stream **b,
+                             const scio_memory_pipe_opts *o1) {
+  scio_stream *a1, *b1, *a2, *b2;
+  int rc = scio_memory_pipe_open(&a1, &b1, o1);
+  if (rc < 0)
+    return rc;
+  if ((rc = scio_memory_pipe_open(&a2, &b2, o1)) < 0) {
+    scio_close(a1);
+    scio_close(b1);
+    return rc;
+  }
+  rc = scio_stapled_open(a1, b2, a);
+  if (rc == 0 && (rc = scio_stapled_open(a2, b1, b)) < 0) {
+    scio_close(*a);
+    *a = NULL;
+    scio_close(a2);
+    scio_close(b1);
+  } else if (rc < 0) {
+    scio_close(a1);
+    scio_close(b2);
+    scio_close(a2);
+    scio_close(b1);
+  }
+  return rc;
+}
+
+static int stapled_pair(scio_stream **a, scio_stream **b, void *arg) {
+  (void)arg;
+  return stapled_pair_opts(a, b, NULL);
+}
+
+static int stapled_clogged(scio_stream **a, scio_stream **b, void *arg) {
+  (void)arg;
+  scio_memory_pipe_opts o = {1};
+  int rc = stapled_pair_opts(a, b, &o);
+  return rc < 0 ? rc : prefill(a, b);
+}
+
+SCIO_TEST_AUTOJUMP(kit_stapled) {
+  scio_stream_kit kit = {.make = stapled_pair,
+                         .make_clogged = stapled_clogged};
+  scio_check_half_closeable_stream(&kit);
+  return 0;
+}
+
+/* A layer over each end of a pipe (or of a clogged pipe). */
+typedef int (*wrap_fn)(scio_stream *inner, scio_stream **out);
+
+static int wrap_both(scio_stream **a, scio_stream **b, wrap_fn wrap,
+                     int clogged) {
+  scio_stream *pa, *pb;
+  scio_memory_pipe_opts o = {clogged ? 1 : 0};
+  int rc = scio_memory_pipe_open(&pa, &pb, &o);
+  if (rc < 0)
+    return rc;
+  if ((rc = wrap(pa, a)) < 0) {
+    scio_close(pa);
+    scio_close(pb);
+    return rc;
+  }
+  if ((rc = wrap(pb, b)) < 0) {
+    scio_close(*a);
+    *a = NULL;
+    scio_close(pb);
+    return rc;
+  }
+  return clogged ? prefill(a, b) : 0;
+}
+
+static int wrap_buffered(scio_stream *inner, scio_stream **out) {
+  return scio_buffered_open(inner, NULL, out);
+}
+
+/* A small read size: receives are served from the buffer piecemeal. */
+static int wrap_buffered_small(scio_stream *inner, scio_stream **out) {
+  scio_buffered_opts o = {16};
+  return scio_buffered_open(inner, &o, out);
+}
+
+static int wrap_text(scio_stream *inner, scio_stream **out) {
+  return scio_text_open(inner, NULL, out);
+}
+
+/* Through iconv both ways (ASCII is the same bytes in Latin-1). */
+static int wrap_latin1(scio_stream *inner, scio_stream **out) {
+  scio_text_opts o = {.encoding = "ISO-8859-1"};
+  return scio_text_open(inner, &o, out);
+}
+
+static int layered_pair(scio_stream **a, scio_stream **b, void *arg) {
+  return wrap_both(a, b, *(const wrap_fn *)arg, 0);
+}
+
+static int layered_clogged(scio_stream **a, scio_stream **b, void *arg) {
+  return wrap_both(a, b, *(const wrap_fn *)arg, 1);
+}
+
+static void check_layer(wrap_fn wrap, unsigned flags) {
+  scio_stream_kit kit = {.make = layered_pair,
+                         .make_clogged = layered_clogged,
+                         .arg = &wrap,
+                         .flags = flags};
+  scio_check_half_closeable_stream(&kit);
+}
+
+SCIO_TEST_AUTOJUMP(kit_buffered) {
+  check_layer(wrap_buffered, 0);
+  return 0;
+}
+
+SCIO_TEST_AUTOJUMP(kit_buffered_small_reads) {
+  check_layer(wrap_buffered_small, 0);
+  return 0;
+}
+
+SCIO_TEST_AUTOJUMP(kit_text_utf8) {
+  check_layer(wrap_text, SCIO_STREAM_KIT_TEXT);
+  return 0;
+}
+
+SCIO_TEST_AUTOJUMP(kit_text_iconv) {
+  check_layer(wrap_latin1, SCIO_STREAM_KIT_TEXT);
+  return 0;
+}
+
+/* One-way use of a pipe: only a -> b. */
+SCIO_TEST_AUTOJUMP(kit_one_way_pipe) {
+  scio_stream_kit kit = {.make = pipe_pair, .make_clogged = pipe_clogged};
+  scio_check_one_way_stream(&kit);
+  return 0;
+}
+
+void stream_kit_tests(Suite *s) {
+  TCase *tc = scio_tcase_new("kit", 120);
+  scio_tcase_add(tc, kit_memory_pipe);
+  scio_tcase_add(tc, kit_memory_pipe_tiny_buffer);
+  scio_tcase_add(tc, kit_one_way_pipe);
+  scio_tcase_add(tc, kit_stapled);
+  scio_tcase_add(tc, kit_buffered);
+  scio_tcase_add(tc, kit_buffered_small_reads);
+  scio_tcase_add(tc, kit_text_utf8);
+  scio_tcase_add(tc, kit_text_iconv);
+  suite_add_tcase(s, tc);
+}
