@@ -510,6 +510,7 @@ static Suite *stream_suite(void) {
   suite_add_tcase(s, tc);
 
   stream_kit_tests(s);
+  stream_slot_tests(s);
   return s;
 }
 
