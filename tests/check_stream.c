@@ -511,6 +511,7 @@ static Suite *stream_suite(void) {
 
   stream_kit_tests(s);
   stream_slot_tests(s);
+  stream_kit_self_tests(s);
   return s;
 }
 
