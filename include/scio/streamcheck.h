@@ -33,76 +33,84 @@
  * deadline costs no real time.  The kit needs one free instrument slot (of
  * scio_instrument_add's 8) to see whether a call yielded.
  *
- * What the checks assert, with `s` the first end of a pair and `r` the
- * second (what is sent on s is received on r).  scio_stream_check_one_way:
- *   send_receive      a send and a concurrent receive(max 1) meet; an empty
- *                     send is a checkpoint that sends nothing (no EOF);
- *   receive_small     receive(max 1) returns one byte at a time, in order;
- *                     receive(max 0) returns 0 and takes nothing; a NULL
- *                     buffer is SCIO_EINVAL for both calls;
+ * What the checks assert (each by the name its failure message gives),
+ * with `s` the first end of a pair and `r` the second (what is sent on s
+ * is received on r).  scio_stream_check_one_way:
+ *   send_receive      a send and a concurrent receive(max 1) meet, both
+ *                     yielding; an empty send is a checkpoint that sends
+ *                     nothing (the receiver keeps waiting: no EOF);
+ *   receive_small     a NULL buffer is SCIO_EINVAL for send and receive;
+ *                     receive(max 0) returns 0 after a yield and takes
+ *                     nothing; receive(max 1) returns one byte at a time;
  *   busy_receive      a second receiver gets SCIO_EBUSY (also with max 0)
  *                     and takes nothing: the first still gets the data;
- *   checkpoints       receive, send (also of 0 bytes), receive(max 0) and
+ *   checkpoints       receive, receive(max 0), send (also of 0 bytes) and
  *                     wait_send_ready yield even when they can complete at
- *                     once, and in a cancelled scope return SCIO_ECANCELED
- *                     with no effect (no byte taken, none sent);
+ *                     once; in a cancelled scope each returns SCIO_ECANCELED
+ *                     with no effect (no byte taken, none sent); a stream
+ *                     without wait_send_ready (SCIO_ENOSYS) is accepted;
  *   cancel_receive    a receive cancelled while blocked loses nothing: the
  *                     next receive gets the next bytes sent;
  *   cancelled_ops     a send and a receive in a cancelled scope fail with
- *                     SCIO_ECANCELED; the pair still closes cleanly (0);
- *   wait_send_ready   with a receiver blocked, it returns 0 (or the stream
- *                     has no such call: SCIO_ENOSYS, accepted);
+ *                     SCIO_ECANCELED; then both ends close at once, with 0;
+ *   pending           scio_stream_pending does not yield; when > 0, a
+ *                     receive completes without the peer; it is 0 once
+ *                     everything sent was received (and on s);
  *   tiny_writes       256 one-byte sends with empty sends between them, to
  *                     a receiver of random sizes, arrive intact;
  *   large_write       one send of `large` bytes to a concurrent receiver of
  *                     random sizes arrives intact; while that send is
  *                     blocked (if the stream blocks it), a second send,
  *                     send_eof and wait_send_ready get SCIO_EBUSY;
- *   pending           scio_stream_pending is >= 0 and not a checkpoint;
- *                     when > 0, a receive completes without the peer; it is
- *                     0 once everything sent was received;
- *   close_receiver    closing r while s sends in a loop: the send (blocked
- *                     or the next one) gets SCIO_EBROKEN, and every later
- *                     send too; a cancelled close of r closes all the same;
- *   close_sender      after s was closed (with a cancelled close, which
- *                     still closes), r gets SCIO_EOF or SCIO_EBROKEN, never
- *                     data and never a hang, and then the same again;
+ *   cancel_send       a large send cancelled while blocked, then s closed:
+ *                     r receives a prefix of its bytes, then SCIO_EOF or
+ *                     SCIO_EBROKEN (all of them if the send had completed);
+ *   close_receiver    r closes (0) while s sends in a loop: the send gets
+ *                     SCIO_EBROKEN, and so does every later one;
+ *   close_receiver_cancelled  the same with r closed in a cancelled scope
+ *                     (the close returns 0 or SCIO_ECANCELED and closes);
+ *   close_sender      after s was closed in a cancelled scope, r gets
+ *                     SCIO_EOF or SCIO_EBROKEN, never data and never a
+ *                     hang, and the same again on the next receive;
  *   send_then_close   s sends and closes before r receives: r gets the
- *                     data, then SCIO_EOF, repeatedly;
- *   close_wakes       a task blocked in a receive on r is woken by
- *                     closing r with SCIO_ECLOSED; one blocked on r is
- *                     woken by closing s with SCIO_EOF or SCIO_EBROKEN;
+ *                     data, then SCIO_EOF, repeatedly; both closes 0;
+ *   close_wakes       closing r wakes a receive blocked on r with
+ *                     SCIO_ECLOSED;
+ *   close_wakes_peer  closing s wakes a receive blocked on r with SCIO_EOF
+ *                     or SCIO_EBROKEN;
  *   after_close       while scio_close(x) is in flight (its checkpoint),
  *                     every call on x (receive, send, send of 0 bytes,
  *                     send_eof, wait_send_ready, pending, close) returns
  *                     SCIO_ECLOSED: a second close is safe, not a double
  *                     free.  (After scio_close returns, x is gone: that is
  *                     the one difference from Trio's repeated aclose.)
- *   cancel_send       a send cancelled while blocked (if the stream blocks
- *                     it): r receives a prefix of its bytes and then, once
- *                     s is closed, SCIO_EOF or SCIO_EBROKEN;
  * and with make_clogged (a pair where a send on s blocks until r receives;
  * for the two-way checks, either way round):
- *   clogged_wait      wait_send_ready blocks until r receives;
- *   clogged_busy      two wait_send_ready, or one and a send, or two sends:
- *                     SCIO_EBUSY;
- *   clogged_close     closing r wakes a blocked send with SCIO_EBROKEN and a
- *                     blocked wait_send_ready with 0 or SCIO_EBROKEN (and
- *                     one started after is a checkpoint with the same
- *                     answer); closing s wakes either with SCIO_ECLOSED.
- * scio_stream_check_two_way adds: all of the above in both directions;
+ *   clogged_wait      wait_send_ready blocks until r starts receiving;
+ *   clogged_busy_wait with a wait_send_ready blocked, another one and a
+ *                     send get SCIO_EBUSY;
+ *   clogged_busy_send with a send blocked, another send and a
+ *                     wait_send_ready get SCIO_EBUSY;
+ *   clogged_close_receiver  closing r lets a blocked wait_send_ready go
+ *                     with 0 or SCIO_EBROKEN; one started afterwards yields
+ *                     and answers the same way;
+ *   clogged_close_receiver_send  closing r wakes a blocked send with
+ *                     SCIO_EBROKEN;
+ *   clogged_close_sender, clogged_close_sender_wait  closing s wakes a
+ *                     blocked send / wait_send_ready with SCIO_ECLOSED.
+ * scio_stream_check_two_way: all of the above in both directions, and
  *   duplex            1 MiB each way at once in random chunks (up to
- *                     16 KiB), all four tasks concurrent, intact;
- *   close_while_receiving  a receive on one end blocked while the other is
- *                     closed gets SCIO_EOF (or SCIO_EBROKEN).
- * scio_stream_check_half_closeable adds:
- *   send_eof          send then send_eof (a checkpoint): the peer receives
- *                     the data, then SCIO_EOF, repeatedly; a send after it
- *                     is SCIO_ECLOSED; send_eof again returns 0 and is a
- *                     checkpoint; the other direction still works; a
- *                     cancelled send_eof has no effect;
- *   clogged_eof       with make_clogged: send_eof during a blocked send or
- *                     wait_send_ready is SCIO_EBUSY.
+ *                     16 KiB), four concurrent tasks, intact;
+ *   close_while_receiving  a receive blocked on one end while the other end
+ *                     closes gets SCIO_EOF.
+ * scio_stream_check_half_closeable: all of the two-way checks, and
+ *   send_eof          a cancelled send_eof has no effect; send then
+ *                     send_eof (which yields): the peer receives the data,
+ *                     then SCIO_EOF, repeatedly; a send after it is
+ *                     SCIO_ECLOSED; send_eof again returns 0 and yields;
+ *                     the same the other way round;
+ *   clogged_eof_send, clogged_eof_wait  with make_clogged: send_eof during
+ *                     a blocked send / wait_send_ready is SCIO_EBUSY.
  *
  * Available since 0.1.
  */
