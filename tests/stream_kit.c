@@ -4,6 +4,7 @@
  * the whole kit), with a clogged variant for each.  Linked into
  * check_stream.  Under the autojump clock, so the kit's deadlines cost no
  * time. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "scio/pipe.h"
@@ -177,11 +178,151 @@ SCIO_TEST_AUTOJUMP(kit_one_way_pipe) {
   return 0;
 }
 
+/* One-way halves: a layer that can only send (no receive, no send_eof, no
+ * wait_send_ready) and one that can only receive, each over a pipe end.
+ * The kit must accept the SCIO_ENOSYS of what a half lacks. */
+typedef struct half {
+  scio_stream base;
+} half;
+
+static ssize_t h_receive(scio_stream *s, void *buf, size_t max) {
+  return scio_receive(s->inner, buf, max);
+}
+static int h_send(scio_stream *s, const void *buf, size_t len) {
+  return scio_send(s->inner, buf, len);
+}
+static int h_close(scio_stream *s) { return scio_close(s->inner); }
+static void h_free(scio_stream *s) { free(s); }
+
+static const scio_stream_ops send_half_ops = {
+    .size = sizeof(scio_stream_ops),
+    .name = "send-half",
+    .do_send = h_send,
+    .do_close = h_close,
+    .do_free = h_free,
+};
+
+static const scio_stream_ops receive_half_ops = {
+    .size = sizeof(scio_stream_ops),
+    .name = "receive-half",
+    .do_receive = h_receive,
+    .do_close = h_close,
+    .do_free = h_free,
+};
+
+static scio_stream *half_over(scio_stream *inner, const scio_stream_ops *ops) {
+  half *h = malloc(sizeof *h);
+  ck_assert_ptr_nonnull(h);
+  ck_assert_int_eq(scio_stream_init(&h->base, ops, inner), 0);
+  return &h->base;
+}
+
+static int halves_pair_opts(scio_stream **a, scio_stream **b,
+                            const scio_memory_pipe_opts *o) {
+  int rc = scio_memory_pipe_open(a, b, o);
+  if (rc == 0) {
+    *a = half_over(*a, &send_half_ops);
+    *b = half_over(*b, &receive_half_ops);
+  }
+  return rc;
+}
+
+static int halves_pair(scio_stream **a, scio_stream **b, void *arg) {
+  (void)arg;
+  return halves_pair_opts(a, b, NULL);
+}
+
+static int halves_clogged(scio_stream **a, scio_stream **b, void *arg) {
+  (void)arg;
+  scio_memory_pipe_opts o = {1};
+  int rc = halves_pair_opts(a, b, &o);
+  return rc < 0 ? rc : scio_send(*a, "c", 1);
+}
+
+SCIO_TEST_AUTOJUMP(kit_one_way_halves) {
+  scio_stream_kit kit = {.make = halves_pair, .make_clogged = halves_clogged};
+  scio_check_one_way_stream(&kit);
+  return 0;
+}
+
+/* Stapled over one-way halves: its send_eof closes the send half (the
+ * halves have no half-close of their own). */
+static int stapled_halves(scio_stream **a, scio_stream **b, void *arg) {
+  (void)arg;
+  scio_stream *s1, *r1, *s2, *r2;
+  int rc = halves_pair(&s1, &r1, NULL);
+  if (rc < 0)
+    return rc;
+  if ((rc = halves_pair(&s2, &r2, NULL)) < 0) {
+    scio_close(s1);
+    scio_close(r1);
+    return rc;
+  }
+  ck_assert_int_eq(scio_stapled_open(s1, r2, a), 0);
+  ck_assert_int_eq(scio_stapled_open(s2, r1, b), 0);
+  return 0;
+}
+
+SCIO_TEST_AUTOJUMP(kit_stapled_over_halves) {
+  scio_stream_kit kit = {.make = stapled_halves};
+  scio_check_half_closeable_stream(&kit);
+  return 0;
+}
+
+/* Found by the kit (send_eof over halves without half-close): a cancelled
+ * send_eof of a stapled stream closed the send half anyway.  It must fail
+ * first and leave the half open; the object stapled stream likewise. */
+SCIO_TEST(stapled_cancelled_send_eof_keeps_the_half) {
+  scio_stream *a, *b;
+  char c;
+  ck_assert_int_eq(stapled_halves(&a, &b, NULL), 0);
+  scio_scope cs;
+  ck_assert_int_eq(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0), 0);
+  scio_scope_cancel(&cs);
+  ck_assert_int_eq(scio_send_eof(a), SCIO_ECANCELED);
+  ck_assert_int_eq(scio_scope_close(&cs), 0);
+  ck_assert_int_eq(scio_send(a, "k", 1), 0);
+  ck_assert_int_eq(scio_receive(b, &c, 1), 1);
+  ck_assert_int_eq(c, 'k');
+  ck_assert_int_eq(scio_send_eof(a), 0); /* closes the half: EOF */
+  ck_assert_int_eq(scio_receive(b, &c, 1), SCIO_EOF);
+  ck_assert_int_eq(scio_close(a), 0);
+  ck_assert_int_eq(scio_close(b), 0);
+
+  scio_tx *tx;
+  scio_rx *rx, *rx2;
+  scio_tx *tx2;
+  ck_assert_int_eq(scio_channel_open(sizeof(int), 4, &tx, &rx), 0);
+  ck_assert_int_eq(scio_channel_open(sizeof(int), 4, &tx2, &rx2), 0);
+  scio_ostream *st;
+  ck_assert_int_eq(scio_stapled_object_open(scio_tx_ostream(tx),
+                                            scio_rx_ostream(rx2), &st),
+                   0);
+  int item = 7, got = 0;
+  ck_assert_int_eq(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0), 0);
+  scio_scope_cancel(&cs);
+  ck_assert_int_eq(scio_ostream_send_eof(st), SCIO_ECANCELED);
+  ck_assert_int_eq(scio_scope_close(&cs), 0);
+  ck_assert_int_eq(scio_ostream_send(st, &item), 0); /* still open */
+  ck_assert_int_eq(scio_ostream_receive(scio_rx_ostream(rx), &got), 0);
+  ck_assert_int_eq(got, 7);
+  ck_assert_int_eq(scio_ostream_send_eof(st), 0);
+  ck_assert_int_eq(scio_ostream_receive(scio_rx_ostream(rx), &got),
+                   SCIO_EOF);
+  ck_assert_int_eq(scio_ostream_close(st), 0);
+  ck_assert_int_eq(scio_rx_close(rx), 0);
+  ck_assert_int_eq(scio_tx_close(tx2), 0);
+  return 0;
+}
+
 void stream_kit_tests(Suite *s) {
   TCase *tc = scio_tcase_new("kit", 120);
   scio_tcase_add(tc, kit_memory_pipe);
   scio_tcase_add(tc, kit_memory_pipe_tiny_buffer);
   scio_tcase_add(tc, kit_one_way_pipe);
+  scio_tcase_add(tc, kit_one_way_halves);
+  scio_tcase_add(tc, kit_stapled_over_halves);
+  scio_tcase_add(tc, stapled_cancelled_send_eof_keeps_the_half);
   scio_tcase_add(tc, kit_stapled);
   scio_tcase_add(tc, kit_buffered);
   scio_tcase_add(tc, kit_buffered_small_reads);

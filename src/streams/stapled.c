@@ -39,6 +39,21 @@ static int stapled_send(scio_stream *s, const void *buf, size_t len) {
   return scio_send(st->tx, buf, len);
 }
 
+/* Closing the send half in place of its send_eof: a cancellation is
+ * checked first, since a close cannot be undone (a call that fails has no
+ * effect).  A cancellation that reaches the close's own checkpoint comes
+ * after the half was closed: the EOF went out, so that counts as done, and
+ * the next checkpoint reports the cancellation. */
+static int close_for_eof(scio_stream **half) {
+  int rc = scio_checkpoint_if_cancelled();
+  if (rc < 0)
+    return rc;
+  scio_stream *tx = *half;
+  *half = NULL;
+  rc = scio_close(tx);
+  return rc == SCIO_ECANCELED ? 0 : rc;
+}
+
 static int stapled_send_eof(scio_stream *s) {
   stapled *st = stapled_of(s);
   scio_stream *tx = st->tx;
@@ -46,8 +61,7 @@ static int stapled_send_eof(scio_stream *s) {
     return scio_checkpoint(); /* idempotent, but still a checkpoint */
   if (tx->ops->do_send_eof)
     return scio_send_eof(tx);
-  st->tx = NULL;
-  return scio_close(tx);
+  return close_for_eof(&st->tx);
 }
 
 static int stapled_close(scio_stream *s) {
@@ -159,8 +173,13 @@ static int ostapled_send_eof(scio_ostream *s) {
     return scio_checkpoint();
   if (tx->ops->do_send_eof)
     return scio_ostream_send_eof(tx);
+  /* As close_for_eof above. */
+  int rc = scio_checkpoint_if_cancelled();
+  if (rc < 0)
+    return rc;
   st->tx = NULL;
-  return scio_ostream_close(tx);
+  rc = scio_ostream_close(tx);
+  return rc == SCIO_ECANCELED ? 0 : rc;
 }
 
 static int ostapled_close(scio_ostream *s) {
