@@ -91,7 +91,8 @@ SCIO_TEST_AUTOJUMP(kit_stapled) {
   return 0;
 }
 
-/* A layer over each end of a pipe (or of a clogged pipe). */
+/* A layer over each end of a pipe (or of a clogged pipe).  A wrap_fn owns
+ * `inner` from the call on: on error it has closed it. */
 typedef int (*wrap_fn)(scio_stream *inner, scio_stream **out);
 
 static int wrap_both(scio_stream **a, scio_stream **b, wrap_fn wrap,
@@ -102,37 +103,49 @@ static int wrap_both(scio_stream **a, scio_stream **b, wrap_fn wrap,
   if (rc < 0)
     return rc;
   if ((rc = wrap(pa, a)) < 0) {
-    scio_close(pa);
     scio_close(pb);
     return rc;
   }
   if ((rc = wrap(pb, b)) < 0) {
     scio_close(*a);
     *a = NULL;
-    scio_close(pb);
     return rc;
   }
   return clogged ? prefill(a, b) : 0;
 }
 
+/* Apply a layer's open, closing inner if it refuses it. */
+static int owned(int rc, scio_stream *inner) {
+  if (rc < 0)
+    scio_close(inner);
+  return rc;
+}
+
 static int wrap_buffered(scio_stream *inner, scio_stream **out) {
-  return scio_buffered_open(inner, NULL, out);
+  return owned(scio_buffered_open(inner, NULL, out), inner);
 }
 
 /* A small read size: receives are served from the buffer piecemeal. */
 static int wrap_buffered_small(scio_stream *inner, scio_stream **out) {
   scio_buffered_opts o = {16};
-  return scio_buffered_open(inner, &o, out);
+  return owned(scio_buffered_open(inner, &o, out), inner);
 }
 
 static int wrap_text(scio_stream *inner, scio_stream **out) {
-  return scio_text_open(inner, NULL, out);
+  return owned(scio_text_open(inner, NULL, out), inner);
 }
 
 /* Through iconv both ways (ASCII is the same bytes in Latin-1). */
 static int wrap_latin1(scio_stream *inner, scio_stream **out) {
   scio_text_opts o = {.encoding = "ISO-8859-1"};
-  return scio_text_open(inner, &o, out);
+  return owned(scio_text_open(inner, &o, out), inner);
+}
+
+/* Two layers: text over buffered over the pipe end. */
+static int wrap_text_over_buffered(scio_stream *inner, scio_stream **out) {
+  scio_stream *b;
+  int rc = wrap_buffered_small(inner, &b);
+  return rc < 0 ? rc : wrap_text(b, out);
 }
 
 static int layered_pair(scio_stream **a, scio_stream **b, void *arg) {
@@ -168,6 +181,21 @@ SCIO_TEST_AUTOJUMP(kit_text_utf8) {
 
 SCIO_TEST_AUTOJUMP(kit_text_iconv) {
   check_layer(wrap_latin1, SCIO_STREAM_KIT_TEXT);
+  return 0;
+}
+
+SCIO_TEST_AUTOJUMP(kit_text_over_buffered) {
+  check_layer(wrap_text_over_buffered, SCIO_STREAM_KIT_TEXT);
+  return 0;
+}
+
+/* The kit on the real clock: its deadlines are real then, and nothing in
+ * it may depend on time jumping. */
+SCIO_TEST(kit_memory_pipe_real_clock) {
+  scio_stream_kit kit = {.make = pipe_pair,
+                         .make_clogged = pipe_clogged,
+                         .timeout = 30};
+  scio_check_half_closeable_stream(&kit);
   return 0;
 }
 
@@ -328,5 +356,7 @@ void stream_kit_tests(Suite *s) {
   scio_tcase_add(tc, kit_buffered_small_reads);
   scio_tcase_add(tc, kit_text_utf8);
   scio_tcase_add(tc, kit_text_iconv);
+  scio_tcase_add(tc, kit_text_over_buffered);
+  scio_tcase_add(tc, kit_memory_pipe_real_clock);
   suite_add_tcase(s, tc);
 }

@@ -103,7 +103,8 @@ static inline int scio_test_main(Suite *s) {
  * through ck_assert_msg. */
 static inline void scio_test_kit_result(int rc, const char *what) {
   ck_assert_msg(rc == 0, "%s: %s (%s)", what, scio_errmsg(),
-                scio_err_name(rc));
+                rc == SCIO_STREAM_CHECK_FAILED ? "SCIO_STREAM_CHECK_FAILED"
+                                               : scio_err_name(rc));
 }
 
 static inline void scio_check_one_way_stream(const scio_stream_kit *kit) {
