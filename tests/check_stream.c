@@ -10,6 +10,7 @@
 
 #include "scio/pipe.h"
 #include "scio/testing.h"
+#include "stream_kit.h"
 
 #define CK_OK(expr) ck_assert_int_eq((expr), 0)
 
@@ -507,6 +508,10 @@ static Suite *stream_suite(void) {
   tc = scio_tcase_new("object", 10);
   scio_tcase_add(tc, object_stream_generic_calls);
   suite_add_tcase(s, tc);
+
+  stream_kit_tests(s);
+  stream_slot_tests(s);
+  stream_kit_self_tests(s);
   return s;
 }
 

@@ -8,7 +8,9 @@
  *   send            -> the send half;
  *   receive         -> the receive half;
  *   send_eof        -> the send half's send_eof when it has one, else the
- *                      send half is closed (and released) at that point;
+ *                      send half is closed (and released) at that point,
+ *                      unless the call fails with SCIO_ECANCELED first
+ *                      (then the half stays open);
  *                      afterwards send returns SCIO_ECLOSED at once and
  *                      send_eof is a checkpoint that returns 0
  *                      (idempotent);

@@ -21,7 +21,11 @@
  * stream is then in an unknown state and the only safe call is scio_close;
  * implementations document if they do better.
  *
- * Every operation except scio_stream_attr is a checkpoint.
+ * Every operation except scio_stream_attr and scio_stream_pending is a
+ * checkpoint.
+ *
+ * Layer authors: <scio/streamcheck.h> checks a new stream implementation
+ * against all of these rules (scio_stream_check_two_way, ...).
  */
 #ifndef SCIO_STREAM_H
 #define SCIO_STREAM_H
@@ -39,7 +43,7 @@ extern "C" {
 /* Typed attributes                                                          */
 
 /* Each key has one documented C type; `len` must be at least its size
- * (strings: the buffer size, NUL included).  An unknown key is -ENOENT; a
+ * (strings: the buffer size, NUL included).  An unknown key is SCIO_ENOENT; a
  * buffer too small is -ENOSPC. */
 enum scio_attr {
   SCIO_ATTR_LOCAL_ADDR = 1,  /* struct sockaddr_storage */
@@ -62,12 +66,23 @@ enum scio_attr {
 typedef struct scio_stream scio_stream;
 
 /* The vtable of a byte stream.  Every slot may be NULL: receive/send/
- * send_eof then fail with -ENOSYS, attr answers -ENOENT (and the chain walk
+ * send_eof/wait_send_ready then fail with SCIO_ENOSYS, attr answers SCIO_ENOENT (and
+ * the chain walk goes on), pending counts 0 for this layer (and the walk
  * goes on), close just frees.  Implementations are called through the
  * generic functions below, which handle busy detection and the lifetime of a
- * stream closed while another task is blocked on it. */
+ * stream closed while another task is blocked on it.
+ *
+ * Versions: `size` is the size of the vtable the layer was compiled with,
+ * sizeof(scio_stream_ops), and scio_stream_init checks it.  Slots are only
+ * ever appended, so a vtable of an older version is a prefix of this one:
+ * the slots beyond its `size` are treated as NULL.  A size below
+ * SCIO_STREAM_OPS_SIZE_V1 (the first version, through do_attr) is refused;
+ * a size above this version's (a layer built against a newer scio) is
+ * accepted, and only the slots this version knows are called.
+ *   version 1 (0.1)  size .. do_attr
+ *   version 2 (0.1)  do_pending, do_wait_send_ready */
 typedef struct scio_stream_ops {
-  size_t size; /* sizeof(scio_stream_ops): versions the vtable */
+  size_t size; /* sizeof(scio_stream_ops) when compiled: the version */
   const char *name;
   /* > 0 bytes received, SCIO_EOF, or an error.  Never 0 for max > 0. */
   ssize_t (*do_receive)(scio_stream *s, void *buf, size_t max);
@@ -81,7 +96,18 @@ typedef struct scio_stream_ops {
   /* Free the memory of `s`; called once nothing is running inside it. */
   void (*do_free)(scio_stream *s);
   int (*do_attr)(scio_stream *s, int key, void *out, size_t len);
+  /* --- version 2 --- */
+  /* Bytes this layer alone holds for reading (>= 0): received from the
+   * stream below, or handed over by a peer, and not yet returned.  Not the
+   * wrapped stream's (the generic walk adds those).  Must not block. */
+  ssize_t (*do_pending)(scio_stream *s);
+  /* Block until a send might not block (see scio_wait_send_ready). */
+  int (*do_wait_send_ready)(scio_stream *s);
 } scio_stream_ops;
+
+/* The size of the first version of scio_stream_ops (through do_attr). */
+#define SCIO_STREAM_OPS_SIZE_V1                                               \
+  (offsetof(scio_stream_ops, do_attr) + sizeof(((scio_stream_ops *)0)->do_attr))
 
 /* The common head of every byte stream; implementations embed it first. */
 struct scio_stream {
@@ -93,16 +119,24 @@ struct scio_stream {
   unsigned char receiving, sending, closed, free_pending;
 };
 
-/* For implementers: initialise the head. */
-SCIO_API void scio_stream_init(scio_stream *s, const scio_stream_ops *ops,
-                               scio_stream *inner);
+/* For implementers: initialise the head of `s` (caller storage; nothing is
+ * allocated).  Not a checkpoint; may be called outside a run.  Returns 0,
+ * or SCIO_EINVAL when s is NULL, ops is NULL, or ops->size is below
+ * SCIO_STREAM_OPS_SIZE_V1 (a vtable that does not say its version, e.g.
+ * size left 0).  A stream whose init failed is still safe to call: every
+ * call on it returns SCIO_EINVAL, and scio_close releases nothing of it (its
+ * do_free is not trusted); the layer should free it and report the error. */
+SCIO_API int scio_stream_init(scio_stream *s, const scio_stream_ops *ops,
+                              scio_stream *inner);
 
-/* Receive up to `max` bytes: > 0 bytes, SCIO_EOF, or an error above.
- * max == 0 returns 0 (after a checkpoint). */
+/* Receive up to `max` bytes: > 0 bytes, SCIO_EOF, or an error above, or
+ * SCIO_EINVAL (buf NULL with max > 0).  max == 0 returns 0 (after a
+ * checkpoint). */
 SCIO_API ssize_t scio_receive(scio_stream *s, void *buf, size_t max);
-/* Send all `len` bytes, or fail. */
+/* Send all `len` bytes, or fail; SCIO_EINVAL when buf is NULL with len > 0.
+ * len == 0 is a checkpoint that sends nothing (the peer sees no EOF). */
 SCIO_API int scio_send(scio_stream *s, const void *buf, size_t len);
-/* Half-close: the peer's receive sees SCIO_EOF.  -ENOSYS where the stream
+/* Half-close: the peer's receive sees SCIO_EOF.  SCIO_ENOSYS where the stream
  * has no such thing. */
 SCIO_API int scio_send_eof(scio_stream *s);
 /* Close gracefully and release the stream and everything it owns, always,
@@ -113,7 +147,39 @@ SCIO_API int scio_close(scio_stream *s);
 /* Query a typed attribute through the chain of layers.  Not a checkpoint. */
 SCIO_API int scio_stream_attr(scio_stream *s, int key, void *out, size_t len);
 
-/* Convenience getters over scio_stream_attr: 0, -ENOENT when no layer of
+/* Wait until a send on `s` might not block (Trio's
+ * wait_send_all_might_not_block): for a task that wants to send the
+ * freshest data once the stream can take it, without holding data while it
+ * waits.  It may return early (a send can still block), never late: it
+ * returns once the stream could accept at least one byte without waiting,
+ * or once a send would fail at once.  It counts as a send for busy
+ * detection.  A checkpoint.  Returns 0, or:
+ *   SCIO_EBROKEN    the peer is gone (a layer may return 0 instead: the
+ *                   next send then reports it);
+ *   SCIO_ECLOSED    `s` is closed, before or while waiting, or send_eof was
+ *                   called on it;
+ *   SCIO_EBUSY      another task is sending, half-closing or waiting here;
+ *   SCIO_ECANCELED  cancelled (nothing happened);
+ *   SCIO_EINVAL     s is NULL;
+ *   SCIO_ENOSYS         the top layer has no do_wait_send_ready slot. */
+SCIO_API int scio_wait_send_ready(scio_stream *s);
+
+/* Bytes held for reading in memory by the layers of `s` (curl's "data
+ * pending"): received from below and not yet returned, summed over the
+ * chain (each layer counts its own buffer, in its own units: a text layer
+ * counts undecoded bytes).  Bytes still in a kernel socket buffer are not
+ * counted: a poll on the fd shows those.  So 0 means a receive waits for
+ * the fd (or the peer) unless the fd is readable; > 0 means a receive may
+ * complete without the fd becoming readable (it can still wait when those
+ * bytes are an incomplete unit: part of a TLS record or of a character).
+ * Not a checkpoint.  Returns >= 0, or SCIO_EINVAL (s is NULL), SCIO_ECLOSED
+ * (s is closed), or a layer's error.  Answered by: memory pipes (bytes sent
+ * to this end, buffered or held by a blocked sender, not yet received),
+ * buffered and text streams (their buffers, plus the wrapped stream's),
+ * stapled streams (the receive half's chain). */
+SCIO_API ssize_t scio_stream_pending(scio_stream *s);
+
+/* Convenience getters over scio_stream_attr: 0, SCIO_ENOENT when no layer of
  * the chain has the attribute, or -EINVAL. */
 struct sockaddr_storage;
 SCIO_API int scio_stream_fd(scio_stream *s, int *fd);
@@ -132,7 +198,7 @@ typedef struct scio_ostream scio_ostream;
 
 /* The vtable of an object stream: items of a fixed size, copied by value. */
 typedef struct scio_ostream_ops {
-  size_t size; /* sizeof(scio_ostream_ops) */
+  size_t size; /* sizeof(scio_ostream_ops) when compiled: the version */
   const char *name;
   int (*do_send)(scio_ostream *s, const void *item);
   int (*do_receive)(scio_ostream *s, void *item);
@@ -151,8 +217,18 @@ struct scio_ostream {
   unsigned char closed, free_pending;
 };
 
-SCIO_API void scio_ostream_init(scio_ostream *s, const scio_ostream_ops *ops,
-                                scio_ostream *inner, size_t item_size);
+/* The size of the first version of scio_ostream_ops (through do_attr).
+ * The same rules as scio_stream_ops: appended slots only, a smaller size is
+ * refused, a larger one accepted. */
+#define SCIO_OSTREAM_OPS_SIZE_V1                                              \
+  (offsetof(scio_ostream_ops, do_attr) +                                      \
+   sizeof(((scio_ostream_ops *)0)->do_attr))
+
+/* For implementers: initialise the head of `s`.  Returns 0, or SCIO_EINVAL
+ * (s or ops NULL, or ops->size below SCIO_OSTREAM_OPS_SIZE_V1); a failed
+ * stream answers every call with SCIO_EINVAL, as for scio_stream_init. */
+SCIO_API int scio_ostream_init(scio_ostream *s, const scio_ostream_ops *ops,
+                               scio_ostream *inner, size_t item_size);
 /* Send one item (item_size bytes copied from `item`): 0 or an error
  * (SCIO_EBROKEN: no receiver left; SCIO_ECLOSED; SCIO_ECANCELED). */
 SCIO_API int scio_ostream_send(scio_ostream *s, const void *item);

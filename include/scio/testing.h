@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "scio.h"
+#include "scio/streamcheck.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -79,6 +80,47 @@ static inline int scio_test_main(Suite *s) {
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The stream conformance kit under Check                                    */
+
+/* Run the checks of <scio/streamcheck.h> from a test body (a SCIO_TEST, or
+ * a task it spawns) and fail the test with the first failed check's
+ * message.  These are wrappers: the checks are libscio's, Check-free
+ * (scio_stream_check_*), so their results can also be read directly.
+ * Trio's names: check_one_way_stream(make, make_clogged) and so on, with
+ * the makers and options in one scio_stream_kit:
+ *
+ *   SCIO_TEST_AUTOJUMP(my_stream_conforms) {
+ *     scio_stream_kit kit = {.make = my_pair, .make_clogged = my_clogged};
+ *     scio_check_half_closeable_stream(&kit);
+ *     return 0;
+ *   }
+ *
+ * The autojump clock makes the kit's per-check deadline free; on the real
+ * clock give the TCase a timeout above kit.timeout.  A failure ends the test
+ * through ck_assert_msg. */
+static inline void scio_test_kit_result(int rc, const char *what) {
+  ck_assert_msg(rc == 0, "%s: %s (%s)", what, scio_errmsg(),
+                rc == SCIO_STREAM_CHECK_FAILED ? "SCIO_STREAM_CHECK_FAILED"
+                                               : scio_err_name(rc));
+}
+
+static inline void scio_check_one_way_stream(const scio_stream_kit *kit) {
+  scio_test_kit_result(scio_stream_check_one_way(kit),
+                       "scio_check_one_way_stream");
+}
+
+static inline void scio_check_two_way_stream(const scio_stream_kit *kit) {
+  scio_test_kit_result(scio_stream_check_two_way(kit),
+                       "scio_check_two_way_stream");
+}
+
+static inline void
+scio_check_half_closeable_stream(const scio_stream_kit *kit) {
+  scio_test_kit_result(scio_stream_check_half_closeable(kit),
+                       "scio_check_half_closeable_stream");
 }
 
 #ifdef __cplusplus

@@ -385,6 +385,19 @@ static int buffered_attr(scio_stream *s, int key, void *out, size_t len) {
   return 0;
 }
 
+static ssize_t buffered_pending(scio_stream *s) {
+  size_t n = blen((buffered *)s);
+  return n > SSIZE_MAX ? SSIZE_MAX : (ssize_t)n;
+}
+
+/* Sends pass through unbuffered, so the wrapped stream decides. */
+static int buffered_wait_send_ready(scio_stream *s) {
+  int rc = scio_wait_send_ready(s->inner);
+  if (s->closed)
+    return scio__seterr(SCIO_ECLOSED, "buffered: closed while waiting");
+  return rc;
+}
+
 static const scio_stream_ops buffered_ops = {
     .size = sizeof(scio_stream_ops),
     .name = "buffered",
@@ -394,6 +407,8 @@ static const scio_stream_ops buffered_ops = {
     .do_close = buffered_close,
     .do_free = buffered_free,
     .do_attr = buffered_attr,
+    .do_pending = buffered_pending,
+    .do_wait_send_ready = buffered_wait_send_ready,
 };
 
 SCIO_API int scio_buffered_open(scio_stream *inner,

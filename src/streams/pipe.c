@@ -42,6 +42,7 @@ typedef struct pipe_dir {
   size_t cap, head, len;
   pipe_reader *reader; /* parked receiver of the receiving end */
   pipe_writer *writer; /* parked sender of the sending end */
+  scio__task *ready;   /* parked in wait_send_ready on the sending end */
   unsigned char eof;    /* the sending end sent EOF or was closed */
   unsigned char broken; /* the receiving end was closed */
   unsigned long long accepted, delivered;
@@ -107,6 +108,15 @@ static size_t ring_get(pipe_dir *d, unsigned char *dst, size_t max) {
 /* ------------------------------------------------------------------------ */
 /* Transfers                                                                 */
 
+/* A send might not block any more (space, a parked receiver) or would
+ * fail at once (closed, broken): let a wait_send_ready go. */
+static void ready_wake(pipe_dir *d, int value) {
+  if (d->ready) {
+    scio__task_wake(d->ready, value);
+    d->ready = NULL;
+  }
+}
+
 /* Copy from the parked sender's buffer straight into dst. */
 static size_t writer_pull(pipe_dir *d, unsigned char *dst, size_t max) {
   pipe_writer *w = d->writer;
@@ -139,6 +149,8 @@ static size_t dir_take(pipe_dir *d, unsigned char *dst, size_t max) {
   if (d->writer) {
     n += writer_pull(d, dst + n, max - n);
     writer_refill(d);
+  } else if (n) {
+    ready_wake(d, 0);
   }
   d->delivered += n;
   return n;
@@ -178,6 +190,7 @@ static ssize_t receive_wait(pipe_dir *d, unsigned char *buf, size_t max) {
   /* A parked receiver's count travels as the int wake value. */
   pipe_reader r = {scio__task_cur(), buf, min_size(max, INT_MAX)};
   d->reader = &r;
+  ready_wake(d, 0); /* a send now goes straight to this receiver */
   int rc = scio__park(reader_abort, d, "memory pipe receive");
   if (rc == SCIO_ECLOSED)
     return scio__seterr(rc, "receive: memory pipe closed while receiving");
@@ -301,11 +314,40 @@ static int pipe_send_eof(scio_stream *s) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* wait_send_ready                                                           */
+
+static void ready_abort(scio__task *t, void *ctx) {
+  (void)t;
+  pipe_dir *d = ctx;
+  d->ready = NULL;
+}
+
+/* A send blocks only on a full ring with no receiver parked; otherwise, or
+ * when it would fail at once, this returns after its checkpoint. */
+static int pipe_wait_send_ready(scio_stream *s) {
+  pipe_end *e = end_of(s);
+  pipe_dir *d = dir_out(e);
+  int rc = scio_checkpoint_if_cancelled();
+  if (rc < 0)
+    return rc;
+  rc = send_state(e, d);
+  if (rc == 0 && d->len == d->cap && !d->reader) {
+    d->ready = scio__task_cur();
+    rc = scio__park(ready_abort, d, "memory pipe wait_send_ready");
+    /* Woken by a close: send_state names which one. */
+    return rc == SCIO_ECLOSED || rc == SCIO_EBROKEN ? send_state(e, d) : rc;
+  }
+  scio_cancel_shielded_checkpoint();
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Close, free, attributes                                                   */
 
 /* Our sending direction: the peer reads what is buffered, then EOF. */
 static void close_out(pipe_dir *d) {
   d->eof = 1;
+  ready_wake(d, SCIO_ECLOSED);
   if (d->writer) {
     scio__task_wake(d->writer->task, SCIO_ECLOSED);
     d->writer = NULL;
@@ -320,6 +362,7 @@ static void close_out(pipe_dir *d) {
 static void close_in(pipe_dir *d) {
   d->broken = 1;
   d->len = d->head = 0;
+  ready_wake(d, SCIO_EBROKEN);
   if (d->reader) {
     scio__task_wake(d->reader->task, SCIO_ECLOSED);
     d->reader = NULL;
@@ -356,6 +399,14 @@ static int pipe_attr(scio_stream *s, int key, void *out, size_t len) {
   return 0;
 }
 
+/* What a receive returns without waiting: the ring, then the rest of a
+ * blocked sender's buffer. */
+static ssize_t pipe_pending(scio_stream *s) {
+  const pipe_dir *d = dir_in(end_of(s));
+  size_t n = d->len + (d->writer ? d->writer->len - d->writer->done : 0);
+  return n > SSIZE_MAX ? SSIZE_MAX : (ssize_t)n;
+}
+
 static const scio_stream_ops pipe_ops = {
     .size = sizeof(scio_stream_ops),
     .name = "memory-pipe",
@@ -365,6 +416,8 @@ static const scio_stream_ops pipe_ops = {
     .do_close = pipe_close,
     .do_free = pipe_free,
     .do_attr = pipe_attr,
+    .do_pending = pipe_pending,
+    .do_wait_send_ready = pipe_wait_send_ready,
 };
 
 /* ------------------------------------------------------------------------ */

@@ -39,6 +39,21 @@ static int stapled_send(scio_stream *s, const void *buf, size_t len) {
   return scio_send(st->tx, buf, len);
 }
 
+/* Closing the send half in place of its send_eof: a cancellation is
+ * checked first, since a close cannot be undone (a call that fails has no
+ * effect).  A cancellation that reaches the close's own checkpoint comes
+ * after the half was closed: the EOF went out, so that counts as done, and
+ * the next checkpoint reports the cancellation. */
+static int close_for_eof(scio_stream **half) {
+  int rc = scio_checkpoint_if_cancelled();
+  if (rc < 0)
+    return rc;
+  scio_stream *tx = *half;
+  *half = NULL;
+  rc = scio_close(tx);
+  return rc == SCIO_ECANCELED ? 0 : rc;
+}
+
 static int stapled_send_eof(scio_stream *s) {
   stapled *st = stapled_of(s);
   scio_stream *tx = st->tx;
@@ -46,8 +61,7 @@ static int stapled_send_eof(scio_stream *s) {
     return scio_checkpoint(); /* idempotent, but still a checkpoint */
   if (tx->ops->do_send_eof)
     return scio_send_eof(tx);
-  st->tx = NULL;
-  return scio_close(tx);
+  return close_for_eof(&st->tx);
 }
 
 static int stapled_close(scio_stream *s) {
@@ -76,6 +90,25 @@ static int stapled_attr(scio_stream *s, int key, void *out, size_t len) {
   return rc;
 }
 
+/* base.inner is NULL, so the generic walk stops here: the receive half's
+ * chain holds what a receive would return. */
+static ssize_t stapled_pending(scio_stream *s) {
+  stapled *st = stapled_of(s);
+  return st->rx ? scio_stream_pending(st->rx) : 0;
+}
+
+static int stapled_wait_send_ready(scio_stream *s) {
+  stapled *st = stapled_of(s);
+  if (!st->tx) {
+    int rc = scio_checkpoint(); /* still a checkpoint, as send_eof is */
+    return rc < 0 ? rc
+                  : scio__seterr(SCIO_ECLOSED, "wait_send_ready: the send "
+                                               "half of this stapled stream "
+                                               "was closed by send_eof");
+  }
+  return scio_wait_send_ready(st->tx);
+}
+
 static const scio_stream_ops stapled_ops = {
     .size = sizeof(scio_stream_ops),
     .name = "stapled",
@@ -85,6 +118,8 @@ static const scio_stream_ops stapled_ops = {
     .do_close = stapled_close,
     .do_free = stapled_free,
     .do_attr = stapled_attr,
+    .do_pending = stapled_pending,
+    .do_wait_send_ready = stapled_wait_send_ready,
 };
 
 SCIO_API int scio_stapled_open(scio_stream *send_half,
@@ -138,8 +173,13 @@ static int ostapled_send_eof(scio_ostream *s) {
     return scio_checkpoint();
   if (tx->ops->do_send_eof)
     return scio_ostream_send_eof(tx);
+  /* As close_for_eof above. */
+  int rc = scio_checkpoint_if_cancelled();
+  if (rc < 0)
+    return rc;
   st->tx = NULL;
-  return scio_ostream_close(tx);
+  rc = scio_ostream_close(tx);
+  return rc == SCIO_ECANCELED ? 0 : rc;
 }
 
 static int ostapled_close(scio_ostream *s) {

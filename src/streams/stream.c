@@ -6,6 +6,8 @@
  * implementation.  The memory is freed only when the last call in flight
  * leaves (inflight reaches 0), so a close can never pull a stream out from
  * under a blocked task. */
+#include <limits.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -13,12 +15,57 @@
 #include "scio/stream.h"
 #include "stream_internal.h"
 
-SCIO_API void scio_stream_init(scio_stream *s, const scio_stream_ops *ops,
-                               scio_stream *inner) {
-  s->ops = ops;
+/* ------------------------------------------------------------------------ */
+/* Vtable versions                                                           */
+
+/* A slot of version 2 or later, or NULL when the layer's vtable is older
+ * (its `size` ends before the slot). */
+#define STREAM_SLOT(ops, slot)                                                \
+  (offsetof(scio_stream_ops, slot) + sizeof((ops)->slot) <= (ops)->size       \
+       ? (ops)->slot                                                          \
+       : NULL)
+
+/* What a stream whose init was refused answers: every call fails with
+ * SCIO_EINVAL (where a missing slot would be -ENOSYS), and close releases
+ * nothing, since the layer's own do_free cannot be trusted. */
+static const scio_stream_ops invalid_ops = {
+    .size = sizeof(scio_stream_ops),
+    .name = "invalid (scio_stream_init refused its vtable)",
+};
+
+static int invalid_use(const char *what) {
+  return scio__seterr(SCIO_EINVAL, "%s: the stream's scio_stream_init failed "
+                                   "(bad vtable)",
+                      what);
+}
+
+SCIO_API int scio_stream_init(scio_stream *s, const scio_stream_ops *ops,
+                              scio_stream *inner) {
+  if (!s)
+    return scio__seterr(SCIO_EINVAL, "stream_init: stream is NULL");
   s->inner = inner;
   s->inflight = 0;
   s->receiving = s->sending = s->closed = s->free_pending = 0;
+  s->ops = ops;
+  if (ops && ops->size >= SCIO_STREAM_OPS_SIZE_V1)
+    return 0;
+  s->ops = &invalid_ops;
+  s->inner = NULL; /* not ours to close: the layer keeps it on failure */
+  if (!ops)
+    return scio__seterr(SCIO_EINVAL, "stream_init: ops is NULL");
+  return scio__seterr(SCIO_EINVAL, "stream_init: %s: ops->size %zu is below "
+                                   "the first version's %zu (set it to "
+                                   "sizeof(scio_stream_ops))",
+                      ops->name ? ops->name : "stream", ops->size,
+                      (size_t)SCIO_STREAM_OPS_SIZE_V1);
+}
+
+/* -ENOSYS for a missing slot, or SCIO_EINVAL for a refused stream. */
+static int no_slot(scio_stream *s, const char *what, const char *cannot) {
+  if (s->ops == &invalid_ops)
+    return invalid_use(what);
+  return scio__seterr(-ENOSYS, "%s: %s stream %s", what, s->ops->name,
+                      cannot);
 }
 
 static void stream_leave(scio_stream *s) {
@@ -58,8 +105,9 @@ SCIO_API ssize_t scio_receive(scio_stream *s, void *buf, size_t max) {
   if (rc < 0)
     return rc;
   if (!s->ops->do_receive)
-    return scio__seterr(-ENOSYS, "receive: %s stream cannot receive",
-                        s->ops->name);
+    return no_slot(s, "receive", "cannot receive");
+  if (!buf && max)
+    return scio__seterr(SCIO_EINVAL, "receive: buf is NULL");
   if ((rc = scio__stream_enter_receive(s, "receive")) < 0)
     return rc;
   ssize_t n;
@@ -78,8 +126,9 @@ SCIO_API int scio_send(scio_stream *s, const void *buf, size_t len) {
   if (rc < 0)
     return rc;
   if (!s->ops->do_send)
-    return scio__seterr(-ENOSYS, "send: %s stream cannot send",
-                        s->ops->name);
+    return no_slot(s, "send", "cannot send");
+  if (!buf && len)
+    return scio__seterr(SCIO_EINVAL, "send: buf is NULL");
   if (s->sending)
     return scio__seterr(SCIO_EBUSY, "send: another task is sending on this "
                                     "%s stream",
@@ -97,8 +146,7 @@ SCIO_API int scio_send_eof(scio_stream *s) {
   if (rc < 0)
     return rc;
   if (!s->ops->do_send_eof)
-    return scio__seterr(-ENOSYS, "send_eof: %s stream has no half-close",
-                        s->ops->name);
+    return no_slot(s, "send_eof", "has no half-close");
   if (s->sending)
     return scio__seterr(SCIO_EBUSY, "send_eof: another task is sending on "
                                     "this %s stream",
@@ -109,6 +157,46 @@ SCIO_API int scio_send_eof(scio_stream *s) {
   s->sending = 0;
   stream_leave(s);
   return rc;
+}
+
+/* Counts as a send: a wait and a send at once would race for the same
+ * space (and Trio refuses it too). */
+SCIO_API int scio_wait_send_ready(scio_stream *s) {
+  int rc = stream_check(s, "wait_send_ready");
+  if (rc < 0)
+    return rc;
+  int (*wait)(scio_stream *) = STREAM_SLOT(s->ops, do_wait_send_ready);
+  if (!wait)
+    return no_slot(s, "wait_send_ready", "cannot wait for send readiness");
+  if (s->sending)
+    return scio__seterr(SCIO_EBUSY, "wait_send_ready: another task is "
+                                    "sending on this %s stream",
+                        s->ops->name);
+  s->sending = 1;
+  s->inflight++;
+  rc = wait(s);
+  s->sending = 0;
+  stream_leave(s);
+  return rc;
+}
+
+/* Each layer counts its own buffer; a layer over several streams (stapled)
+ * has no `inner` and asks its halves itself. */
+SCIO_API ssize_t scio_stream_pending(scio_stream *s) {
+  ssize_t rc = stream_check(s, "stream_pending");
+  if (rc < 0)
+    return rc;
+  if (s->ops == &invalid_ops)
+    return invalid_use("stream_pending");
+  ssize_t total = 0;
+  for (; s; s = s->inner) {
+    ssize_t (*pending)(scio_stream *) = STREAM_SLOT(s->ops, do_pending);
+    ssize_t n = pending ? pending(s) : 0;
+    if (n < 0)
+      return n;
+    total = n > SSIZE_MAX - total ? SSIZE_MAX : total + n;
+  }
+  return total;
 }
 
 SCIO_API int scio_close(scio_stream *s) {
@@ -173,13 +261,37 @@ SCIO_API int scio_stream_layer(scio_stream *s, char *name, size_t len) {
 /* ------------------------------------------------------------------------ */
 /* Object streams                                                            */
 
-SCIO_API void scio_ostream_init(scio_ostream *s, const scio_ostream_ops *ops,
-                                scio_ostream *inner, size_t item_size) {
+static const scio_ostream_ops invalid_oops = {
+    .size = sizeof(scio_ostream_ops),
+    .name = "invalid (scio_ostream_init refused its vtable)",
+};
+
+SCIO_API int scio_ostream_init(scio_ostream *s, const scio_ostream_ops *ops,
+                               scio_ostream *inner, size_t item_size) {
+  if (!s)
+    return scio__seterr(SCIO_EINVAL, "ostream_init: stream is NULL");
   s->ops = ops;
   s->inner = inner;
   s->item_size = item_size;
   s->inflight = 0;
   s->closed = s->free_pending = 0;
+  if (ops && ops->size >= SCIO_OSTREAM_OPS_SIZE_V1)
+    return 0;
+  s->ops = &invalid_oops;
+  s->inner = NULL;
+  if (!ops)
+    return scio__seterr(SCIO_EINVAL, "ostream_init: ops is NULL");
+  return scio__seterr(SCIO_EINVAL, "ostream_init: %s: ops->size %zu is below "
+                                   "the first version's %zu (set it to "
+                                   "sizeof(scio_ostream_ops))",
+                      ops->name ? ops->name : "object stream", ops->size,
+                      (size_t)SCIO_OSTREAM_OPS_SIZE_V1);
+}
+
+static int ono_slot(scio_ostream *s, const char *what, const char *cannot) {
+  if (s->ops == &invalid_oops)
+    return invalid_use(what);
+  return scio__seterr(-ENOSYS, "%s: %s %s", what, s->ops->name, cannot);
 }
 
 static void ostream_leave(scio_ostream *s) {
@@ -201,8 +313,7 @@ SCIO_API int scio_ostream_send(scio_ostream *s, const void *item) {
   if (rc < 0)
     return rc;
   if (!s->ops->do_send)
-    return scio__seterr(-ENOSYS, "ostream_send: %s cannot send",
-                        s->ops->name);
+    return ono_slot(s, "ostream_send", "cannot send");
   s->inflight++;
   rc = s->ops->do_send(s, item);
   ostream_leave(s);
@@ -214,8 +325,7 @@ SCIO_API int scio_ostream_receive(scio_ostream *s, void *item) {
   if (rc < 0)
     return rc;
   if (!s->ops->do_receive)
-    return scio__seterr(-ENOSYS, "ostream_receive: %s cannot receive",
-                        s->ops->name);
+    return ono_slot(s, "ostream_receive", "cannot receive");
   s->inflight++;
   rc = s->ops->do_receive(s, item);
   ostream_leave(s);
@@ -227,8 +337,7 @@ SCIO_API int scio_ostream_send_eof(scio_ostream *s) {
   if (rc < 0)
     return rc;
   if (!s->ops->do_send_eof)
-    return scio__seterr(-ENOSYS, "ostream_send_eof: %s has no half-close",
-                        s->ops->name);
+    return ono_slot(s, "ostream_send_eof", "has no half-close");
   s->inflight++;
   rc = s->ops->do_send_eof(s);
   ostream_leave(s);

@@ -409,6 +409,22 @@ static int text_attr(scio_stream *s, int key, void *out, size_t len) {
   return 0;
 }
 
+/* Undecoded bytes (an incomplete character counts: see
+ * scio_stream_pending). */
+static ssize_t text_pending(scio_stream *s) {
+  text *t = (text *)s;
+  return (ssize_t)(t->end - t->start); /* at most cap, itself <= 1 GiB */
+}
+
+/* A send converts and passes everything on before it returns: nothing of
+ * it waits here, so the wrapped stream decides. */
+static int text_wait_send_ready(scio_stream *s) {
+  int rc = scio_wait_send_ready(s->inner);
+  if (s->closed)
+    return scio__seterr(SCIO_ECLOSED, "text: closed while waiting");
+  return rc;
+}
+
 static const scio_stream_ops text_ops = {
     .size = sizeof(scio_stream_ops),
     .name = "text",
@@ -418,6 +434,8 @@ static const scio_stream_ops text_ops = {
     .do_close = text_close,
     .do_free = text_free,
     .do_attr = text_attr,
+    .do_pending = text_pending,
+    .do_wait_send_ready = text_wait_send_ready,
 };
 
 /* ------------------------------------------------------------------------ */
