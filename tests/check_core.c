@@ -22,6 +22,8 @@ void scio__stack_force_mprotect_guards(int on);
 
 #define CK_OK(expr) ck_assert_int_eq((expr), 0)
 
+void core_fd_tests(Suite *s);
+
 /* ------------------------------------------------------------------------ */
 /* Running                                                                   */
 
@@ -1397,6 +1399,7 @@ static Suite *core_suite(void) {
   tc = scio_tcase_new("oom", 60);
   tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
+  core_fd_tests(s);
   return s;
 }
 

@@ -19,6 +19,7 @@
  * reused number is harmless.
  */
 #include <event2/event.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -208,6 +209,42 @@ void scio__fds_free(scio__loop *l) {
   scio__free(l->fds);
   l->fds = NULL;
   l->fds_cap = 0;
+}
+
+/* The backend's dispatch failed (event_base_loop returned -1): the loop
+ * cannot learn readiness, and a parked fd waiter would wait for ever while
+ * the scheduler comes round again and again.  Two causes are known: an fd
+ * closed behind scio's back while a task waits on it (select fails with
+ * EBADF for the whole set), and the backend failing to grow its arrays
+ * (poll, select: out of memory).  Waiters on fds that are no longer open
+ * are forgotten with -EBADF; if there were none, every fd waiter is woken
+ * with SCIO_ENOMEM, so that tasks see an error instead of hanging.
+ * Returns how many tasks were woken. */
+int scio__fds_dispatch_failed(scio__loop *l) {
+  int woken = 0, bad = 0;
+  for (int fd = 0; fd < l->fds_cap; fd++) {
+    scio__fdrec *r = l->fds[fd];
+    if (r && (r->waiter[0] || r->waiter[1]) && fcntl(fd, F_GETFD) < 0 &&
+        errno == EBADF) {
+      woken += (r->waiter[0] != NULL) + (r->waiter[1] != NULL);
+      scio__fd_forget(l, fd, -EBADF);
+      bad = 1;
+    }
+  }
+  if (bad)
+    return woken;
+  for (int fd = 0; fd < l->fds_cap; fd++) {
+    scio__fdrec *r = l->fds[fd];
+    for (int i = 0; r && i < 2; i++)
+      if (r->waiter[i]) {
+        scio__task *t = r->waiter[i];
+        fdwait w = {r, i};
+        abort_fd(t, &w); /* unregisters, as a cancel would */
+        scio__task_wake(t, SCIO_ENOMEM);
+        woken++;
+      }
+  }
+  return woken;
 }
 
 /* The public path is about to park on a foreign fd (epoll only).  If the fd

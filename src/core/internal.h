@@ -411,6 +411,9 @@ void scio__nursery_child_done(scio__task *t, int rc);
 
 /* ---- fds (fdwait.c; the contract is in layer.h) ---- */
 void scio__fds_free(scio__loop *l);
+/* event_base_loop failed: wake the fd waiters that would otherwise hang
+ * (fdwait.c explains); returns how many were woken. */
+int scio__fds_dispatch_failed(scio__loop *l);
 
 /* ---- cross-thread wakeup (wakeup.c) ---- */
 void scio__wakeup_free(scio__loop *l);

@@ -67,7 +67,8 @@ struct event_base *scio__loop_base(scio__loop *l) { return l->base; }
 static void poll_nonblocking(scio__loop *l) {
   if (l->nsources != 0) {
     SCIO__INSTRUMENT(l, before_io_wait, 0.0);
-    event_base_loop(l->base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
+    if (event_base_loop(l->base, EVLOOP_NONBLOCK | EVLOOP_ONCE) < 0)
+      scio__fds_dispatch_failed(l);
     SCIO__INSTRUMENT(l, after_io_wait, 0.0);
   }
   scio__timers_fire(l, scio__clock_read(l));
@@ -90,7 +91,8 @@ static void poll_blocking(scio__loop *l, double timeout) {
     event_add(l->timeout_ev, &tv);
   }
   SCIO__INSTRUMENT(l, before_io_wait, timeout);
-  event_base_loop(l->base, EVLOOP_ONCE);
+  if (event_base_loop(l->base, EVLOOP_ONCE) < 0)
+    scio__fds_dispatch_failed(l);
   SCIO__INSTRUMENT(l, after_io_wait, timeout);
   if (armed)
     event_del(l->timeout_ev);
