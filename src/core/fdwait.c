@@ -30,6 +30,7 @@
 struct scio__fdrec {
   int fd;
   struct event *ev;       /* edge-triggered: one persistent event */
+  short ev_dirs;          /* EV_READ / EV_WRITE that ev watches */
   struct event *lev[2];   /* level-triggered: one per direction */
   scio__task *waiter[2];  /* [0] read, [1] write */
   unsigned char edge[2];  /* an edge seen while nobody waited */
@@ -92,20 +93,37 @@ static scio__fdrec *get_rec(scio__loop *l, int fd) {
     if (!r)
       return NULL;
     r->fd = fd;
-    if (l->edge_triggered) {
-      r->ev = event_new(l->base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET,
-                        et_cb, r);
-      if (!r->ev || event_add(r->ev, NULL) < 0) {
-        if (r->ev)
-          event_free(r->ev);
-        scio__free(r);
-        return NULL;
-      }
-      scio__loop_source_add(l);
-    }
     l->fds[fd] = r;
   }
   return l->fds[fd];
+}
+
+/* Edge-triggered: make the fd's persistent event watch direction i too.
+ * Only the directions ever waited on are watched: a socket that is only
+ * read from would otherwise wake the loop with a write edge each time its
+ * peer consumes data (Unix sockets signal every freed buffer).  Adding a
+ * direction replaces the event (one epoll_ctl, once per fd and direction);
+ * the new event is added before the old one goes, so a failure leaves the
+ * old registration as it was.  Returns 0 or SCIO_ENOMEM. */
+static int et_watch(scio__loop *l, scio__fdrec *r, int i) {
+  short dir = i ? EV_WRITE : EV_READ;
+  if (r->ev_dirs & dir)
+    return 0;
+  short dirs = (short)(r->ev_dirs | dir);
+  struct event *ev =
+      event_new(l->base, r->fd, (short)(dirs | EV_PERSIST | EV_ET), et_cb, r);
+  if (!ev || event_add(ev, NULL) < 0) {
+    if (ev)
+      event_free(ev);
+    return SCIO_ENOMEM;
+  }
+  if (r->ev)
+    event_free(r->ev);
+  else
+    scio__loop_source_add(l);
+  r->ev = ev;
+  r->ev_dirs = dirs;
+  return 0;
 }
 
 static void abort_fd(scio__task *t, void *ctx) {
@@ -137,6 +155,9 @@ int scio__fd_wait(int fd, int dir) {
       r->edge[i] = 0;
       return SCIO__FD_NOPARK;
     }
+    if (et_watch(l, r, i) < 0)
+      return scio__seterr(SCIO_ENOMEM, "wait for fd %d: cannot register it",
+                          fd);
   } else {
     /* Cancelled already: scio__park would only undo the registration. */
     if (scio__task_cancelled(t)) {
