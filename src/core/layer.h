@@ -6,7 +6,8 @@
  * files include "internal.h", which includes this header and adds the
  * structures, the scheduler and the inline versions of the hot calls
  * (scio__task_wake, scio__task_cur, ...); a layer gets the same functions
- * out of line (inlined again by link-time optimisation).
+ * out of line (inlined again by link-time optimisation).  A file includes
+ * one of the two headers, not both.
  */
 #ifndef SCIO_CORE_LAYER_H
 #define SCIO_CORE_LAYER_H
@@ -48,9 +49,13 @@ scio__panic(const char *fmt, ...);
 
 /* ---- tasks: current, park, wake, cancellation ---- */
 /* The loop running in this thread, or NULL outside scio_run. */
+#ifndef SCIO_CORE_INTERNAL_H /* the core has them inline */
 scio__loop *scio__loop_current(void);
+#endif
 /* The running task, or NULL (outside scio_run, or on the scheduler). */
+#ifndef SCIO_CORE_INTERNAL_H /* the core has them inline */
 scio__task *scio__task_cur(void);
+#endif
 /* Block the current task until woken.  With abort_fn, the wait is abortable
  * and cancellation resumes the task with SCIO_ECANCELED (after calling
  * abort_fn); without, cancellation waits.  `what` names the wait in dumps.
@@ -59,15 +64,21 @@ scio__task *scio__task_cur(void);
 int scio__park(scio__abort_fn abort_fn, void *abort_ctx, const char *what);
 /* Make a parked task runnable; its scio__park returns `value`.  Only for a
  * task that is parked (anything else panics); it does not switch. */
+#ifndef SCIO_CORE_INTERNAL_H /* the core has them inline */
 void scio__task_wake(scio__task *t, int value);
+#endif
 /* Put the current task at the back of the ready queue and run others;
  * 1 if another task ran meanwhile. */
 int scio__yield(void);
 /* The task's number, unique within the run: unlike its address (stacks are
  * recycled), it tells a task from a later one. */
+#ifndef SCIO_CORE_INTERNAL_H /* the core has them inline */
 uint64_t scio__task_id(const scio__task *t);
+#endif
 /* Whether t is cancelled as seen from its innermost scope. */
+#ifndef SCIO_CORE_INTERNAL_H /* the core has them inline */
 int scio__task_cancelled(const scio__task *t);
+#endif
 /* Every checkpoint that returns SCIO_ECANCELED calls this first: it
  * records which scope caught the cancellation.  (scio_checkpoint_if_cancelled
  * is both steps for the current task.) */
