@@ -126,9 +126,11 @@ static void idle(scio__loop *l) {
     /* Otherwise block at once: the blocking poll returns whatever is
      * ready, so a timeout-0 poll before it would be one syscall more.
      * Deadlines already passed fire without one. */
-    scio__timers_fire(l, scio__clock_read(l));
-    if (l->nready)
-      return;
+    if (l->timers.root) {
+      scio__timers_fire(l, scio__clock_read(l));
+      if (l->nready)
+        return;
+    }
   }
   scio__hnode *h = scio__heap_min(&l->timers);
   if (l->clock_kind == SCIO_CLOCK_AUTOJUMP) {
