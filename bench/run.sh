@@ -12,6 +12,7 @@ trap 'rm -f "$out"' EXIT
 "$dir/bench/bench_channel" | tee -a "$out"
 "$dir/bench/bench_pipe" | tee -a "$out"
 "$dir/bench/bench_lines" | tee -a "$out"
+"$dir/bench/bench_fd" | tee -a "$out"
 awk '
   { v[$2] = $3 }
   END {

@@ -26,6 +26,8 @@ void scio__stack_force_mprotect_guards(int on);
 void core_scopes_tests(Suite *s);
 /* tests/core_nursery.c */
 void core_nursery_tests(Suite *s);
+/* tests/core_fd.c */
+void core_fd_tests(Suite *s);
 
 /* ------------------------------------------------------------------------ */
 /* Running                                                                   */
@@ -1405,6 +1407,7 @@ static Suite *core_suite(void) {
   suite_add_tcase(s, tc);
 
   core_nursery_tests(s);
+  core_fd_tests(s);
   return s;
 }
 

@@ -427,10 +427,13 @@ SCIO_API int scio_sleep_forever(void);
  * returns 0 or SCIO_ECANCELED. */
 SCIO_API int scio_wait_all_tasks_blocked(void);
 
-/* Wait until a foreign fd is readable / writable.  The fd stays the caller's.
- * At most one task may wait for each direction of an fd (SCIO_EBUSY).
- * Checkpoints: 0, SCIO_ECANCELED, SCIO_ECLOSED (scio_notify_closing was
- * called on the fd), SCIO_EBUSY, SCIO_ENOMEM. */
+/* Wait until a foreign fd is readable / writable.  The fd stays the caller's,
+ * who must call scio_notify_closing(fd) before closing it (a number reused by
+ * a new file is detected and re-registered, but a file closed while a task
+ * waits on it is not reported on every backend).  At most one task may wait
+ * for each direction of an fd (SCIO_EBUSY).  Checkpoints: 0, SCIO_ECANCELED,
+ * SCIO_ECLOSED (scio_notify_closing was called on the fd), SCIO_EBUSY,
+ * SCIO_ENOMEM, -EBADF (fd not open), SCIO_EINVAL (outside a task). */
 SCIO_API int scio_wait_readable(int fd);
 SCIO_API int scio_wait_writable(int fd);
 /* Call before closing an fd others may wait on: wakes them with SCIO_ECLOSED

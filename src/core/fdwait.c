@@ -1,24 +1,42 @@
-/* Waiting for fd readiness.
+/* Waiting for fd readiness: the fd contract of layer.h, and the public
+ * scio_wait_readable / scio_wait_writable built on it.
  *
  * On a backend with edge-triggered notification (epoll), each fd is
  * registered once with a persistent EV_ET event; an edge that arrives while
- * nobody waits is remembered, so the next wait returns at once and the
- * caller retries its syscall.  On level-triggered backends (poll, select) a
- * persistent event would fire for as long as the fd stays readable, so an
- * event is added only while a task waits and removed when it wakes.
+ * nobody waits is remembered, so the next wait returns at once
+ * (SCIO__FD_NOPARK) and the caller retries its syscall.  Waiting then costs
+ * no syscall at all.  The price is that the registration outlives a single
+ * wait: an fd closed without scio__fd_forget would leave it to the next fd
+ * with the same number, which the kernel no longer watches (epoll drops a
+ * closed file silently), so that fd would never wake.  Layer code therefore
+ * closes through scio__fd_close; the public path, which serves fds scio does
+ * not own, checks the registration against the fd's identity when it is
+ * about to park (see validate_public).
+ *
+ * On level-triggered backends (poll, select) a persistent event would fire
+ * for as long as the fd stays readable, so an event is added only while a
+ * task waits and removed when it wakes: nothing outlives the wait, and a
+ * reused number is harmless.
  */
 #include <event2/event.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
 struct scio__fdrec {
   int fd;
   struct event *ev;       /* edge-triggered: one persistent event */
+  short ev_dirs;          /* EV_READ / EV_WRITE that ev watches */
   struct event *lev[2];   /* level-triggered: one per direction */
   scio__task *waiter[2];  /* [0] read, [1] write */
   unsigned char edge[2];  /* an edge seen while nobody waited */
+  unsigned char has_id;   /* dev/ino below were read (public path) */
+  dev_t dev;              /* the file the registration was made for */
+  ino_t ino;
 };
 
 typedef struct fdwait {
@@ -46,13 +64,16 @@ static void lt_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   scio__fdrec *r = arg;
   int i = (what & EV_WRITE) ? 1 : 0;
-  scio__loop *l = scio__loop_current();
-  l->nfd_events--;
+  scio__loop_source_remove(scio__loop_current()); /* not persistent: done */
   if (r->waiter[i]) {
     scio__task *t = r->waiter[i];
     r->waiter[i] = NULL;
     scio__task_wake(t, 0);
   }
+}
+
+static scio__fdrec *find_rec(const scio__loop *l, int fd) {
+  return fd < l->fds_cap ? l->fds[fd] : NULL;
 }
 
 static scio__fdrec *get_rec(scio__loop *l, int fd) {
@@ -72,22 +93,37 @@ static scio__fdrec *get_rec(scio__loop *l, int fd) {
     if (!r)
       return NULL;
     r->fd = fd;
-    if (l->edge_triggered) {
-      r->ev = event_new(l->base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET,
-                        et_cb, r);
-      if (!r->ev || event_add(r->ev, NULL) < 0) {
-        if (r->ev)
-          event_free(r->ev);
-        scio__free(r);
-        return NULL;
-      }
-      l->nfd_events++;
-    scio__tick_needed(l);
-      scio__tick_needed(l);
-    }
     l->fds[fd] = r;
   }
   return l->fds[fd];
+}
+
+/* Edge-triggered: make the fd's persistent event watch direction i too.
+ * Only the directions ever waited on are watched: a socket that is only
+ * read from would otherwise wake the loop with a write edge each time its
+ * peer consumes data (Unix sockets signal every freed buffer).  Adding a
+ * direction replaces the event (one epoll_ctl, once per fd and direction);
+ * the new event is added before the old one goes, so a failure leaves the
+ * old registration as it was.  Returns 0 or SCIO_ENOMEM. */
+static int et_watch(scio__loop *l, scio__fdrec *r, int i) {
+  short dir = i ? EV_WRITE : EV_READ;
+  if (r->ev_dirs & dir)
+    return 0;
+  short dirs = (short)(r->ev_dirs | dir);
+  struct event *ev =
+      event_new(l->base, r->fd, (short)(dirs | EV_PERSIST | EV_ET), et_cb, r);
+  if (!ev || event_add(ev, NULL) < 0) {
+    if (ev)
+      event_free(ev);
+    return SCIO_ENOMEM;
+  }
+  if (r->ev)
+    event_free(r->ev);
+  else
+    scio__loop_source_add(l);
+  r->ev = ev;
+  r->ev_dirs = dirs;
+  return 0;
 }
 
 static void abort_fd(scio__task *t, void *ctx) {
@@ -97,7 +133,7 @@ static void abort_fd(scio__task *t, void *ctx) {
   struct event *ev = w->rec->lev[w->dir];
   if (ev && event_pending(ev, EV_READ | EV_WRITE, NULL)) {
     event_del(ev);
-    scio__loop_current()->nfd_events--;
+    scio__loop_source_remove(scio__loop_current());
   }
 }
 
@@ -113,12 +149,21 @@ int scio__fd_wait(int fd, int dir) {
     return scio__seterr(SCIO_EBUSY, "fd %d: another task is already waiting "
                                     "to %s",
                         fd, i ? "write" : "read");
+  scio__task *t = scio__task_cur();
   if (l->edge_triggered) {
     if (r->edge[i]) {
       r->edge[i] = 0;
-      return 0;
+      return SCIO__FD_NOPARK;
     }
+    if (et_watch(l, r, i) < 0)
+      return scio__seterr(SCIO_ENOMEM, "wait for fd %d: cannot register it",
+                          fd);
   } else {
+    /* Cancelled already: scio__park would only undo the registration. */
+    if (scio__task_cancelled(t)) {
+      scio__deliver_cancel(t);
+      return SCIO_ECANCELED;
+    }
     if (!r->lev[i]) {
       r->lev[i] = event_new(l->base, fd, i ? EV_WRITE : EV_READ, lt_cb, r);
       if (!r->lev[i])
@@ -126,11 +171,10 @@ int scio__fd_wait(int fd, int dir) {
     }
     if (event_add(r->lev[i], NULL) < 0)
       return scio__seterr(SCIO_ENOMEM, "wait for fd %d: event_add failed", fd);
-    l->nfd_events++;
-    scio__tick_needed(l);
+    scio__loop_source_add(l);
   }
   fdwait w = {r, i};
-  r->waiter[i] = scio__task_cur();
+  r->waiter[i] = t;
   return scio__park(abort_fd, &w, i ? "fd writable" : "fd readable");
 }
 
@@ -143,13 +187,13 @@ static void rec_free(scio__loop *l, scio__fdrec *r, int wake_value) {
     }
     if (r->lev[i]) {
       if (event_pending(r->lev[i], EV_READ | EV_WRITE, NULL))
-        l->nfd_events--;
+        scio__loop_source_remove(l);
       event_free(r->lev[i]);
     }
   }
   if (r->ev) {
     event_free(r->ev);
-    l->nfd_events--;
+    scio__loop_source_remove(l);
   }
   scio__free(r);
 }
@@ -160,6 +204,19 @@ void scio__fd_forget(scio__loop *l, int fd, int wake_value) {
   scio__fdrec *r = l->fds[fd];
   l->fds[fd] = NULL;
   rec_free(l, r, wake_value);
+}
+
+int scio__fd_close(int fd) {
+  scio__loop *l = scio__loop_current();
+  if (l)
+    scio__fd_forget(l, fd, SCIO_ECLOSED);
+  /* On Linux the fd is released even when close fails with EINTR: never
+   * retry, the number may already belong to someone else. */
+  if (close(fd) < 0 && errno != EINTR) {
+    int e = errno;
+    return scio__seterr(-e, "close fd %d: %s", fd, strerror(e));
+  }
+  return 0;
 }
 
 void scio__fds_free(scio__loop *l) {
@@ -175,6 +232,70 @@ void scio__fds_free(scio__loop *l) {
   l->fds_cap = 0;
 }
 
+/* The backend's dispatch failed (event_base_loop returned -1): the loop
+ * cannot learn readiness, and a parked fd waiter would wait for ever while
+ * the scheduler comes round again and again.  Two causes are known: an fd
+ * closed behind scio's back while a task waits on it (select fails with
+ * EBADF for the whole set), and the backend failing to grow its arrays
+ * (poll, select: out of memory).  Waiters on fds that are no longer open
+ * are forgotten with -EBADF; if there were none, every fd waiter is woken
+ * with SCIO_ENOMEM, so that tasks see an error instead of hanging.
+ * Returns how many tasks were woken. */
+int scio__fds_dispatch_failed(scio__loop *l) {
+  int woken = 0, bad = 0;
+  for (int fd = 0; fd < l->fds_cap; fd++) {
+    scio__fdrec *r = l->fds[fd];
+    if (r && (r->waiter[0] || r->waiter[1]) && fcntl(fd, F_GETFD) < 0 &&
+        errno == EBADF) {
+      woken += (r->waiter[0] != NULL) + (r->waiter[1] != NULL);
+      scio__fd_forget(l, fd, -EBADF);
+      bad = 1;
+    }
+  }
+  if (bad)
+    return woken;
+  for (int fd = 0; fd < l->fds_cap; fd++) {
+    scio__fdrec *r = l->fds[fd];
+    for (int i = 0; r && i < 2; i++)
+      if (r->waiter[i]) {
+        scio__task *t = r->waiter[i];
+        fdwait w = {r, i};
+        abort_fd(t, &w); /* unregisters, as a cancel would */
+        scio__task_wake(t, SCIO_ENOMEM);
+        woken++;
+      }
+  }
+  return woken;
+}
+
+/* The public path is about to park on a foreign fd (epoll only).  If the fd
+ * was closed behind scio's back and its number reused, the registration
+ * left from the old file would never fire: compare the file with the one
+ * recorded when the registration was made, and register afresh on a
+ * mismatch.  One fstat per parking wait, on top of the poll this path makes
+ * anyway; layers use scio__fd_wait and scio__fd_close, and pay neither.
+ * Files that share one inode (eventfds, timerfds: anonymous inodes) cannot
+ * be told apart this way: for those the caller's scio_notify_closing is the
+ * only protection. */
+static int validate_public(scio__loop *l, int fd, const char *what) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) {
+    int e = errno;
+    return scio__seterr(-e, "%s: fd %d: %s", what, fd, strerror(e));
+  }
+  scio__fdrec *r = find_rec(l, fd);
+  if (r && r->has_id && (r->dev != st.st_dev || r->ino != st.st_ino)) {
+    scio__fd_forget(l, fd, SCIO_ECLOSED); /* its waiters wait on a dead file */
+    r = NULL;
+  }
+  if (!r && !(r = get_rec(l, fd)))
+    return scio__seterr(SCIO_ENOMEM, "%s: fd %d: out of memory", what, fd);
+  r->has_id = 1;
+  r->dev = st.st_dev;
+  r->ino = st.st_ino;
+  return 0;
+}
+
 /* Level semantics for foreign fds: ask the kernel first, so that a user who
  * did not read until EAGAIN is not left waiting for an edge that already
  * happened. */
@@ -185,16 +306,33 @@ static int wait_public(int fd, int dir, short pev, const char *what) {
   int rc = scio_checkpoint_if_cancelled();
   if (rc < 0)
     return rc;
+  if (fd < 0)
+    return scio__seterr(-EBADF, "%s: bad fd %d", what, fd);
   struct pollfd p = {fd, pev, 0};
   if (poll(&p, 1, 0) == 1) {
-    if (p.revents & POLLNVAL)
+    if (p.revents & POLLNVAL) {
+      /* Closed without scio_notify_closing: drop what it left behind. */
+      scio__fd_forget(l, fd, SCIO_ECLOSED);
       return scio__seterr(-EBADF, "%s: fd %d is not open", what, fd);
+    }
     scio_cancel_shielded_checkpoint();
     return 0;
   }
-  if (fd >= 0 && fd < l->fds_cap && l->fds[fd])
-    l->fds[fd]->edge[dir == SCIO__FD_WRITE] = 0;
-  return scio__fd_wait(fd, dir);
+  if (l->edge_triggered) {
+    scio__fdrec *r = find_rec(l, fd);
+    if (!r || !r->waiter[dir == SCIO__FD_WRITE]) {
+      if ((rc = validate_public(l, fd, what)) < 0)
+        return rc;
+      /* The kernel says not ready: an edge remembered earlier is stale. */
+      find_rec(l, fd)->edge[dir == SCIO__FD_WRITE] = 0;
+    }
+  }
+  rc = scio__fd_wait(fd, dir);
+  if (rc == SCIO__FD_NOPARK) {
+    scio_cancel_shielded_checkpoint();
+    rc = 0;
+  }
+  return rc;
 }
 
 SCIO_API int scio_wait_readable(int fd) {

@@ -1,5 +1,6 @@
-/* Private: the structures of the core and the internal API that the other
- * layers (sync, streams, net, ...) build on.
+/* Private, core only: the structures of the core and its scheduler.  The
+ * layers above (sync, streams, net, ...) include "layer.h", the part of the
+ * internal API they may use; this header includes it.
  *
  * The run loop (scio__loop) belongs to one thread.  Tasks switch directly to
  * each other through the ready queue; the scheduler context (the thread's own
@@ -14,25 +15,31 @@
 
 #include "scio/core.h"
 
+#include "layer.h"
 #include "ctx.h"
 #include "heap.h"
 #include "resume.h"
 #include "list.h"
 #include "stack.h"
 
-struct event_base;
 struct event;
 
-typedef struct scio__loop scio__loop;
-typedef struct scio_task scio__task;
 typedef struct scio__scope scio__scope;
 typedef struct scio__nursery scio__nursery;
 
-/* Called when cancellation is delivered to a task blocked in an abortable
- * wait: it must undo whatever registered the task (unlink it from a wait
- * queue, delete an event).  It runs on the canceller's stack; the task is
- * then resumed with SCIO_ECANCELED. */
-typedef void (*scio__abort_fn)(scio__task *t, void *ctx);
+/* The calls that layer.h declares and that the core wants inline are
+ * defined here, static inline, for core files (layer.h leaves their
+ * declarations out when this header is included); layer.c, which defines
+ * SCIO__EMIT_LAYER_CALLS, compiles the same definitions as the one
+ * out-of-line copy that layers call.  (GNU "extern inline" would do it
+ * without hiding the declarations, but cost chan_pingpong 2 instructions a
+ * message under callgrind.)  The ready queue's push is defined the same
+ * way, as those call it. */
+#ifdef SCIO__EMIT_LAYER_CALLS
+#define SCIO__LAYER_INLINE
+#else
+#define SCIO__LAYER_INLINE static inline
+#endif
 
 /* ------------------------------------------------------------------------ */
 
@@ -223,8 +230,8 @@ struct scio__loop {
   double cached_now;         /* last clock reading */
   double last_poll;
   double last_trim;          /* when the stack cache was last trimmed */
-  struct event *timeout_ev;  /* bounds a blocking poll */
-  size_t nfd_events;         /* fd events added to libevent */
+  struct event *timeout_ev;  /* bounds a blocking poll with a deadline */
+  size_t nsources;           /* libevent events pending (layer.h: sources) */
 
   scio__fdrec **fds;
   int fds_cap;
@@ -243,41 +250,23 @@ struct scio__loop {
 extern __thread scio__loop *scio__tls_loop
     __attribute__((tls_model("initial-exec")));
 
-static inline scio__loop *scio__loop_current(void) { return scio__tls_loop; }
-static inline scio__task *scio__task_cur(void) {
+SCIO__LAYER_INLINE scio__loop *scio__loop_current(void) {
+  return scio__tls_loop;
+}
+SCIO__LAYER_INLINE scio__task *scio__task_cur(void) {
   scio__loop *l = scio__tls_loop;
   return l ? l->current : NULL;
 }
 
-/* ---- allocation (alloc.c) ---- */
-void *scio__malloc(size_t n);
-void *scio__calloc(size_t n, size_t size);
-void *scio__realloc(void *p, size_t n);
-void scio__free(void *p);
-
 /* ---- errors (error.c) ---- */
-/* Set the current task's (or thread's) error detail; returns `code`. */
-int scio__seterr(int code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-int scio__vseterr(int code, const char *fmt, va_list ap);
 void scio__task_free_errmsg(scio__task *t);
 /* Hand the root task's message to the thread after the run. */
 void scio__errmsg_adopt(char *msg);
 
 /* ---- scheduling (task.c, loop.c) ---- */
-/* Make a blocked task runnable; scio__park returns `value` in it.  Defined
- * below, inline: every hand-off in sync and channels calls it. */
-static inline void scio__task_wake(scio__task *t, int value);
+/* scio__task_wake (layer.h) is defined below, inline: every hand-off in
+ * sync and channels calls it. */
 __attribute__((noreturn, cold)) void scio__wake_misuse(scio__task *t);
-/* Block the current task until woken.  With abort_fn, the wait is abortable
- * and cancellation resumes the task with SCIO_ECANCELED (after calling
- * abort_fn); without, cancellation waits.  `what` names the wait in dumps.
- * If the task is already cancelled and the wait is abortable, abort_fn runs
- * and SCIO_ECANCELED is returned without blocking.  Returns the wake value. */
-int scio__park(scio__abort_fn abort_fn, void *abort_ctx, const char *what);
-/* Put the current task at the back of the ready queue and run others;
- * 1 if another task ran meanwhile (resume.h). */
-int scio__yield(void);
 /* scio__park in two halves around the caller's own scio__schedule(t), for
  * a hot path that must suspend at one call site whether it blocks or only
  * yields (see channel.c).  The caller has checked cancellation: unlike
@@ -285,17 +274,12 @@ int scio__yield(void);
 static inline void scio__park_prepare(scio__task *t, scio__abort_fn abort_fn,
                                       void *abort_ctx, const char *what);
 static inline int scio__park_finish(scio__task *t);
-/* Called by every checkpoint that returns SCIO_ECANCELED: records that a
- * cancellation is on its way out of the task's innermost scope (who
- * catches it is decided as scopes close) and sets scio_errmsg() to the
- * reason of the scope that caused it. */
-void scio__deliver_cancel(scio__task *t);
 /* Pick the next task (or the scheduler) and switch to it; the current task
  * must already be queued or blocked.  1 if it switched (resume.h). */
 int scio__schedule(scio__task *cur);
 void scio__instrument_scheduled(scio__loop *l, scio__task *t);
 /* Append t to the ready queue. */
-static inline void scio__ready_push(scio__loop *l, scio__task *t) {
+SCIO__LAYER_INLINE void scio__ready_push(scio__loop *l, scio__task *t) {
   t->state = SCIO__T_READY;
   t->ready_next = NULL;
   if (l->ready_tail)
@@ -307,7 +291,7 @@ static inline void scio__ready_push(scio__loop *l, scio__task *t) {
   if (__builtin_expect(l->nins != 0, 0))
     scio__instrument_scheduled(l, t);
 }
-static inline void scio__task_wake(scio__task *t, int value) {
+SCIO__LAYER_INLINE void scio__task_wake(scio__task *t, int value) {
   if (__builtin_expect(t->state != SCIO__T_BLOCKED, 0))
     scio__wake_misuse(t);
   t->abort_fn = NULL;
@@ -338,9 +322,10 @@ void scio__reap_zombie(scio__loop *l);
  * scio__pick_slow); with either, a budget lasts at most 16 picks. */
 #define SCIO__LONG_BUDGET 256
 
-/* A deadline or an fd has just been registered: make the next pick take
- * the slow path, so that the clock tick and the poll see it within the
- * usual 16 resumptions instead of at the end of a long budget. */
+/* A deadline or an event source has just been registered: make the next
+ * pick take the slow path, so that the clock tick and the poll see it
+ * within the usual 16 resumptions instead of at the end of a long budget.
+ * Sources call it through scio__loop_source_add. */
 static inline void scio__tick_needed(scio__loop *l) {
   if (l->granted > 16)
     l->budget = 0;
@@ -440,7 +425,10 @@ void scio__timers_fire(scio__loop *l, double now);
 double scio__clock_read(scio__loop *l);
 
 /* ---- scopes (scope.c) ---- */
-static inline int scio__task_cancelled(const scio__task *t) {
+SCIO__LAYER_INLINE uint64_t scio__task_id(const scio__task *t) {
+  return t->id;
+}
+SCIO__LAYER_INLINE int scio__task_cancelled(const scio__task *t) {
   return (t->scope->bits & SCIO__SC_EFFECTIVE) != 0;
 }
 void scio__scope_init_open(scio__scope *s, scio__task *owner,
@@ -474,21 +462,13 @@ void scio__nursery_child_done(scio__task *t, int rc);
 /* Free the task's last error group (at exit). */
 void scio__task_free_group(scio__task *t);
 
-/* ---- fds (fdwait.c) ---- */
-enum { SCIO__FD_READ = 1, SCIO__FD_WRITE = 2 };
-/* Wait until fd is ready for `dir` after the caller saw EAGAIN (internal
- * protocol: a spurious return is possible; retry the syscall).  Abortable. */
-int scio__fd_wait(int fd, int dir);
-void scio__fd_forget(scio__loop *l, int fd, int wake_value);
+/* ---- fds (fdwait.c; the contract is in layer.h) ---- */
 void scio__fds_free(scio__loop *l);
+/* event_base_loop failed: wake the fd waiters that would otherwise hang
+ * (fdwait.c explains); returns how many were woken. */
+int scio__fds_dispatch_failed(scio__loop *l);
 
 /* ---- cross-thread wakeup (wakeup.c) ---- */
-/* Make the loop able to receive posts from other threads; call from the
- * loop's own thread. Returns 0 or SCIO_ENOMEM / -errno. */
-int scio__loop_enable_wakeup(scio__loop *l);
-/* From any thread: run fn(arg) on the loop's scheduler at its next poll.
- * Returns 0 or SCIO_ENOMEM, or SCIO_ECLOSED if the loop has ended. */
-int scio__loop_post(scio__loop *l, void (*fn)(void *), void *arg);
 void scio__wakeup_free(scio__loop *l);
 
 /* ---- instruments (instrument.c) ---- */
@@ -499,9 +479,5 @@ void scio__wakeup_free(scio__loop *l);
         if ((l)->ins[i_]->slot)                                               \
           (l)->ins[i_]->slot((l)->ins[i_]->ctx, __VA_ARGS__);                 \
   } while (0)
-
-/* Abort the process with a message (misuse C cannot report). */
-__attribute__((noreturn, format(printf, 1, 2))) void
-scio__panic(const char *fmt, ...);
 
 #endif

@@ -49,33 +49,53 @@ static void noop_cb(evutil_socket_t fd, short what, void *arg) {
   (void)arg;
 }
 
-static int io_registered(const scio__loop *l) {
-  return l->nfd_events != 0 || l->wakeup != NULL;
+/* Event sources (layer.h).  A source that appears while a long budget runs
+ * ends it, so that the poll comes within the usual cadence. */
+void scio__loop_source_add(scio__loop *l) {
+  l->nsources++;
+  scio__tick_needed(l);
 }
 
+void scio__loop_source_remove(scio__loop *l) {
+  if (__builtin_expect(l->nsources == 0, 0))
+    scio__panic("event source removed more often than added");
+  l->nsources--;
+}
+
+struct event_base *scio__loop_base(scio__loop *l) { return l->base; }
+
 static void poll_nonblocking(scio__loop *l) {
-  if (io_registered(l)) {
+  if (l->nsources != 0) {
     SCIO__INSTRUMENT(l, before_io_wait, 0.0);
-    event_base_loop(l->base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
+    if (event_base_loop(l->base, EVLOOP_NONBLOCK | EVLOOP_ONCE) < 0)
+      scio__fds_dispatch_failed(l);
     SCIO__INSTRUMENT(l, after_io_wait, 0.0);
   }
   scio__timers_fire(l, scio__clock_read(l));
 }
 
-/* Block in libevent for at most `timeout` seconds (INFINITY: until I/O). */
+/* Block in libevent for at most `timeout` seconds (INFINITY: until I/O).
+ * The timer is armed only for a deadline: without one, epoll_wait gets -1
+ * and the kernel sets up no timer for the block.  With no deadline and no
+ * source either, nothing can ever wake the loop (a deadlock of the
+ * program's tasks); libevent would return at once with no event pending,
+ * so the timer then bounds the block to an hour and the loop comes round
+ * again instead of spinning. */
 static void poll_blocking(scio__loop *l, double timeout) {
-  /* An hour at most: libevent needs a finite timeval, and a loop with
-   * nothing at all to wait for simply comes round again. */
-  if (timeout > 3600.0)
-    timeout = 3600.0;
-  struct timeval tv;
-  tv.tv_sec = (time_t)timeout;
-  tv.tv_usec = (suseconds_t)((timeout - (double)tv.tv_sec) * 1e6);
-  event_add(l->timeout_ev, &tv);
+  int armed = timeout < INFINITY || l->nsources == 0;
+  if (armed) {
+    double t = timeout > 3600.0 ? 3600.0 : timeout;
+    struct timeval tv;
+    tv.tv_sec = (time_t)t;
+    tv.tv_usec = (suseconds_t)((t - (double)tv.tv_sec) * 1e6);
+    event_add(l->timeout_ev, &tv);
+  }
   SCIO__INSTRUMENT(l, before_io_wait, timeout);
-  event_base_loop(l->base, EVLOOP_ONCE);
+  if (event_base_loop(l->base, EVLOOP_ONCE) < 0)
+    scio__fds_dispatch_failed(l);
   SCIO__INSTRUMENT(l, after_io_wait, timeout);
-  event_del(l->timeout_ev);
+  if (armed)
+    event_del(l->timeout_ev);
   scio__timers_fire(l, scio__clock_read(l));
 }
 
@@ -93,12 +113,25 @@ static void maybe_trim(scio__loop *l) {
 /* Nothing is runnable: find something to do. */
 static void idle(scio__loop *l) {
   maybe_trim(l);
-  /* First, anything already there without blocking. */
-  poll_nonblocking(l);
-  if (l->nready)
-    return;
-  if (scio__wake_all_blocked_waiters(l))
-    return;
+  if (l->clock_kind == SCIO_CLOCK_AUTOJUMP ||
+      !scio__list_empty(&l->blocked_waiters)) {
+    /* "All tasks blocked" and a jump of the virtual clock both mean: no
+     * I/O is ready either, so look without blocking first. */
+    poll_nonblocking(l);
+    if (l->nready)
+      return;
+    if (scio__wake_all_blocked_waiters(l))
+      return;
+  } else {
+    /* Otherwise block at once: the blocking poll returns whatever is
+     * ready, so a timeout-0 poll before it would be one syscall more.
+     * Deadlines already passed fire without one. */
+    if (l->timers.root) {
+      scio__timers_fire(l, scio__clock_read(l));
+      if (l->nready)
+        return;
+    }
+  }
   scio__hnode *h = scio__heap_min(&l->timers);
   if (l->clock_kind == SCIO_CLOCK_AUTOJUMP) {
     if (h) {

@@ -9,15 +9,12 @@
 
 #include "internal.h"
 
-
-
 void scio__instrument_scheduled(scio__loop *l, scio__task *t) {
   SCIO__INSTRUMENT(l, task_scheduled, t);
 }
 
-static int io_registered(const scio__loop *l) {
-  return l->nfd_events != 0 || l->wakeup != NULL;
-}
+/* Whether anything can come from a poll: an event source (layer.h). */
+static int io_registered(const scio__loop *l) { return l->nsources != 0; }
 
 /* At the end of each batch, count rounds: at least every 64 of them the
  * scheduler polls for I/O.  With no fd registered there is nothing to poll,
@@ -74,8 +71,9 @@ __attribute__((noinline)) scio__task *scio__pick_slow(scio__loop *l) {
     if (l->batch_left < b)
       b = l->batch_left;
   } else if (!l->timers.root) {
-    /* No deadline and no fd: the tick would find nothing to do.  A deadline
-     * or fd that appears meanwhile ends this budget (scio__tick_needed). */
+    /* No deadline and no source: the tick would find nothing to do.  A
+     * deadline or source that appears meanwhile ends this budget
+     * (scio__tick_needed, scio__loop_source_add). */
     b = SCIO__LONG_BUDGET;
   }
   if (l->nins)

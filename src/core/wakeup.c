@@ -64,7 +64,7 @@ int scio__loop_enable_wakeup(scio__loop *l) {
   pthread_mutex_init(&w->mu, NULL);
   w->tail = &w->head;
   l->wakeup = w;
-  scio__tick_needed(l);
+  scio__loop_source_add(l); /* the eventfd's persistent event */
   return 0;
 }
 
@@ -106,6 +106,7 @@ void scio__wakeup_free(scio__loop *l) {
     p = next;
   }
   event_free(w->ev);
+  scio__loop_source_remove(l);
   close(w->efd);
   pthread_mutex_destroy(&w->mu);
   scio__free(w);

@@ -19,7 +19,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "core/layer.h"
 #include "scio/buffered.h"
 #include "stream_internal.h"
 

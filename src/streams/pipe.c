@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "core/layer.h"
 #include "scio/pipe.h"
 
 typedef struct pipe_reader {

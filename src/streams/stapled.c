@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "core/internal.h"
+#include "core/layer.h"
 #include "scio/stapled.h"
 
 /* ------------------------------------------------------------------------ */

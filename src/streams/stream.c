@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "core/internal.h"
+#include "core/layer.h"
 #include "scio/stream.h"
 #include "stream_internal.h"
 

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/internal.h"
+#include "core/layer.h"
 #include "scio/text.h"
 #include "utf8.h"
 

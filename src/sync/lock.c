@@ -32,12 +32,12 @@ static inline lock_impl *L(const scio_lock *lock) {
 }
 
 static inline int held_by(const lock_impl *l, const scio__task *t) {
-  return l->owner == t && l->owner_id == t->id;
+  return l->owner == t && l->owner_id == scio__task_id(t);
 }
 
 static inline void set_owner(lock_impl *l, scio__task *t) {
   l->owner = t;
-  l->owner_id = t ? t->id : 0;
+  l->owner_id = t ? scio__task_id(t) : 0;
 }
 
 /* The argument checks shared by acquire, acquire_nowait and release.

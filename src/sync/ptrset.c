@@ -5,7 +5,7 @@
  * limiter's borrowers come and go all the time) never degrades. */
 #include <stdint.h>
 
-#include "core/internal.h"
+#include "core/layer.h"
 #include "ptrset.h"
 
 /* A 64-bit mix (the MurmurHash3 finaliser): pointers share their low bits

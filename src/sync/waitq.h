@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "core/internal.h"
+#include "core/layer.h"
 
 typedef struct scio__waitq {
   scio__node head;

@@ -1,0 +1,134 @@
+/* Private: what the layers above the core (src/sync, src/streams, src/net,
+ * src/tls, src/thread) may use.  docs/internals.md explains each part.
+ *
+ * The core's structures stay behind this line: a layer holds a task or a
+ * loop only as an opaque pointer and goes through the calls below.  Core
+ * files include "internal.h", which includes this header and adds the
+ * structures, the scheduler and the inline versions of the hot calls
+ * (scio__task_wake, scio__task_cur, ...); a layer gets the same functions
+ * out of line (inlined again by link-time optimisation).  A file includes
+ * one of the two headers, not both.
+ */
+#ifndef SCIO_CORE_LAYER_H
+#define SCIO_CORE_LAYER_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scio/core.h"
+
+#include "list.h"
+
+struct event_base;
+
+typedef struct scio__loop scio__loop;
+typedef struct scio_task scio__task;
+
+/* Called when cancellation is delivered to a task blocked in an abortable
+ * wait: it must undo whatever registered the task (unlink it from a wait
+ * queue, delete an event).  It runs on the canceller's stack; the task is
+ * then resumed with SCIO_ECANCELED. */
+typedef void (*scio__abort_fn)(scio__task *t, void *ctx);
+
+/* ---- allocation (alloc.c): through scio_set_allocator ---- */
+void *scio__malloc(size_t n);
+void *scio__calloc(size_t n, size_t size);
+void *scio__realloc(void *p, size_t n);
+void scio__free(void *p);
+
+/* ---- errors (error.c) ---- */
+/* Set the current task's (or thread's) error detail; returns `code`. */
+int scio__seterr(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int scio__vseterr(int code, const char *fmt, va_list ap);
+
+/* Abort the process with a message (misuse C cannot report). */
+__attribute__((noreturn, format(printf, 1, 2))) void
+scio__panic(const char *fmt, ...);
+
+/* ---- tasks: current, park, wake, cancellation ---- */
+/* The loop running in this thread, or NULL outside scio_run. */
+#ifndef SCIO_CORE_INTERNAL_H /* the core has them inline */
+scio__loop *scio__loop_current(void);
+#endif
+/* The running task, or NULL (outside scio_run, or on the scheduler). */
+#ifndef SCIO_CORE_INTERNAL_H /* the core has them inline */
+scio__task *scio__task_cur(void);
+#endif
+/* Block the current task until woken.  With abort_fn, the wait is abortable
+ * and cancellation resumes the task with SCIO_ECANCELED (after calling
+ * abort_fn); without, cancellation waits.  `what` names the wait in dumps.
+ * If the task is already cancelled and the wait is abortable, abort_fn runs
+ * and SCIO_ECANCELED is returned without blocking.  Returns the wake value. */
+int scio__park(scio__abort_fn abort_fn, void *abort_ctx, const char *what);
+/* Make a parked task runnable; its scio__park returns `value`.  Only for a
+ * task that is parked (anything else panics); it does not switch. */
+#ifndef SCIO_CORE_INTERNAL_H /* the core has them inline */
+void scio__task_wake(scio__task *t, int value);
+#endif
+/* Put the current task at the back of the ready queue and run others;
+ * 1 if another task ran meanwhile. */
+int scio__yield(void);
+/* The task's number, unique within the run: unlike its address (stacks are
+ * recycled), it tells a task from a later one. */
+#ifndef SCIO_CORE_INTERNAL_H /* the core has them inline */
+uint64_t scio__task_id(const scio__task *t);
+#endif
+/* Whether t is cancelled as seen from its innermost scope. */
+#ifndef SCIO_CORE_INTERNAL_H /* the core has them inline */
+int scio__task_cancelled(const scio__task *t);
+#endif
+/* Every checkpoint that returns SCIO_ECANCELED calls this first: it records
+ * that a cancellation is on its way out of the task's innermost scope (who
+ * catches it is decided as scopes close) and sets scio_errmsg() to the
+ * reason of the scope that caused it.  (scio_checkpoint_if_cancelled is
+ * both steps for the current task.) */
+void scio__deliver_cancel(scio__task *t);
+
+/* ---- the fd contract (fdwait.c) ----
+ * Every fd that scio code waits on is registered with the loop once (on
+ * epoll: one persistent edge-triggered event) and MUST be closed through
+ * scio__fd_close (or handed back with scio__fd_forget first): a registration
+ * that outlives its fd would be inherited by the next fd with that number. */
+enum { SCIO__FD_READ = 1, SCIO__FD_WRITE = 2 };
+#define SCIO__FD_NOPARK 1
+/* Wait until fd is ready for dir, after the caller's syscall returned EAGAIN
+ * (or a stream socket's read came back short: its queue was drained).
+ * Returns 0 when the task parked and was woken (it yielded: the checkpoint
+ * rule is met); SCIO__FD_NOPARK when it returned at once on an edge
+ * remembered while nobody waited (it did NOT yield); < 0 on error, including
+ * SCIO_ECANCELED (abortable wait), SCIO_ECLOSED (fd closed meanwhile),
+ * SCIO_EBUSY (another task waits in that direction), SCIO_ENOMEM.
+ * A spurious wake-up is possible: retry the syscall in a loop.  No syscall. */
+int scio__fd_wait(int fd, int dir);
+/* Forget fd's registration (waking its waiters with SCIO_ECLOSED) and
+ * close(2) it, in one call.  Returns 0 or the negative errno of close
+ * (EINTR counts as closed: 0). */
+int scio__fd_close(int fd);
+/* Forget without closing (handing an fd back to its owner); waiters are
+ * woken with wake_value. */
+void scio__fd_forget(scio__loop *l, int fd, int wake_value);
+
+/* ---- event sources (loop.c) ----
+ * Every libevent event that scio code adds to the loop's event_base (fd
+ * events, c-ares sockets and timers, signals, wake-ups) is counted through
+ * these two calls, so the scheduler's I/O polling cadence sees it: with no
+ * source counted the scheduler never polls while tasks are runnable.  Call
+ * add when the event becomes pending (event_add), remove when it stops
+ * being pending (event_del, or it fired and is not persistent). */
+void scio__loop_source_add(scio__loop *l);
+void scio__loop_source_remove(scio__loop *l);
+/* The loop's event_base, to create events on (count them as above). */
+struct event_base *scio__loop_base(scio__loop *l);
+
+/* ---- cross-thread wakeup (wakeup.c) ---- */
+/* Make the loop able to receive posts from other threads; call from the
+ * loop's own thread.  Returns 0 or SCIO_ENOMEM / -errno.  The wake-up fd
+ * is a source: once enabled, the loop polls at its usual cadence. */
+int scio__loop_enable_wakeup(scio__loop *l);
+/* From any thread: run fn(arg) on the loop's scheduler at its next poll.
+ * Returns 0 or SCIO_ENOMEM, or SCIO_ECLOSED if the loop has ended. */
+int scio__loop_post(scio__loop *l, void (*fn)(void *), void *arg);
+
+#endif
