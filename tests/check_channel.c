@@ -1382,6 +1382,8 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
+void channel_close_tests(Suite *s); /* tests/channel_close.c */
+
 static Suite *channel_suite(void) {
   Suite *s = suite_create("channel");
   TCase *tc = scio_tcase_new("basics", 10);
@@ -1430,6 +1432,7 @@ static Suite *channel_suite(void) {
   tc = scio_tcase_new("oom", 60);
   tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
+  channel_close_tests(s);
   return s;
 }
 

@@ -482,6 +482,8 @@ START_TEST(close_after_the_run_releases) {
 }
 END_TEST
 
+void stream_outparams_tests(Suite *s); /* tests/stream_outparams.c */
+
 static Suite *stream_suite(void) {
   Suite *s = suite_create("stream");
   TCase *tc = scio_tcase_new("busy", 10);
@@ -507,6 +509,7 @@ static Suite *stream_suite(void) {
   tc = scio_tcase_new("object", 10);
   scio_tcase_add(tc, object_stream_generic_calls);
   suite_add_tcase(s, tc);
+  stream_outparams_tests(s);
   return s;
 }
 
