@@ -17,6 +17,7 @@
 #define SCIO_TESTING_H
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +37,9 @@ static inline const char *scio_test_backend(int i) {
 }
 
 /* Run body under the backend of loop iteration i; fail the test unless the
- * body returns 0.  A backend this system lacks is skipped. */
+ * body returns 0.  A backend this system lacks is skipped, with a line on
+ * stderr that says which and why ("scio test NAME: backend kqueue skipped:
+ * ..."), so that a run that tested less than it seems shows it. */
 static inline void scio_test_run(scio_fn body, int i, int flags,
                                  const char *name) {
   scio_run_opts o;
@@ -45,8 +48,12 @@ static inline void scio_test_run(scio_fn body, int i, int flags,
   if (flags & SCIO_TEST_FLAG_AUTOJUMP)
     o.clock = SCIO_CLOCK_AUTOJUMP;
   int rc = scio_run(body, NULL, &o);
-  if (rc == -ENOSYS && strstr(scio_errmsg(), "not available"))
+  if (rc == -ENOSYS && strstr(scio_errmsg(), "not available")) {
+    fprintf(stderr, "scio test %s: backend %s skipped: %s\n", name,
+            o.backend, scio_errmsg());
+    fflush(stderr);
     return;
+  }
   ck_assert_msg(rc == 0, "%s on %s returned %s (%s): %s", name, o.backend,
                 scio_err_name(rc), scio_strerror(rc), scio_errmsg());
 }
