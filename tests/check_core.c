@@ -1358,6 +1358,9 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
+void core_oom_tests(Suite *s); /* tests/core_oom.c */
+void core_overflow_tests(Suite *s); /* tests/core_overflow.c */
+
 static Suite *core_suite(void) {
   Suite *s = suite_create("core");
   TCase *tc = scio_tcase_new("run", 10);
@@ -1454,6 +1457,8 @@ static Suite *core_suite(void) {
   tc = scio_tcase_new("oom", 60);
   tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
+  core_oom_tests(s);
+  core_overflow_tests(s);
   return s;
 }
 
