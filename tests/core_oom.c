@@ -1,5 +1,6 @@
-/* Tests of the allocation-failure harness itself (tests/support/oom.h),
- * part of tests/check_core: it must not pass vacuously.  Each case runs a
+/* Tests of the test harness itself, part of tests/check_core: a backend
+ * that include/scio/testing.h skips is reported, and the allocation-failure
+ * harness (tests/support/oom.h) does not pass vacuously.  For the latter,  Each case runs a
  * small suite of its own in Check's no-fork mode (what CK_FORK=no gives)
  * inside a child process (tests/support/crash.h), after libevent has been
  * used, and reports its failures through the child's exit status and
@@ -104,9 +105,34 @@ START_TEST(oom_loop_works_without_fork) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* testing.h says what it skipped                                            */
+
+static int never_runs(void *arg) {
+  (void)arg;
+  return SCIO_EIO;
+}
+
+static void run_on_missing_backend(void *arg) {
+  (void)arg;
+  scio_test_run_on(never_runs, "no-such-backend", 0, "probe");
+}
+
+START_TEST(skipped_backend_is_reported) {
+  scio_crash c;
+  scio_crash_run(run_on_missing_backend, NULL, &c);
+  ck_assert_msg(c.exit_code == 0, "exit %d: %s", c.exit_code, c.err);
+  ck_assert_msg(strstr(c.err, "scio test probe: backend no-such-backend "
+                              "skipped: ") != NULL &&
+                    strstr(c.err, "not available") != NULL,
+                "stderr: \"%s\"", c.err);
+}
+END_TEST
+
 void core_oom_tests(Suite *s) {
   TCase *tc = scio_tcase_new("oom-harness", 60);
   tcase_add_test(tc, oom_loop_that_fails_nothing_is_a_failure);
   tcase_add_test(tc, oom_loop_works_without_fork);
+  tcase_add_test(tc, skipped_backend_is_reported);
   suite_add_tcase(s, tc);
 }
