@@ -137,7 +137,7 @@ SCIO_API int scio_tx_close_nowait(scio_tx *tx);
 
 /* The object-stream view of tx: the same object, not a new one.  Through it
  * scio_ostream_send is scio_tx_send, scio_ostream_close is scio_tx_close,
- * scio_ostream_receive is -ENOSYS.  NULL for NULL. */
+ * scio_ostream_receive is SCIO_ENOSYS.  NULL for NULL. */
 SCIO_API scio_ostream *scio_tx_ostream(scio_tx *tx);
 
 /* ------------------------------------------------------------------------ */
@@ -178,7 +178,7 @@ SCIO_API int scio_rx_close_nowait(scio_rx *rx);
 
 /* The object-stream view of rx (the same object).  scio_ostream_receive is
  * scio_rx_receive, scio_ostream_close is scio_rx_close, scio_ostream_send
- * is -ENOSYS.  NULL for NULL. */
+ * is SCIO_ENOSYS.  NULL for NULL. */
 SCIO_API scio_ostream *scio_rx_ostream(scio_rx *rx);
 
 /* ------------------------------------------------------------------------ */
