@@ -110,7 +110,7 @@ enum {
  * SCIO_ECANCELED: the table's text for the codes above, the C library's
  * strerror() text for any other errno value, "success" for 0, and
  * "unknown error" for anything else (positive values, unused numbers of
- * scio's range).  Never NULL; the string is static. */
+ * scio's range and anything below it).  Never NULL; the string is static. */
 SCIO_API const char *scio_strerror(int code);
 
 /* The symbolic name of an error code without the SCIO_ prefix:
@@ -118,7 +118,7 @@ SCIO_API const char *scio_strerror(int code);
  * errno name ("ECONNREFUSED" for -ECONNREFUSED, also when it is not in the
  * table above).  0 is "OK".  "UNKNOWN" for anything else: positive values,
  * negative numbers that are no errno (on Linux, -41 and -58 are unused), and
- * unused numbers of scio's range.  Never NULL; the string is static. */
+ * unused numbers of scio's range and below it.  Never NULL; the string is static. */
 SCIO_API const char *scio_err_name(int code);
 
 /* The detail of the last error set in the current task (or, outside any task,

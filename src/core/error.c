@@ -1,5 +1,4 @@
 /* Error codes, their text, and the per-task error detail. */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,9 +6,10 @@
 #include "errno_names.h"
 #include "internal.h"
 
-/* A negative errno value, not a code of scio's own range. */
+/* Could be a negative errno value: errno values stay below scio's own
+ * range (4095 at most on Linux, where the kernel's error returns end). */
 static int is_errno(int code) {
-  return code < 0 && (code > SCIO__ERR_RESERVED_HI || code < SCIO__ERR_RESERVED_LO);
+  return code < 0 && code > SCIO__ERR_RESERVED_HI;
 }
 
 static const char *table_text(int code) {
@@ -32,7 +32,7 @@ SCIO_API const char *scio_strerror(int code) {
     return "success";
   /* glibc's strerror returns static text for every errno it knows and
    * "Unknown error N" (thread-local) for the rest. */
-  if (is_errno(code) && code != INT_MIN)
+  if (is_errno(code))
     return strerror(-code);
   return "unknown error";
 }
@@ -49,6 +49,8 @@ static const char *table_name(int code) {
   }
 }
 
+#define SCIO__N_ERRNO_NAMES (sizeof scio__errno_names / sizeof *scio__errno_names)
+
 SCIO_API const char *scio_err_name(int code) {
   const char *name = table_name(code);
   if (name)
@@ -57,8 +59,8 @@ SCIO_API const char *scio_err_name(int code) {
     return "OK";
   /* Why a linear search: error paths only, and ~140 entries; aliases make
    * the values of a switch collide on some platforms. */
-  if (is_errno(code) && code != INT_MIN)
-    for (size_t i = 0; i < sizeof scio__errno_names / sizeof *scio__errno_names; i++)
+  if (is_errno(code))
+    for (size_t i = 0; i < SCIO__N_ERRNO_NAMES; i++)
       if (scio__errno_names[i].value == -code)
         return scio__errno_names[i].name;
   return "UNKNOWN";
