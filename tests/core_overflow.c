@@ -14,9 +14,6 @@
 #include "scio/testing.h"
 #include "support/crash.h"
 
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
 #ifdef HAVE_VALGRIND_VALGRIND_H
 #include <valgrind/valgrind.h>
 #else
