@@ -118,7 +118,9 @@ SCIO_TEST(bad_arguments_are_einval) {
   ck_assert_int_eq(scio_rx_receive(rx, NULL), SCIO_EINVAL);
   ck_assert_int_eq(scio_rx_receive_nowait(rx, NULL), SCIO_EINVAL);
   ck_assert_int_eq(scio_tx_clone(tx, NULL), SCIO_EINVAL);
-  ck_assert_int_eq(scio_rx_clone(NULL, &rx), SCIO_EINVAL);
+  scio_rx *r2 = rx;
+  ck_assert_int_eq(scio_rx_clone(NULL, &r2), SCIO_EINVAL);
+  ck_assert_ptr_null(r2); /* out parameters are NULL on error */
   scio_channel_stats st;
   ck_assert_int_eq(scio_channel_statistics(NULL, &st), SCIO_EINVAL);
   ck_assert_int_eq(scio_channel_statistics(TXS(tx), NULL), SCIO_EINVAL);

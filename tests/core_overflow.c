@@ -168,13 +168,16 @@ static void app_owned(void *arg) {
   sigemptyset(&sa.sa_mask);
   if (sigaction(SIGSEGV, &sa, NULL) != 0)
     _exit(1);
+  stack_t before; /* none, or a sanitizer's */
+  sigaltstack(NULL, &before);
   seen s;
   memset(&s, 0, sizeof s);
   if (scio_run(look, &s, NULL) != 0)
     _exit(2);
   if (s.during.sa_sigaction != app_handler || (s.during.sa_flags & SA_ONSTACK))
     _exit(3);
-  if (!(s.alt_during.ss_flags & SS_DISABLE))
+  if (s.alt_during.ss_sp != before.ss_sp ||
+      (s.alt_during.ss_flags & SS_DISABLE) != (before.ss_flags & SS_DISABLE))
     _exit(4);
   struct sigaction after;
   sigaction(SIGSEGV, NULL, &after);
