@@ -1,7 +1,8 @@
 /* The buffered byte stream (include/scio/buffered.h).
  *
  * The buffer is one heap block: buf[start..end) holds the bytes received
- * from the wrapped stream (or fed back) and not yet returned.  Every receive
+ * from the wrapped stream (or fed, or handed back with unreceive) and not
+ * yet returned.  Every receive
  * function reads from the wrapped stream into the tail of this block, never
  * into the caller's memory, and copies out only once it can return success.
  * That is how a cancelled or failed receive_exactly/receive_until loses
@@ -15,6 +16,13 @@
  * the same delimiter, starts where the last one stopped (less dlen - 1
  * bytes, for a delimiter that straddles the boundary), so reading a long
  * line costs time linear in its length.
+ *
+ * feed appends.  While a task receives, the tail of the block belongs to
+ * its pending read of the wrapped stream, so bytes fed then wait in a side
+ * block (fed) and feed wakes the receiver by cancelling the scope that the
+ * receiver opened around that read (waker): the wrapped stream loses
+ * nothing to a cancellation, and the receiver merges the fed bytes and
+ * looks again.
  */
 #include <limits.h>
 #include <string.h>
