@@ -13,7 +13,8 @@
  *   - a returned line is exactly the input up to the first delimiter, which
  *     starts within max bytes, and is consumed with it;
  *   - SCIO_EDELIM means max + dlen bytes are there with no delimiter in
- *     them, SCIO_EINCOMPLETE means the input ended without one;
+ *     them, SCIO_EINCOMPLETE means the input ended without one after
+ *     some bytes, SCIO_EOF that it ended with nothing left;
  *   - a cancelled or failed call consumed nothing;
  * and at the end that the returned pieces and delimiters put together are
  * the whole input: nothing lost, duplicated or reordered.
@@ -125,7 +126,9 @@ static void check_until(fuzz *f, int rc, size_t len) {
     CHECK(remlen >= f->max + f->dlen);
     CHECK(naive_find(rem, f->max + f->dlen, f->delim, f->dlen) < 0);
   } else if (rc == SCIO_EINCOMPLETE) {
-    CHECK(remlen < f->max + f->dlen && first < 0);
+    CHECK(remlen > 0 && remlen < f->max + f->dlen && first < 0);
+  } else if (rc == SCIO_EOF) {
+    CHECK(remlen == 0);
   } else {
     CHECK(rc == SCIO_ECANCELED);
   }
@@ -175,7 +178,7 @@ static void op_feed(fuzz *f) {
   size_t n = next(&f->r) % 6;
   if (n > f->done)
     n = f->done;
-  CHECK(scio_buffered_feed(f->b, f->data + f->done - n, n) == 0);
+  CHECK(scio_buffered_unreceive(f->b, f->data + f->done - n, n) == 0);
   f->done -= n;
 }
 
@@ -193,7 +196,8 @@ static int drive(fuzz *f) {
       op_feed(f);
     } else {
       int rc = op_until(f);
-      must_progress = rc == SCIO_EDELIM || rc == SCIO_EINCOMPLETE;
+      must_progress =
+          rc == SCIO_EDELIM || rc == SCIO_EINCOMPLETE || rc == SCIO_EOF;
     }
   }
   /* Whatever is left comes out whole. */

@@ -85,8 +85,9 @@ SCIO_TEST(until_delimiter_straddles_every_split) {
         until_is(b, "--END--", 100, "");
         size_t len;
         char buf[8];
+        /* A clean end after the last delimiter. */
         ck_assert_int_eq(scio_receive_until(b, "--END--", 7, buf, 8, &len),
-                         SCIO_EINCOMPLETE);
+                         SCIO_EOF);
         ck_assert_int_eq(scio_receive(b, buf, sizeof buf), SCIO_EOF);
         CK_OK(scio_close(b));
         ck_assert_int_eq(rec.closes, 1);
@@ -135,7 +136,7 @@ SCIO_TEST(until_self_overlapping_delimiters_byte_by_byte) {
     char rest[64];
     size_t len;
     ck_assert_int_eq(scio_receive_until(b, d, dlen, rest, 64, &len),
-                     SCIO_EINCOMPLETE);
+                     at == n ? SCIO_EOF : SCIO_EINCOMPLETE);
     ck_assert_uint_eq(drain(b, rest, sizeof rest), n - at);
     CK_OK(scio_close(b));
   }
@@ -336,19 +337,19 @@ SCIO_TEST(receive_small_reads_through_buffer) {
 /* ------------------------------------------------------------------------ */
 /* feed                                                                      */
 
-SCIO_TEST(feed_pushes_back_to_the_front) {
+SCIO_TEST(unreceive_pushes_back_to_the_front) {
   script_record rec = {0};
   script_chunk c[] = {CH("abc\ndef")};
   scio_stream *b = over(c, NCH(c), &rec, 0);
-  CK_OK(scio_buffered_feed(b, "X\n", 2)); /* before any data */
+  CK_OK(scio_buffered_unreceive(b, "X\n", 2)); /* before any data */
   until_is(b, "\n", 10, "X");
   until_is(b, "\n", 10, "abc");
-  CK_OK(scio_buffered_feed(b, "ab", 2)); /* fits in the consumed front */
+  CK_OK(scio_buffered_unreceive(b, "ab", 2)); /* fits in the consumed front */
   char big[300];
   memset(big, 'q', sizeof big);
-  CK_OK(scio_buffered_feed(b, big, sizeof big)); /* needs to move */
-  CK_OK(scio_buffered_feed(b, "", 0));
-  CK_OK(scio_buffered_feed(b, NULL, 0));
+  CK_OK(scio_buffered_unreceive(b, big, sizeof big)); /* needs to move */
+  CK_OK(scio_buffered_unreceive(b, "", 0));
+  CK_OK(scio_buffered_unreceive(b, NULL, 0));
   ck_assert_uint_eq(buffered_count(b), 305);
   char out[400];
   ck_assert_int_eq(scio_receive_exactly(b, out, 305), 305);
@@ -357,8 +358,8 @@ SCIO_TEST(feed_pushes_back_to_the_front) {
   /* After EOF, fed bytes are still returned before SCIO_EOF. */
   size_t len;
   ck_assert_int_eq(scio_receive_until(b, "\n", 1, out, 10, &len),
-                   SCIO_EINCOMPLETE);
-  CK_OK(scio_buffered_feed(b, "tail\nx", 6));
+                   SCIO_EOF);
+  CK_OK(scio_buffered_unreceive(b, "tail\nx", 6));
   until_is(b, "\n", 10, "tail");
   ck_assert_int_eq(scio_receive(b, out, 10), 1);
   ck_assert_int_eq(scio_receive(b, out, 10), SCIO_EOF);
@@ -368,7 +369,7 @@ SCIO_TEST(feed_pushes_back_to_the_front) {
 
 /* Feeding the partial line back after a failed search must not let the
  * remembered search position skip a delimiter inside the fed bytes. */
-SCIO_TEST_AUTOJUMP(feed_resets_search_memory) {
+SCIO_TEST_AUTOJUMP(unreceive_resets_search_memory) {
   script_record rec = {0};
   script_chunk c[] = {CH("aaaa"), CH_AT(10, "b|")};
   scio_stream *b = over(c, NCH(c), &rec, 0);
@@ -379,7 +380,7 @@ SCIO_TEST_AUTOJUMP(feed_resets_search_memory) {
   ck_assert_int_eq(scio_receive_until(b, "|", 1, out, 16, &len),
                    SCIO_ECANCELED);
   scio_scope_close(&cs);
-  CK_OK(scio_buffered_feed(b, "x|", 2));
+  CK_OK(scio_buffered_unreceive(b, "x|", 2));
   until_is(b, "|", 16, "x");
   until_is(b, "|", 16, "aaaab");
   CK_OK(scio_close(b));
@@ -626,7 +627,7 @@ SCIO_TEST(concurrent_receivers_are_busy) {
   ck_assert_int_eq(scio_receive_until(b, "\n", 1, out, 4, &len), SCIO_EBUSY);
   ck_assert_int_eq(scio_receive_exactly(b, out, 4), SCIO_EBUSY);
   ck_assert_int_eq(scio_receive(b, out, 4), SCIO_EBUSY);
-  ck_assert_int_eq(scio_buffered_feed(b, "x", 1), SCIO_EBUSY);
+  ck_assert_int_eq(scio_buffered_unreceive(b, "x", 1), SCIO_EBUSY);
   CK_OK(scio_send(b, "ok", 2)); /* sending is another direction */
   scio_nursery_cancel(&n);
   CK_OK(scio_nursery_close(&n));
@@ -728,6 +729,8 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
+void buffered_feed_tests(Suite *s); /* tests/buffered_feed.c */
+
 static Suite *buffered_suite(void) {
   Suite *s = suite_create("buffered");
   TCase *tc = scio_tcase_new("receive_until", 30);
@@ -747,8 +750,8 @@ static Suite *buffered_suite(void) {
   suite_add_tcase(s, tc);
 
   tc = scio_tcase_new("feed", 10);
-  scio_tcase_add(tc, feed_pushes_back_to_the_front);
-  scio_tcase_add(tc, feed_resets_search_memory);
+  scio_tcase_add(tc, unreceive_pushes_back_to_the_front);
+  scio_tcase_add(tc, unreceive_resets_search_memory);
   suite_add_tcase(s, tc);
 
   tc = scio_tcase_new("cancel", 10);
@@ -771,6 +774,7 @@ static Suite *buffered_suite(void) {
   tc = scio_tcase_new("oom", 60);
   tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
+  buffered_feed_tests(s);
   return s;
 }
 

@@ -118,7 +118,9 @@ SCIO_TEST(bad_arguments_are_einval) {
   ck_assert_int_eq(scio_rx_receive(rx, NULL), SCIO_EINVAL);
   ck_assert_int_eq(scio_rx_receive_nowait(rx, NULL), SCIO_EINVAL);
   ck_assert_int_eq(scio_tx_clone(tx, NULL), SCIO_EINVAL);
-  ck_assert_int_eq(scio_rx_clone(NULL, &rx), SCIO_EINVAL);
+  scio_rx *r2 = rx;
+  ck_assert_int_eq(scio_rx_clone(NULL, &r2), SCIO_EINVAL);
+  ck_assert_ptr_null(r2); /* out parameters are NULL on error */
   scio_channel_stats st;
   ck_assert_int_eq(scio_channel_statistics(NULL, &st), SCIO_EINVAL);
   ck_assert_int_eq(scio_channel_statistics(TXS(tx), NULL), SCIO_EINVAL);
@@ -1382,6 +1384,8 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
+void channel_close_tests(Suite *s); /* tests/channel_close.c */
+
 static Suite *channel_suite(void) {
   Suite *s = suite_create("channel");
   TCase *tc = scio_tcase_new("basics", 10);
@@ -1430,6 +1434,7 @@ static Suite *channel_suite(void) {
   tc = scio_tcase_new("oom", 60);
   tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
+  channel_close_tests(s);
   return s;
 }
 

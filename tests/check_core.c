@@ -10,6 +10,7 @@
 
 #include "core/internal.h"
 #include "scio/testing.h"
+#include "support/crash.h"
 #include "support/oom.h"
 
 #ifdef HAVE_VALGRIND_VALGRIND_H
@@ -1191,37 +1192,43 @@ END_TEST
 #endif
 
 /* ------------------------------------------------------------------------ */
-/* Misuse aborts with a message                                              */
+/* Misuse aborts with a message that names the misuse and where the scope or
+ * nursery was opened.  Each runs in a child (tests/support/crash.h) whose
+ * stderr is checked, then its signal. */
+
+/* The lines of the opens, for the messages.  The misusing functions set
+ * them first; called with DRY, they stop there, so that the parent learns
+ * the lines the child will print without misusing anything itself. */
+static int site_a, site_b;
+static char dry_marker;
+#define DRY ((void *)&dry_marker)
 
 static int closes_out_of_order(void *arg) {
-  (void)arg;
   scio_scope a, b;
+  site_a = __LINE__ + 4;
+  site_b = __LINE__ + 4;
+  if (arg == DRY)
+    return 0;
   scio_scope_open(&a, SCIO_DEADLINE_NONE, 0);
   scio_scope_open(&b, SCIO_DEADLINE_NONE, 0);
   scio_scope_close(&a);
   return 0;
 }
 
-START_TEST(scope_closed_out_of_order_aborts) {
-  scio_run(closes_out_of_order, NULL, NULL);
-}
-END_TEST
-
 static int returns_with_scope_open(void *arg) {
-  (void)arg;
   scio_scope a;
+  site_a = __LINE__ + 3;
+  if (arg == DRY)
+    return 0;
   scio_scope_open(&a, SCIO_DEADLINE_NONE, 0);
   return 0;
 }
 
-START_TEST(task_returning_with_scope_open_aborts) {
-  scio_run(returns_with_scope_open, NULL, NULL);
-}
-END_TEST
-
 static int child_leaves_nursery_open(void *arg) {
-  (void)arg;
   scio_nursery n;
+  site_a = __LINE__ + 3;
+  if (arg == DRY)
+    return 0;
   scio_nursery_open(&n);
   return 0;
 }
@@ -1230,15 +1237,67 @@ static int parent_of_bad_child(void *arg) {
   (void)arg;
   scio_nursery n;
   scio_nursery_open(&n);
-  scio_start_soon(&n, child_leaves_nursery_open, NULL);
+  scio_start_soon_named(&n, child_leaves_nursery_open, NULL, "bad-child");
   return scio_nursery_close(&n);
 }
 
-START_TEST(task_returning_with_nursery_open_aborts) {
-  scio_run(parent_of_bad_child, NULL, NULL);
+static void run_misuse(void *fn) {
+  scio_fn f;
+  memcpy(&f, &fn, sizeof f);
+  scio_run(f, NULL, NULL);
+}
+
+/* Run body in a child: it must die by SIGABRT after printing a fatal misuse
+ * message that contains every string of `want` (NULL-terminated). */
+static void assert_misuse(scio_fn body, const char *const *want) {
+  void *fn;
+  memcpy(&fn, &body, sizeof fn);
+  scio_crash c;
+  scio_crash_run(run_misuse, fn, &c);
+  ck_assert_msg(strstr(c.err, "scio: fatal misuse: ") != NULL,
+                "no misuse message; stderr: \"%s\"", c.err);
+  for (; *want; want++)
+    ck_assert_msg(strstr(c.err, *want) != NULL, "\"%s\" not in \"%s\"",
+                  *want, c.err);
+  ck_assert_msg(c.signal == SIGABRT, "died by signal %d, status %#x",
+                c.signal, c.status);
+}
+
+/* "check_core.c:LINE", as the scope records __FILE__ (a VPATH build
+ * prefixes a directory). */
+static const char *site(char *buf, size_t len, int line) {
+  snprintf(buf, len, "check_core.c:%d", line);
+  return buf;
+}
+
+START_TEST(scope_closed_out_of_order_aborts) {
+  closes_out_of_order(DRY);
+  char a[64], b[64];
+  const char *want[] = {"scope_close: the scope opened at ",
+                        site(a, sizeof a, site_a),
+                        "is closed while the scope opened at ",
+                        site(b, sizeof b, site_b), "still open", NULL};
+  assert_misuse(closes_out_of_order, want);
 }
 END_TEST
 
+START_TEST(task_returning_with_scope_open_aborts) {
+  returns_with_scope_open(DRY);
+  char a[64];
+  const char *want[] = {"returned with a cancel scope opened at ",
+                        site(a, sizeof a, site_a), "still open", NULL};
+  assert_misuse(returns_with_scope_open, want);
+}
+END_TEST
+
+START_TEST(task_returning_with_nursery_open_aborts) {
+  child_leaves_nursery_open(DRY);
+  char a[64];
+  const char *want[] = {"task bad-child returned with a nursery opened at ",
+                        site(a, sizeof a, site_a), "still open", NULL};
+  assert_misuse(parent_of_bad_child, want);
+}
+END_TEST
 
 /* ------------------------------------------------------------------------ */
 /* Allocation failure (tests/support/oom.h): fail allocation N (once, then
@@ -1305,6 +1364,9 @@ START_TEST(allocation_failure_loop) {
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+
+void core_oom_tests(Suite *s); /* tests/core_oom.c */
+void core_overflow_tests(Suite *s); /* tests/core_overflow.c */
 
 static Suite *core_suite(void) {
   Suite *s = suite_create("core");
@@ -1395,11 +1457,9 @@ static Suite *core_suite(void) {
   suite_add_tcase(s, tc);
 
   tc = scio_tcase_new("misuse", 10);
-  tcase_add_test_raise_signal(tc, scope_closed_out_of_order_aborts, SIGABRT);
-  tcase_add_test_raise_signal(tc, task_returning_with_scope_open_aborts,
-                              SIGABRT);
-  tcase_add_test_raise_signal(tc, task_returning_with_nursery_open_aborts,
-                              SIGABRT);
+  tcase_add_test(tc, scope_closed_out_of_order_aborts);
+  tcase_add_test(tc, task_returning_with_scope_open_aborts);
+  tcase_add_test(tc, task_returning_with_nursery_open_aborts);
   suite_add_tcase(s, tc);
 
   tc = scio_tcase_new("oom", 60);
@@ -1408,6 +1468,8 @@ static Suite *core_suite(void) {
 
   core_nursery_tests(s);
   core_fd_tests(s);
+  core_oom_tests(s);
+  core_overflow_tests(s);
   return s;
 }
 

@@ -483,6 +483,8 @@ START_TEST(close_after_the_run_releases) {
 }
 END_TEST
 
+void stream_outparams_tests(Suite *s); /* tests/stream_outparams.c */
+
 static Suite *stream_suite(void) {
   Suite *s = suite_create("stream");
   TCase *tc = scio_tcase_new("busy", 10);
@@ -512,6 +514,7 @@ static Suite *stream_suite(void) {
   stream_kit_tests(s);
   stream_slot_tests(s);
   stream_kit_self_tests(s);
+  stream_outparams_tests(s);
   return s;
 }
 

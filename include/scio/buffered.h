@@ -61,7 +61,7 @@ typedef struct scio_buffered_opts {
  *   SCIO_ECLOSED  inner is already closed;
  *   SCIO_ENOMEM   no memory.
  * On error nothing is taken: `inner` still belongs to the caller, and *out
- * is untouched.  The buffer itself is allocated at the first refill. */
+ * is NULL (it is set to NULL before anything is checked).  The buffer itself is allocated at the first refill. */
 SCIO_API int scio_buffered_open(scio_stream *inner,
                                const scio_buffered_opts *opts,
                                scio_stream **out);
@@ -87,8 +87,14 @@ SCIO_API ssize_t scio_receive_exactly(scio_stream *s, void *buf, size_t n);
  *                     delimiter does not start within the first max + 1 of
  *                     them.  A line of exactly max bytes is always accepted,
  *                     however the data was split.  Nothing is consumed;
+ *   SCIO_EOF          the stream ended cleanly with nothing buffered: the
+ *                     end between two records, so a line loop stops on it
+ *                     (`while ((rc = scio_receive_until(...)) == 0) ...;
+ *                     if (rc != SCIO_EOF) error`);
  *   SCIO_EINCOMPLETE  the stream ended without a delimiter (within the
- *                     limit); the data stays buffered;
+ *                     limit) after some bytes: a truncated last record; the
+ *                     data stays buffered (scio_receive returns it, then
+ *                     SCIO_EOF);
  *   SCIO_EINVAL       delim is NULL, dlen is 0, buf is NULL with max > 0, or
  *                     len is NULL.
  * On every error nothing is consumed and *len is untouched.  A checkpoint.
@@ -98,16 +104,31 @@ SCIO_API int scio_receive_until(scio_stream *s, const void *delim,
                                 size_t dlen, void *buf, size_t max,
                                 size_t *len);
 
+/* Append data[0..len) to the buffer, as AnyIO's feed_data does: receive
+ * calls return it after the bytes already buffered and before anything the
+ * wrapped stream delivers later, even after the wrapped stream ended.  Two
+ * feeds are read in the order they were made.  The bytes are copied.  A
+ * task blocked in a receive on s is woken to look at them (its pending
+ * receive of the wrapped stream is withdrawn, losing nothing); bytes that
+ * receive had already been handed come first.  Not a checkpoint.  Returns 0
+ * (also for len == 0), or:
+ *   SCIO_EINVAL   s is not a buffered stream, or data is NULL with len > 0;
+ *   SCIO_ECLOSED  s is closed;
+ *   SCIO_ENOMEM   no memory; nothing was fed. */
+SCIO_API int scio_buffered_feed(scio_stream *s, const void *data, size_t len);
+
 /* Push data[0..len) back to the front of the buffer: the next receive
  * returns these bytes first (before any already buffered), even after the
- * wrapped stream ended.  The bytes are copied.  Not a checkpoint.  Returns 0
- * (also for len == 0), or:
+ * wrapped stream ended.  For a protocol parser that read past the end of
+ * its message and hands the rest back.  The bytes are copied.  Not a
+ * checkpoint.  Returns 0 (also for len == 0), or:
  *   SCIO_EINVAL   s is not a buffered stream, or data is NULL with len > 0;
  *   SCIO_ECLOSED  s is closed;
  *   SCIO_EBUSY    a task is receiving on s (its call may be writing into
  *                 the buffer);
  *   SCIO_ENOMEM   the buffer could not grow; nothing was pushed. */
-SCIO_API int scio_buffered_feed(scio_stream *s, const void *data, size_t len);
+SCIO_API int scio_buffered_unreceive(scio_stream *s, const void *data,
+                                     size_t len);
 
 #ifdef __cplusplus
 }

@@ -81,7 +81,9 @@ typedef struct scio_rx scio_rx;
  * are its first two halves, owned by the caller (close both).  Not a
  * checkpoint.  Returns 0, or:
  *   SCIO_EINVAL  item_size is 0, or tx or rx is NULL;
- *   SCIO_ENOMEM  out of memory (nothing allocated; *tx and *rx untouched). */
+ *   SCIO_ENOMEM  out of memory (nothing allocated).
+ * On error *tx and *rx (those that are not NULL) are NULL: they are set to
+ * NULL before anything is checked. */
 SCIO_API int scio_channel_open(size_t item_size, size_t max_buffer,
                                scio_tx **tx, scio_rx **rx);
 
@@ -111,7 +113,7 @@ SCIO_API int scio_tx_send_nowait(scio_tx *tx, const void *item);
 /* Make another send half of tx's channel, owned by the caller; the channel
  * reports EOF only once it is closed too.  Not a checkpoint.  Returns 0, or
  * SCIO_ECLOSED (tx is closed), SCIO_ENOMEM (nothing changed), SCIO_EINVAL
- * (NULL argument). */
+ * (NULL argument).  On error *out (if out is not NULL) is NULL. */
 SCIO_API int scio_tx_clone(scio_tx *tx, scio_tx **out);
 
 /* Close and release tx (the same as scio_ostream_close on its ostream view).
@@ -124,9 +126,18 @@ SCIO_API int scio_tx_clone(scio_tx *tx, scio_tx **out);
  * being closed by another task). */
 SCIO_API int scio_tx_close(scio_tx *tx);
 
+/* scio_tx_close without the checkpoint (Trio's close() beside aclose()):
+ * the same effects at once, for error paths and cleanup that must not
+ * care about cancellation.  Not a checkpoint: it neither yields nor fails
+ * in a cancelled scope; the woken tasks run later.  tx is released and
+ * must not be used afterwards; NULL is a no-op returning 0.  Returns 0, or
+ * SCIO_ECLOSED (a scio_tx_close of tx by another task is still in its
+ * checkpoint; that close releases it).  Callable outside a task. */
+SCIO_API int scio_tx_close_nowait(scio_tx *tx);
+
 /* The object-stream view of tx: the same object, not a new one.  Through it
  * scio_ostream_send is scio_tx_send, scio_ostream_close is scio_tx_close,
- * scio_ostream_receive is -ENOSYS.  NULL for NULL. */
+ * scio_ostream_receive is SCIO_ENOSYS.  NULL for NULL. */
 SCIO_API scio_ostream *scio_tx_ostream(scio_tx *tx);
 
 /* ------------------------------------------------------------------------ */
@@ -151,7 +162,8 @@ SCIO_API int scio_rx_receive_nowait(scio_rx *rx, void *item);
 
 /* Make another receive half of rx's channel, owned by the caller; senders
  * see SCIO_EBROKEN only once it is closed too.  Not a checkpoint.  Returns
- * 0, or SCIO_ECLOSED, SCIO_ENOMEM (nothing changed), SCIO_EINVAL. */
+ * 0, or SCIO_ECLOSED, SCIO_ENOMEM (nothing changed), SCIO_EINVAL.  On error
+ * *out (if out is not NULL) is NULL. */
 SCIO_API int scio_rx_clone(scio_rx *rx, scio_rx **out);
 
 /* Close and release rx (the same as scio_ostream_close on its view).  Tasks
@@ -161,9 +173,12 @@ SCIO_API int scio_rx_clone(scio_rx *rx, scio_rx **out);
  * scio_tx_close. */
 SCIO_API int scio_rx_close(scio_rx *rx);
 
+/* scio_rx_close without the checkpoint, as scio_tx_close_nowait. */
+SCIO_API int scio_rx_close_nowait(scio_rx *rx);
+
 /* The object-stream view of rx (the same object).  scio_ostream_receive is
  * scio_rx_receive, scio_ostream_close is scio_rx_close, scio_ostream_send
- * is -ENOSYS.  NULL for NULL. */
+ * is SCIO_ENOSYS.  NULL for NULL. */
 SCIO_API scio_ostream *scio_rx_ostream(scio_rx *rx);
 
 /* ------------------------------------------------------------------------ */

@@ -83,7 +83,7 @@ typedef struct scio_text_opts {
  *   SCIO_ECLOSED  inner is already closed;
  *   SCIO_ENOMEM   no memory.
  * On error nothing is taken: `inner` still belongs to the caller, and *out
- * is untouched.
+ * (when out is not NULL) is NULL: it is set before anything is checked.
  *
  * On the returned stream:
  * scio_receive(t, buf, max) returns > 0 bytes of whole UTF-8 characters,

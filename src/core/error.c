@@ -3,9 +3,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errno_names.h"
 #include "internal.h"
 
-SCIO_API const char *scio_strerror(int code) {
+/* Could be a negative errno value: errno values stay below scio's own
+ * range (4095 at most on Linux, where the kernel's error returns end). */
+static int is_errno(int code) {
+  return code < 0 && code > SCIO__ERR_RESERVED_HI;
+}
+
+static const char *table_text(int code) {
   switch (code) {
 #define SCIO__ERR_TEXT(name, value, text)                                     \
   case value:                                                                 \
@@ -13,14 +20,24 @@ SCIO_API const char *scio_strerror(int code) {
     SCIO_ERRNO_MAP(SCIO__ERR_TEXT)
 #undef SCIO__ERR_TEXT
   default:
-    break;
+    return NULL;
   }
-  if (code < 0 && code > -4000)
+}
+
+SCIO_API const char *scio_strerror(int code) {
+  const char *text = table_text(code);
+  if (text)
+    return text;
+  if (code == 0)
+    return "success";
+  /* glibc's strerror returns static text for every errno it knows and
+   * "Unknown error N" (thread-local) for the rest. */
+  if (is_errno(code))
     return strerror(-code);
   return "unknown error";
 }
 
-SCIO_API const char *scio_err_name(int code) {
+static const char *table_name(int code) {
   switch (code) {
 #define SCIO__ERR_NAME(name, value, text)                                     \
   case value:                                                                 \
@@ -28,8 +45,25 @@ SCIO_API const char *scio_err_name(int code) {
     SCIO_ERRNO_MAP(SCIO__ERR_NAME)
 #undef SCIO__ERR_NAME
   default:
-    return "UNKNOWN";
+    return NULL;
   }
+}
+
+#define SCIO__N_ERRNO_NAMES (sizeof scio__errno_names / sizeof *scio__errno_names)
+
+SCIO_API const char *scio_err_name(int code) {
+  const char *name = table_name(code);
+  if (name)
+    return name;
+  if (code == 0)
+    return "OK";
+  /* Why a linear search: error paths only, and ~140 entries; aliases make
+   * the values of a switch collide on some platforms. */
+  if (is_errno(code))
+    for (size_t i = 0; i < SCIO__N_ERRNO_NAMES; i++)
+      if (scio__errno_names[i].value == -code)
+        return scio__errno_names[i].name;
+  return "UNKNOWN";
 }
 
 /* Outside any task the detail lives in the thread.  After a run it holds the
@@ -106,6 +140,23 @@ int scio__seterr(int code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   scio__vseterr(code, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+/* The public face of scio__seterr; NULL fmt clears the detail. */
+SCIO_API int scio_vseterr(int code, const char *fmt, va_list ap) {
+  if (!fmt) {
+    scio_errmsg_clear();
+    return code;
+  }
+  return scio__vseterr(code, fmt, ap);
+}
+
+SCIO_API int scio_seterr(int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  scio_vseterr(code, fmt, ap);
   va_end(ap);
   return code;
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "overflow.h"
 
 __thread scio__loop *scio__tls_loop __attribute__((tls_model("initial-exec")));
 
@@ -330,7 +331,9 @@ SCIO_API int scio_run(scio_fn fn, void *arg, const scio_run_opts *opts) {
   l->ntasks = 1;
   SCIO__INSTRUMENT(l, task_spawned, root);
   scio__ready_push(l, root);
+  scio__overflow_guard_enter(l); /* overflow.c: names an overflowing task */
   scheduler(l);
+  scio__overflow_guard_leave();
   rc = l->root_result;
   scio__tls_loop = NULL;
   loop_free(l);

@@ -1,7 +1,8 @@
 /* The buffered byte stream (include/scio/buffered.h).
  *
  * The buffer is one heap block: buf[start..end) holds the bytes received
- * from the wrapped stream (or fed back) and not yet returned.  Every receive
+ * from the wrapped stream (or fed, or handed back with unreceive) and not
+ * yet returned.  Every receive
  * function reads from the wrapped stream into the tail of this block, never
  * into the caller's memory, and copies out only once it can return success.
  * That is how a cancelled or failed receive_exactly/receive_until loses
@@ -15,6 +16,13 @@
  * the same delimiter, starts where the last one stopped (less dlen - 1
  * bytes, for a delimiter that straddles the boundary), so reading a long
  * line costs time linear in its length.
+ *
+ * feed appends.  While a task receives, the tail of the block belongs to
+ * its pending read of the wrapped stream, so bytes fed then wait in a side
+ * block (fed) and feed wakes the receiver by cancelling the scope that the
+ * receiver opened around that read (waker): the wrapped stream loses
+ * nothing to a cancellation, and the receiver merges the fed bytes and
+ * looks again.
  */
 #include <limits.h>
 #include <string.h>
@@ -40,6 +48,16 @@ typedef struct buffered {
   size_t scan_done, scan_dlen;
   unsigned char scan_delim[BUF_SCAN_DELIM_MAX];
   unsigned char eof; /* the wrapped stream returned SCIO_EOF */
+  /* Bytes fed while a task was receiving, which may not touch buf (its
+   * blocked read of the wrapped stream writes into the tail, and growing
+   * would move the block under it).  They come after everything in buf and
+   * before anything read later: they are merged into buf before the next
+   * read of the wrapped stream, and before any receive looks at buf. */
+  unsigned char *fed;
+  size_t fed_len, fed_cap;
+  /* While a receiver is blocked in the wrapped stream's receive: the scope
+   * around that receive, which feed cancels to wake it. */
+  scio_scope *waker;
 } buffered;
 
 static const scio_stream_ops buffered_ops;
@@ -114,14 +132,49 @@ static int reserve_tail(buffered *b, size_t want) {
   return relocate(b, cap, 0);
 }
 
-/* One receive of the wrapped stream into the free tail, after reserving
- * `want` bytes of it.  Returns the byte count, SCIO_EOF (remembered), or an
- * error.  A checkpoint (the wrapped stream's). */
-static ssize_t fill(buffered *b, size_t want) {
-  int rc = reserve_tail(b, want);
+/* Append the bytes fed during a receive to buf (see buffered.fed).  On
+ * SCIO_ENOMEM they stay where they are, still in order. */
+static int merge_fed(buffered *b) {
+  if (!b->fed_len)
+    return 0;
+  int rc = reserve_tail(b, b->fed_len);
   if (rc < 0)
     return rc;
-  ssize_t n = scio_receive(b->base.inner, b->buf + b->end, b->cap - b->end);
+  memcpy(b->buf + b->end, b->fed, b->fed_len);
+  b->end += b->fed_len;
+  b->fed_len = 0;
+  return 0;
+}
+
+/* The wrapped stream's receive, inside a scope that scio_buffered_feed
+ * cancels to wake us.  Returns what the receive returned, or 0 when feed
+ * woke it (the fed bytes are then waiting in b->fed).  The wrapped stream
+ * loses nothing to that cancellation, as to any other. */
+static ssize_t inner_receive(buffered *b, void *dst, size_t max) {
+  scio_scope cs;
+  int rc = scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0);
+  if (rc < 0)
+    return rc;
+  b->waker = &cs;
+  ssize_t n = scio_receive(b->base.inner, dst, max);
+  b->waker = NULL;
+  scio_scope_close(&cs);
+  if (n == SCIO_ECANCELED && scio_scope_cancelled_caught(&cs))
+    return 0;
+  return n;
+}
+
+/* One receive of the wrapped stream into the free tail, after reserving
+ * `want` bytes of it.  Returns the byte count, SCIO_EOF (remembered), 0 when
+ * a feed woke it (what was fed is then in the buffer), or an error.  A
+ * checkpoint (the wrapped stream's). */
+static ssize_t fill(buffered *b, size_t want) {
+  int rc = merge_fed(b);
+  if (rc == 0)
+    rc = reserve_tail(b, want);
+  if (rc < 0)
+    return rc;
+  ssize_t n = inner_receive(b, b->buf + b->end, b->cap - b->end);
   /* Why check closed: a close while we were blocked has released the
    * wrapped stream; it must not be touched again. */
   if (b->base.closed)
@@ -130,6 +183,12 @@ static ssize_t fill(buffered *b, size_t want) {
     b->end += (size_t)n;
   else if (n == SCIO_EOF)
     b->eof = 1;
+  if (n >= 0 || n == SCIO_EOF) {
+    /* Fed during the receive: after what it got (which arrived first). */
+    rc = merge_fed(b);
+    if (rc < 0)
+      return rc;
+  }
   return n;
 }
 
@@ -147,7 +206,10 @@ static int enter(scio_stream *s, const char *what, buffered **out) {
   if (rc < 0)
     return rc;
   *out = (buffered *)s;
-  return 0;
+  /* Bytes fed during an earlier receive that did not merge them. */
+  if ((rc = merge_fed(*out)) < 0)
+    scio__stream_leave_receive(s);
+  return rc;
 }
 
 static void leave(scio_stream *s) { scio__stream_leave_receive(s); }
@@ -260,6 +322,10 @@ static int until(buffered *b, const unsigned char *delim, size_t dlen,
       return scio__seterr(SCIO_EDELIM, "receive_until: no delimiter within "
                                        "%zu bytes",
                           max);
+    if (b->eof && blen(b) == 0) {
+      finish(yielded);
+      return SCIO_EOF; /* a clean end between records */
+    }
     if (b->eof)
       return scio__seterr(SCIO_EINCOMPLETE, "receive_until: the stream ended "
                                             "without a delimiter after %zu "
@@ -290,29 +356,80 @@ SCIO_API int scio_receive_until(scio_stream *s, const void *delim,
 }
 
 /* ------------------------------------------------------------------------ */
-/* feed                                                                      */
+/* feed and unreceive                                                        */
 
-SCIO_API int scio_buffered_feed(scio_stream *s, const void *data,
-                                size_t len) {
+static int check_push(scio_stream *s, const void *data, size_t len,
+                      const char *what) {
   if (!s || s->ops != &buffered_ops || (!data && len))
-    return scio__seterr(SCIO_EINVAL, "buffered_feed: %s",
+    return scio__seterr(SCIO_EINVAL, "%s: %s", what,
                         s && s->ops == &buffered_ops ? "data is NULL"
                                                      : "not a buffered stream");
   if (s->closed)
-    return scio__seterr(SCIO_ECLOSED, "buffered_feed: the stream is closed");
+    return scio__seterr(SCIO_ECLOSED, "%s: the stream is closed", what);
+  return 0;
+}
+
+/* Append to the side block of bytes fed during a receive. */
+static int fed_append(buffered *b, const void *data, size_t len) {
+  if (b->fed_cap - b->fed_len < len) {
+    if (len > (size_t)-1 / 2 - b->fed_len)
+      return scio__seterr(SCIO_ENOMEM, "buffered_feed: too large");
+    size_t cap = 2 * (b->fed_len + len);
+    unsigned char *p = scio__realloc(b->fed, cap);
+    if (!p)
+      return scio__seterr(SCIO_ENOMEM, "buffered_feed: cannot hold %zu bytes",
+                          b->fed_len + len);
+    b->fed = p;
+    b->fed_cap = cap;
+  }
+  memcpy(b->fed + b->fed_len, data, len);
+  b->fed_len += len;
+  return 0;
+}
+
+SCIO_API int scio_buffered_feed(scio_stream *s, const void *data,
+                                size_t len) {
+  int rc = check_push(s, data, len, "buffered_feed");
+  if (rc < 0 || len == 0)
+    return rc;
+  buffered *b = (buffered *)s;
+  if (s->receiving || b->fed_len) {
+    /* Why aside: see buffered.fed. */
+    if ((rc = fed_append(b, data, len)) < 0)
+      return rc;
+    if (b->waker) {
+      scio_scope *w = b->waker;
+      b->waker = NULL;
+      scio_scope_cancel(w);
+    }
+    return 0;
+  }
+  /* Appending leaves what receive_until searched valid. */
+  if ((rc = reserve_tail(b, len)) < 0)
+    return rc;
+  memcpy(b->buf + b->end, data, len);
+  b->end += len;
+  return 0;
+}
+
+SCIO_API int scio_buffered_unreceive(scio_stream *s, const void *data,
+                                     size_t len) {
+  int rc = check_push(s, data, len, "buffered_unreceive");
+  if (rc < 0)
+    return rc;
   /* Why refuse: a blocked receive is writing into the buffer's tail, and
    * growing the buffer would move it under that write. */
   if (s->receiving)
-    return scio__seterr(SCIO_EBUSY, "buffered_feed: a task is receiving on "
-                                    "this stream");
+    return scio__seterr(SCIO_EBUSY, "buffered_unreceive: a task is "
+                                    "receiving on this stream");
   buffered *b = (buffered *)s;
   if (len == 0)
     return 0;
   if (b->start < len) {
     if (len > (size_t)-1 - blen(b) - b->read_size)
-      return scio__seterr(SCIO_ENOMEM, "buffered_feed: too large");
+      return scio__seterr(SCIO_ENOMEM, "buffered_unreceive: too large");
     /* Leave read_size of tail so the next refill need not move it again. */
-    int rc = relocate(b, len + blen(b) + b->read_size, len);
+    rc = relocate(b, len + blen(b) + b->read_size, len);
     if (rc < 0)
       return rc;
   }
@@ -328,21 +445,29 @@ SCIO_API int scio_buffered_feed(scio_stream *s, const void *data,
 static ssize_t buffered_receive(scio_stream *s, void *dst, size_t max) {
   buffered *b = (buffered *)s;
   int rc = scio_checkpoint_if_cancelled();
+  if (rc == 0)
+    rc = merge_fed(b);
   if (rc < 0)
     return rc;
   int yielded = 0;
-  if (blen(b) == 0 && !b->eof) {
+  while (blen(b) == 0 && !b->eof) {
+    ssize_t n;
+    yielded = 1;
     if (max >= b->read_size) {
       /* Nothing to merge with: skip the copy. */
-      ssize_t n = scio_receive(s->inner, dst, max);
+      n = inner_receive(b, dst, max);
       if (s->closed)
         return scio__seterr(SCIO_ECLOSED, "buffered: closed while receiving");
       if (n == SCIO_EOF)
         b->eof = 1;
-      return n;
+      if (n > 0 || (n < 0 && n != SCIO_EOF) || (n == SCIO_EOF && !b->fed_len))
+        return n;
+      /* Woken by a feed, or fed just before EOF. */
+      if ((rc = merge_fed(b)) < 0)
+        return rc;
+      continue;
     }
-    ssize_t n = fill(b, b->read_size);
-    yielded = 1;
+    n = fill(b, b->read_size);
     if (n < 0 && n != SCIO_EOF)
       return n;
   }
@@ -372,6 +497,7 @@ static int buffered_close(scio_stream *s) { return scio_close(s->inner); }
 static void buffered_free(scio_stream *s) {
   buffered *b = (buffered *)s;
   scio__free(b->buf);
+  scio__free(b->fed);
   scio__free(b);
 }
 
@@ -380,7 +506,7 @@ static int buffered_attr(scio_stream *s, int key, void *out, size_t len) {
     return -ENOENT; /* the generic walk asks the wrapped stream */
   if (len < sizeof(size_t))
     return -ENOSPC;
-  size_t n = blen((buffered *)s);
+  size_t n = blen((buffered *)s) + ((buffered *)s)->fed_len;
   memcpy(out, &n, sizeof n);
   return 0;
 }
@@ -414,19 +540,21 @@ static const scio_stream_ops buffered_ops = {
 SCIO_API int scio_buffered_open(scio_stream *inner,
                                const scio_buffered_opts *opts,
                                scio_stream **out) {
+  if (out)
+    *out = NULL;
   if (!inner || !out)
-    return scio__seterr(SCIO_EINVAL, "buffered_new: NULL argument");
+    return scio__seterr(SCIO_EINVAL, "buffered_open: NULL argument");
   if (inner->closed)
-    return scio__seterr(SCIO_ECLOSED, "buffered_new: the stream to wrap is "
+    return scio__seterr(SCIO_ECLOSED, "buffered_open: the stream to wrap is "
                                       "closed");
   /* Why a bound: size arithmetic on the buffer adds read_size to lengths. */
   if (opts && opts->read_size > BUF_MAX_READ_SIZE)
-    return scio__seterr(SCIO_EINVAL, "buffered_new: read_size %zu is too "
+    return scio__seterr(SCIO_EINVAL, "buffered_open: read_size %zu is too "
                                      "large",
                         opts->read_size);
   buffered *b = scio__calloc(1, sizeof *b);
   if (!b)
-    return scio__seterr(SCIO_ENOMEM, "buffered_new: no memory");
+    return scio__seterr(SCIO_ENOMEM, "buffered_open: no memory");
   scio_stream_init(&b->base, &buffered_ops, inner);
   b->read_size =
       opts && opts->read_size ? opts->read_size : BUF_DEFAULT_READ_SIZE;

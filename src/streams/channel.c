@@ -486,6 +486,10 @@ static const scio_ostream_ops rx_ops = {
 
 SCIO_API int scio_channel_open(size_t item_size, size_t max_buffer,
                                scio_tx **tx, scio_rx **rx) {
+  if (tx)
+    *tx = NULL;
+  if (rx)
+    *rx = NULL;
   if (!tx || !rx)
     return scio__seterr(SCIO_EINVAL, "channel_open: NULL argument");
   if (item_size == 0)
@@ -541,6 +545,8 @@ SCIO_API int scio_rx_receive_nowait(scio_rx *rx, void *item) {
 }
 
 static int clone_half(half *h, half **out, const char *what) {
+  if (out)
+    *out = NULL;
   int rc = half_check(h, out, what);
   if (rc < 0)
     return rc;
@@ -561,6 +567,33 @@ SCIO_API int scio_tx_close(scio_tx *tx) {
 
 SCIO_API int scio_rx_close(scio_rx *rx) {
   return scio_ostream_close(scio_rx_ostream(rx));
+}
+
+/* scio_ostream_close without its checkpoint: the same protocol (closed
+ * first, pinned by inflight while do_close wakes the waiters, freed by
+ * whoever leaves last), so a half whose aclose is still in its checkpoint
+ * is not freed under it. */
+static int close_nowait(half *h, const char *what) {
+  if (!h)
+    return 0;
+  scio_ostream *s = &h->os;
+  if (s->closed)
+    return scio__seterr(SCIO_ECLOSED, "%s: already being closed", what);
+  s->closed = 1;
+  s->inflight++;
+  int rc = s->ops->do_close(s);
+  s->free_pending = 1;
+  if (--s->inflight == 0)
+    s->ops->do_free(s);
+  return rc;
+}
+
+SCIO_API int scio_tx_close_nowait(scio_tx *tx) {
+  return close_nowait((half *)tx, "tx_close_nowait");
+}
+
+SCIO_API int scio_rx_close_nowait(scio_rx *rx) {
+  return close_nowait((half *)rx, "rx_close_nowait");
 }
 
 SCIO_API scio_ostream *scio_tx_ostream(scio_tx *tx) {

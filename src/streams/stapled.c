@@ -127,13 +127,13 @@ SCIO_API int scio_stapled_open(scio_stream *send_half,
   if (out)
     *out = NULL;
   if (!send_half || !receive_half || !out)
-    return scio__seterr(SCIO_EINVAL, "stapled_new: NULL argument");
+    return scio__seterr(SCIO_EINVAL, "stapled_open: NULL argument");
   if (send_half == receive_half)
-    return scio__seterr(SCIO_EINVAL, "stapled_new: the same stream as both "
+    return scio__seterr(SCIO_EINVAL, "stapled_open: the same stream as both "
                                      "halves");
   stapled *st = scio__malloc(sizeof *st);
   if (!st)
-    return scio__seterr(SCIO_ENOMEM, "stapled_new: out of memory");
+    return scio__seterr(SCIO_ENOMEM, "stapled_open: out of memory");
   scio_stream_init(&st->base, &stapled_ops, NULL);
   st->tx = send_half;
   st->rx = receive_half;
@@ -223,17 +223,17 @@ SCIO_API int scio_stapled_object_open(scio_ostream *send_half,
   if (out)
     *out = NULL;
   if (!send_half || !receive_half || !out)
-    return scio__seterr(SCIO_EINVAL, "stapled_object_new: NULL argument");
+    return scio__seterr(SCIO_EINVAL, "stapled_object_open: NULL argument");
   if (send_half == receive_half)
-    return scio__seterr(SCIO_EINVAL, "stapled_object_new: the same stream "
+    return scio__seterr(SCIO_EINVAL, "stapled_object_open: the same stream "
                                      "as both halves");
   if (send_half->item_size != receive_half->item_size)
-    return scio__seterr(SCIO_EINVAL, "stapled_object_new: item sizes differ "
+    return scio__seterr(SCIO_EINVAL, "stapled_object_open: item sizes differ "
                                      "(%zu to send, %zu to receive)",
                         send_half->item_size, receive_half->item_size);
   ostapled *st = scio__malloc(sizeof *st);
   if (!st)
-    return scio__seterr(SCIO_ENOMEM, "stapled_object_new: out of memory");
+    return scio__seterr(SCIO_ENOMEM, "stapled_object_open: out of memory");
   scio_ostream_init(&st->base, &ostapled_ops, NULL, send_half->item_size);
   st->tx = send_half;
   st->rx = receive_half;

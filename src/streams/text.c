@@ -466,10 +466,10 @@ static int open_one(iconv_t *cd, const char *to, const char *from,
   if (*cd != NO_ICONV)
     return 0;
   if (errno == EINVAL)
-    return scio__seterr(SCIO_EINVAL, "text_new: unknown encoding \"%s\"",
+    return scio__seterr(SCIO_EINVAL, "text_open: unknown encoding \"%s\"",
                         enc);
   return scio__seterr(errno == ENOMEM ? SCIO_ENOMEM : -errno,
-                      "text_new: iconv_open(%s): %s", enc, strerror(errno));
+                      "text_open: iconv_open(%s): %s", enc, strerror(errno));
 }
 
 static int open_iconv(text *t, const char *enc) {
@@ -487,25 +487,27 @@ static int open_iconv(text *t, const char *enc) {
 static int check_opts(scio_stream *inner, const scio_text_opts *opts,
                       scio_stream **out) {
   if (!inner || !out)
-    return scio__seterr(SCIO_EINVAL, "text_new: NULL argument");
+    return scio__seterr(SCIO_EINVAL, "text_open: NULL argument");
   if (inner->closed)
-    return scio__seterr(SCIO_ECLOSED, "text_new: the stream to wrap is "
+    return scio__seterr(SCIO_ECLOSED, "text_open: the stream to wrap is "
                                       "closed");
   if (!opts)
     return 0;
   if (opts->errors != SCIO_TEXT_STRICT && opts->errors != SCIO_TEXT_REPLACE)
-    return scio__seterr(SCIO_EINVAL, "text_new: unknown errors mode %d",
+    return scio__seterr(SCIO_EINVAL, "text_open: unknown errors mode %d",
                         opts->errors);
   if (opts->read_size > TEXT_MAX_READ_SIZE)
-    return scio__seterr(SCIO_EINVAL, "text_new: read_size %zu is too large",
+    return scio__seterr(SCIO_EINVAL, "text_open: read_size %zu is too large",
                         opts->read_size);
   if (opts->encoding && strlen(opts->encoding) >= TEXT_ENC_MAX)
-    return scio__seterr(SCIO_EINVAL, "text_new: encoding name too long");
+    return scio__seterr(SCIO_EINVAL, "text_open: encoding name too long");
   return 0;
 }
 
 SCIO_API int scio_text_open(scio_stream *inner, const scio_text_opts *opts,
                            scio_stream **out) {
+  if (out)
+    *out = NULL;
   int rc = check_opts(inner, opts, out);
   if (rc < 0)
     return rc;
@@ -516,7 +518,7 @@ SCIO_API int scio_text_open(scio_stream *inner, const scio_text_opts *opts,
   const char *enc = opts && opts->encoding ? opts->encoding : "UTF-8";
   text *t = scio__malloc(sizeof *t + cap);
   if (!t)
-    return scio__seterr(SCIO_ENOMEM, "text_new: no memory");
+    return scio__seterr(SCIO_ENOMEM, "text_open: no memory");
   memset(t, 0, sizeof *t);
   t->dec = t->enc = t->probe = NO_ICONV;
   t->unit = 1;

@@ -69,13 +69,26 @@ static void quiet_log(int severity, const char *msg) {
   (void)msg;
 }
 
+/* Why libevent's hook may be installed late (Check's no-fork mode, where
+ * earlier tests of the process have used libevent): libevent forbids it
+ * because memory from one allocator must not be freed by another, but the
+ * counting functions pass everything through to malloc, realloc and free.
+ * What is left is the counting: a block libevent allocated before and frees
+ * during a checked run would look like a negative leak.  The blocks that
+ * outlive a run are libevent's process-wide ones, freed at exit, and the
+ * first run of scio_oom_loop (unchecked) frees any other. */
 int scio_oom_install(unsigned flags) {
+  /* A test that failed inside the loop (no-fork mode: by a longjmp) may
+   * have left the state armed. */
+  oom_at = oom_count = 0;
+  oom_persist = oom_hit = oom_armed = 0;
   if (flags & SCIO_OOM_LIBEVENT) {
-    const char *fork = getenv("CK_FORK");
-    if (fork && strcmp(fork, "no") == 0)
-      return 0; /* libevent's allocator can only be set before its first use */
-    event_set_mem_functions(oom_malloc, oom_realloc, oom_free);
-    event_set_log_callback(quiet_log); /* libevent logs every failed calloc */
+    static int libevent_done;
+    if (!libevent_done) {
+      event_set_mem_functions(oom_malloc, oom_realloc, oom_free);
+      event_set_log_callback(quiet_log); /* it logs every failed calloc */
+      libevent_done = 1;
+    }
   }
   static const scio_allocator counting = {oom_malloc_c, oom_realloc_c,
                                           oom_free_c, NULL};
@@ -150,8 +163,14 @@ void scio_oom_loop(int (*op)(void *ctx), void *ctx, const char *what,
       int fds = scio_oom_count_fds();
       ck_assert_msg(fds == fds0, "%s: fail@%ld persist=%d: %d fds leaked",
                     what, n, oom_persist, fds - fds0);
-      if (!oom_hit)
+      if (!oom_hit) {
+        /* Why: an operation that allocates nothing (or a hook that is not
+         * installed) would pass having tested nothing. */
+        ck_assert_msg(n > 1, "%s: persist=%d: not one allocation was "
+                             "failed: the loop tested nothing",
+                      what, oom_persist);
         break;
+      }
       ck_assert_msg(n < max_points, "%s: no end to the allocation points",
                     what);
     }

@@ -13,13 +13,14 @@
  *   - the result is 0, or SCIO_ENOMEM (or a code the test accepts, see
  *     scio_oom_opts.also_ok) and the failing allocation was reached;
  *   - no block leaked;
- *   - no file descriptor leaked.
+ *   - no file descriptor leaked;
+ * and that each of the two series failed at least one allocation (an
+ * operation that allocates nothing would otherwise pass, vacuously).
  *
  * In a Check test (a loop test, _i picking the backend):
  *
  *   START_TEST(allocation_failure_loop) {
- *     if (!scio_oom_install(SCIO_OOM_LIBEVENT))
- *       return;
+ *     scio_oom_install(SCIO_OOM_LIBEVENT);
  *     scio_oom_run r = {.fn = oom_body};
  *     r.opts.backend = scio_test_backend(_i);
  *     scio_oom_loop(scio_oom_run_op, &r, r.opts.backend, NULL);
@@ -34,17 +35,18 @@
 
 /* Flags of scio_oom_install(). */
 enum {
-  /* libevent's allocations go through the counting allocator too.  That is
-   * only possible before libevent's first allocation in the process, so
-   * only in a forked test: see scio_oom_install(). */
+  /* libevent's allocations go through the counting allocator too (for the
+   * rest of the process: see scio_oom_install()). */
   SCIO_OOM_LIBEVENT = 1 << 0
 };
 
 /* Install the counting allocator for scio (with SCIO_OOM_LIBEVENT: and for
  * libevent, whose log is then silenced, as it logs every failed
- * allocation).  Nothing fails until scio_oom_loop() says so.  Returns 1, or
- * 0 when libevent was asked for but Check does not fork (CK_FORK=no): the
- * test must then return without doing anything. */
+ * allocation), and reset the harness's state.  Nothing fails until
+ * scio_oom_loop() says so.  Works in Check's fork and no-fork (CK_FORK=no)
+ * modes alike: libevent's hook passes through to malloc, so installing it
+ * after libevent's first use is safe (oom.c says why).  Returns 1 (kept an
+ * int for the callers written when no-fork mode returned 0). */
 int scio_oom_install(unsigned flags);
 
 /* scio's default allocator again.  libevent's cannot be given back: it
