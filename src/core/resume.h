@@ -39,8 +39,13 @@
  * shadow stack, as any switch does: the library never claims SHSTK
  * (ctx_x86_64.S).
  *
- * Hazard: the indirect jump leaves the return-stack predictor one entry
- * deeper than the call stack, like a switch does.
+ * Hazards: the indirect jump leaves the return-stack predictor one entry
+ * deeper than the call stack, like a switch does.  GCC leaves symbols
+ * defined in top-level asm out of an LTO object's symbol table, so the
+ * index of an LTO-built libscio.a does not list the entry point: use the
+ * macro in the file that defines the constructor of what the function
+ * operates on (scio_checkpoint sits with the scheduler, scio_tx_send with
+ * scio_channel_open), which every program using it pulls in anyway.
  */
 #ifndef SCIO_CORE_RESUME_H
 #define SCIO_CORE_RESUME_H
