@@ -5,14 +5,23 @@
  *
  * Usage: bench_core [NAME...]   (no names: all)
  *   SCIO_BENCH_MAX_TASKS=N overrides the max_tasks target (default 1000000).
+ *
+ * Built with BENCH_CORE_SHARED (bench_core_shared, linked with the shared
+ * libscio as users link it), it measures only the switch, as
+ * switch_shared: calls into libscio.so go through the PLT, and the static
+ * `switch' beside it in the same run shows what that costs.
  */
 #include <scio.h>
+#ifdef BENCH_CORE_SHARED
+#include <link.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
 
+#ifndef BENCH_CORE_SHARED
 static long rss_kib(void) {
   FILE *f = fopen("/proc/self/status", "r");
   char line[256];
@@ -25,6 +34,8 @@ static long rss_kib(void) {
   fclose(f);
   return kib;
 }
+
+#endif
 
 /* ---- switch: two tasks yielding to each other through the scheduler ---- */
 static long switch_iters = 2000000;
@@ -47,6 +58,7 @@ static double switch_once(void *arg) {
   return (bench_wall() - t0) * 1e9 / (2.0 * (double)switch_iters);
 }
 
+#ifndef BENCH_CORE_SHARED
 /* ---- spawn: start_soon + finish, warm stack cache ---- */
 static int nothing(void *arg) {
   (void)arg;
@@ -138,6 +150,34 @@ static void run_many(long target, many *m) {
   bench_check(scio_run(spawn_many, m, &o), "many tasks");
 }
 
+#endif
+
+#ifdef BENCH_CORE_SHARED
+/* dl_iterate_phdr callback: whether a loaded object is libscio.so. */
+static int is_libscio(struct dl_phdr_info *info, size_t size, void *found) {
+  (void)size;
+  const char *slash = strrchr(info->dlpi_name, '/');
+  const char *base = slash ? slash + 1 : info->dlpi_name;
+  if (strncmp(base, "libscio.so", 10) == 0)
+    *(int *)found = 1;
+  return 0;
+}
+
+int main(void) {
+  int shared = 0;
+  dl_iterate_phdr(is_libscio, &shared);
+  if (!shared) {
+    /* --disable-shared: libscio.la is the static library, and the figure
+     * would only repeat `switch'. */
+    fprintf(stderr, "bench_core_shared: libscio is not a shared library "
+                    "in this build: no switch_shared\n");
+    return 0;
+  }
+  bench_report("switch_shared",
+               bench_run_best(switch_once, NULL, BENCH_LOWEST), "ns");
+  return 0;
+}
+#else
 int main(int argc, char **argv) {
   if (bench_wanted(argc, argv, "switch"))
     bench_report("switch", bench_run_best(switch_once, NULL, BENCH_LOWEST),
@@ -168,3 +208,4 @@ int main(int argc, char **argv) {
   }
   return 0;
 }
+#endif

@@ -8,6 +8,8 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 "$dir/bench/baseline_libevent" | tee -a "$out"
 "$dir/bench/bench_core" | tee -a "$out"
+# switch_shared: the same switch, linked with libscio.so as users link it.
+"$dir/bench/bench_core_shared" | tee -a "$out"
 "$dir/bench/bench_sync" | tee -a "$out"
 "$dir/bench/bench_channel" | tee -a "$out"
 "$dir/bench/bench_pipe" | tee -a "$out"
