@@ -1,0 +1,45 @@
+/* Private: what the files of src/net share. */
+#ifndef SCIO_NET_INTERNAL_H
+#define SCIO_NET_INTERNAL_H
+
+#include <sys/socket.h>
+
+#include "fdcompat.h"
+#include "scio/net.h"
+
+/* A stream socket wrapped as a byte stream (socket.c). */
+typedef struct scio__sock {
+  scio_stream base;      /* first: the stream head */
+  int fd;                /* -1 once closed */
+  int family;
+  /* The last read came back short (or EAGAIN): the receive queue is empty,
+   * so the next receive waits for readiness before it reads. */
+  unsigned char rx_drained;
+  /* The last write was partial (or EAGAIN): the send buffer is full. */
+  unsigned char tx_full;
+  unsigned char eof_sent;
+} scio__sock;
+
+/* Wrap fd (already non-blocking and close-on-exec, a stream socket of
+ * `family`); TCP gets TCP_NODELAY unless flags say otherwise.  On error
+ * the caller keeps fd. */
+int scio__sock_wrap(int fd, int family, unsigned flags, scio_stream **out);
+/* Is s a socket stream of this file? */
+int scio__is_sock(const scio_stream *s);
+
+/* Map a send/receive errno: peer-gone errors are SCIO_EBROKEN; the detail
+ * names `what` and the system's text. */
+int scio__sock_err(int err, const char *what);
+
+/* Fill a sockaddr_un for path: 0 or SCIO_EINVAL. */
+struct sockaddr_un;
+int scio__unix_addr(const char *path, struct sockaddr_un *sun,
+                    socklen_t *len, const char *what);
+
+/* Yield once unless the call already did (the checkpoint rule). */
+static inline void scio__yield_once(int yielded) {
+  if (!yielded)
+    scio_cancel_shielded_checkpoint();
+}
+
+#endif
