@@ -41,4 +41,18 @@ static inline void scio__loop_source_remove(scio__loop *l) {
 }
 #endif
 
+/* May a receive wait for readiness right after a short read (without
+ * first reading to EAGAIN)?  Only if the wait cannot miss an end of
+ * stream: a short TCP read can consume the peer's FIN together with the
+ * last bytes (tcp_recvmsg eats a FIN that follows the data), after which
+ * the socket stays readable but an edge-triggered registration never
+ * fires again, so a wait would hang forever.  Level-triggered backends
+ * report the EOF as readable, so there the shortcut is safe.  With epoll it
+ * needs the registration to watch EPOLLRDHUP (libevent's EV_CLOSED) and the
+ * wait to report that the peer's FIN was seen; the contract does not carry
+ * that yet, so the shortcut is off on edge-triggered backends. */
+#ifndef SCIO__FD_SHORT_READ_WAIT
+#define SCIO__FD_SHORT_READ_WAIT() (!scio__loop_current()->edge_triggered)
+#endif
+
 #endif

@@ -67,8 +67,10 @@ static ssize_t sock_receive(scio_stream *st, void *buf, size_t max) {
     ssize_t n = recv(s->fd, buf, max, 0);
     if (n > 0) {
       /* A stream socket's recv copies across queued segments until `max`
-       * is reached: fewer bytes mean the queue is now empty. */
-      if ((size_t)n < max)
+       * is reached: fewer bytes mean the queue is now empty.  Waiting for
+       * readiness next is safe only where an end of stream consumed by
+       * this read still shows as readiness (fdcompat.h). */
+      if ((size_t)n < max && SCIO__FD_SHORT_READ_WAIT())
         s->rx_drained = 1;
       scio__yield_once(yielded);
       return n;
