@@ -8,5 +8,6 @@ int main(void) {
   net_sockets_tests(s);
   net_listen_tests(s);
   net_serve_tests(s);
+  net_dgram_tests(s);
   return scio_test_main(s);
 }

@@ -147,5 +147,6 @@ static inline int net_recv_all(scio_stream *s, void *buf, size_t n) {
 void net_sockets_tests(Suite *s);
 void net_listen_tests(Suite *s);
 void net_serve_tests(Suite *s);
+void net_dgram_tests(Suite *s);
 
 #endif

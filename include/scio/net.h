@@ -267,6 +267,115 @@ SCIO_API int scio_listener_serve(scio_listener *l, scio_serve_handler handler,
                                  void *arg, scio_nursery *nursery,
                                  const scio_serve_opts *opts);
 
+/* ------------------------------------------------------------------------ */
+/* Datagrams: UDP and UNIX datagram sockets                                  */
+
+/* An unconnected datagram socket (UDP or UNIX datagram): receive_from
+ * tells who sent, send_to says where to.  Released by scio_udp_close. */
+typedef struct scio_udp scio_udp;
+
+typedef struct scio_udp_opts {
+  int reuse_port; /* SO_REUSEPORT */
+  /* With a NULL host: AF_INET (0.0.0.0, the default) or AF_INET6 (::,
+   * which also receives IPv4 unless the system says otherwise). */
+  int family;
+} scio_udp_opts;
+
+/* A UDP socket bound to `port` (0: a free one) of `host`: an IP literal,
+ * or NULL for every interface.  Host names need the resolver (until it is
+ * merged: SCIO_EINVAL).  Not a checkpoint.  Returns 0, or SCIO_EINVAL,
+ * SCIO_EADDRINUSE, -EADDRNOTAVAIL, SCIO_ENOMEM, SCIO_EMFILE.  *out is NULL
+ * on error. */
+SCIO_API int scio_udp_open(const char *host, uint16_t port,
+                           const scio_udp_opts *opts, scio_udp **out);
+/* A UNIX datagram socket bound to `path` (NULL: unbound, it can only
+ * send).  An existing file at path is SCIO_EADDRINUSE.  The file is
+ * removed by scio_udp_close.  Not a checkpoint.  Errors as scio_udp_open. */
+SCIO_API int scio_unix_datagram_open(const char *path, scio_udp **out);
+
+/* Receive one datagram: its length (0 for an empty one), with the
+ * sender's address in *from (may be NULL).  A datagram longer than `max`
+ * is truncated to max bytes and the rest is lost (as recvfrom does): pass
+ * 65536 to be safe.  A checkpoint.  Returns the length, or SCIO_ECLOSED
+ * (also when closed while waiting), SCIO_EBUSY (another receiver),
+ * SCIO_ECANCELED (nothing taken), SCIO_EINVAL (NULL u, NULL buf with
+ * max > 0), or another -errno. */
+SCIO_API ssize_t scio_udp_receive_from(scio_udp *u, void *buf, size_t max,
+                                       struct sockaddr_storage *from);
+/* Send one datagram of `len` bytes to `to`.  A checkpoint.  Returns 0, or
+ * SCIO_ECLOSED, SCIO_EBUSY, SCIO_ECANCELED (nothing sent), SCIO_EINVAL,
+ * -EMSGSIZE (too long for one datagram), -ECONNREFUSED (an earlier
+ * datagram was refused, ICMP), or another -errno. */
+SCIO_API int scio_udp_send_to(scio_udp *u, const void *buf, size_t len,
+                              const struct sockaddr_storage *to);
+/* The bound address (the port picked for port 0).  Not a checkpoint. */
+SCIO_API int scio_udp_local_addr(scio_udp *u, struct sockaddr_storage *out);
+/* Close (wakes blocked tasks with SCIO_ECLOSED) and release.  Not a
+ * checkpoint.  Returns 0; NULL is a no-op. */
+SCIO_API int scio_udp_close(scio_udp *u);
+
+/* One datagram, the item of a connected datagram object stream.  The item
+ * is a descriptor (copied by value), so every datagram keeps its own
+ * length and no fixed maximum is baked into the stream:
+ *   send:    data/len name the bytes to send (cap is ignored);
+ *   receive: data/cap name the caller's buffer; len gets the datagram's
+ *            length and truncated is 1 when it was longer than cap (the
+ *            rest is lost). */
+typedef struct scio_datagram {
+  void *data;
+  size_t len;
+  size_t cap;
+  int truncated;
+} scio_datagram;
+
+/* A datagram socket connected to `remote` (AF_INET, AF_INET6 or AF_UNIX),
+ * bound first to `local` when not NULL, as an object stream of
+ * scio_datagram items (AnyIO's ConnectedUDPSocket):
+ *   scio_ostream_send     sends item->data/len as one datagram: 0, or the
+ *                         errors of scio_udp_send_to;
+ *   scio_ostream_receive  receives one datagram from the peer (others
+ *                         are filtered by the kernel): 0, or the errors
+ *                         of scio_udp_receive_from; -ECONNREFUSED when the
+ *                         peer's port is closed (ICMP);
+ *   scio_ostream_close    closes the socket (blocked tasks: SCIO_ECLOSED);
+ *   attributes            SCIO_ATTR_FD, SCIO_ATTR_FAMILY,
+ *                         SCIO_ATTR_LOCAL_ADDR, SCIO_ATTR_REMOTE_ADDR.
+ * Both calls are checkpoints.  Not a checkpoint itself (connect on a
+ * datagram socket does not block).  Returns 0, or SCIO_EINVAL (NULL
+ * remote or out, an unknown family), SCIO_ENOMEM, SCIO_EMFILE or
+ * another -errno of socket/bind/connect.  *out is NULL on error. */
+SCIO_API int scio_datagram_connect(const struct sockaddr_storage *remote,
+                                   const struct sockaddr_storage *local,
+                                   scio_ostream **out);
+/* Two connected UNIX datagram sockets (socketpair SOCK_DGRAM) as
+ * scio_datagram object streams.  Errors as scio_socket_pair_open. */
+SCIO_API int scio_datagram_pair_open(scio_ostream **a, scio_ostream **b);
+
+/* ------------------------------------------------------------------------ */
+/* Passing fds over UNIX stream sockets                                      */
+
+/* Send `len` bytes (at least 1: the kernel carries fds only with data)
+ * together with the nfds descriptors in fds (1 .. 253; SCM_RIGHTS).  The
+ * caller keeps its fds (the receiver gets duplicates).  s must be a UNIX
+ * socket stream (scio_socket_pair_open, scio_connect_unix, accepted from
+ * scio_unix_listen).  A checkpoint.  Returns 0, or the errors of
+ * scio_send, or SCIO_EINVAL (not a UNIX socket stream, len 0, nfds out of
+ * range, NULL pointers).  The fds go with the first part of the bytes
+ * that the kernel accepts. */
+SCIO_API int scio_unix_send_fds(scio_stream *s, const void *buf, size_t len,
+                                const int *fds, int nfds);
+/* Receive bytes as scio_receive, and the fds that came with them into
+ * fds[0 .. *nfds) (close-on-exec, owned by the caller; *nfds is 0 when none
+ * came).  Returns > 0 bytes, SCIO_EOF, or the errors of scio_receive, or:
+ *   -EMSGSIZE  more fds arrived than maxfds (the control message was
+ *              truncated): every fd that did arrive is closed, the bytes
+ *              of that message are dropped, nothing leaks;
+ *   SCIO_EINVAL  not a UNIX socket stream, NULL pointers, maxfds < 1 or
+ *              > 253.
+ * A checkpoint. */
+SCIO_API ssize_t scio_unix_receive_fds(scio_stream *s, void *buf, size_t max,
+                                       int *fds, int maxfds, int *nfds);
+
 #ifdef __cplusplus
 }
 #endif

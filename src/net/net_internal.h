@@ -24,6 +24,8 @@ typedef struct scio__sock {
  * `family`); TCP gets TCP_NODELAY unless flags say otherwise.  On error
  * the caller keeps fd. */
 int scio__sock_wrap(int fd, int family, unsigned flags, scio_stream **out);
+/* Send all of buf on s (the caller holds the stream's send bracket). */
+int scio__sock_send_all(scio__sock *s, const void *buf, size_t len);
 /* Is s a socket stream of this file? */
 int scio__is_sock(const scio_stream *s);
 

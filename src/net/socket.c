@@ -173,6 +173,11 @@ static int sock_send_iov(scio__sock *s, const struct iovec *iov, int cnt) {
   return 0;
 }
 
+int scio__sock_send_all(scio__sock *s, const void *buf, size_t len) {
+  struct iovec v = {(void *)buf, len};
+  return sock_send_iov(s, &v, len ? 1 : 0);
+}
+
 static int sock_send(scio_stream *st, const void *buf, size_t len) {
   if (!buf && len > 0)
     return scio__seterr(SCIO_EINVAL, "send: buf is NULL");
