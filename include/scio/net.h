@@ -165,8 +165,9 @@ SCIO_API int scio_tcp_listen(const char *host, uint16_t port,
 
 /* Listen on the UNIX stream socket file `path`.  A socket file left over
  * by a dead server (connecting to it is refused) is removed and bound
- * again; a live one is SCIO_EADDRINUSE, and any other existing file is
- * left alone (SCIO_EADDRINUSE).  The file is removed by
+ * again; a live one is SCIO_EADDRINUSE (finding out is one connection to
+ * it, which the live server sees open and close at once), and any other
+ * existing file is left alone (SCIO_EADDRINUSE).  The file is removed by
  * scio_listener_close (only if it is still the one this listener made).
  * Not a checkpoint.  Returns 0, or SCIO_EINVAL (NULL argument, empty or
  * too long path), SCIO_EADDRINUSE, -EACCES, SCIO_ENOENT (no such
