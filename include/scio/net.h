@@ -24,8 +24,10 @@
  *                  ever raised, sends use MSG_NOSIGNAL); SCIO_ECLOSED (also
  *                  after scio_send_eof); SCIO_ECANCELED (a prefix of the
  *                  buffer may have been sent: scio_errmsg() says how many
- *                  bytes, "send: cancelled after 4096 of 65536 bytes");
- *                  SCIO_EBUSY.  A checkpoint.
+ *                  bytes, "send: cancelled after 4096 of 65536 bytes";
+ *                  the peer gets exactly that prefix and the stream stays
+ *                  usable, as a memory pipe does); SCIO_EBUSY.  A
+ *                  checkpoint.
  *   scio_send_eof  shutdown(SHUT_WR): the peer receives SCIO_EOF after the
  *                  bytes sent before.  Idempotent; 0 also when the peer is
  *                  already gone.  A checkpoint.
