@@ -237,8 +237,8 @@ SCIO_TEST(close_wakes_blocked_receive_and_send) {
     net_pair(k, &a, &b);
     char rbuf[8];
     static char big[32 << 20]; /* more than the socket buffers hold */
-    net_op r = {a, rbuf, sizeof rbuf, 0, 0, 0};
-    net_op s = {a, big, sizeof big, 0, 0, 0};
+    net_op r = {a, rbuf, sizeof rbuf, 0, 0, 0, ""};
+    net_op s = {a, big, sizeof big, 0, 0, 0, ""};
     scio_nursery n;
     CK_OK(scio_nursery_open(&n));
     CK_OK(scio_start_soon(&n, net_recv_task, &r));
@@ -258,7 +258,7 @@ SCIO_TEST(second_receiver_is_busy) {
   scio_stream *a, *b;
   net_pair(NET_TCP, &a, &b);
   char buf[8];
-  net_op r = {b, buf, sizeof buf, 0, 0, 0};
+  net_op r = {b, buf, sizeof buf, 0, 0, 0, ""};
   scio_nursery n;
   CK_OK(scio_nursery_open(&n));
   CK_OK(scio_start_soon(&n, net_recv_task, &r));
@@ -279,7 +279,7 @@ SCIO_TEST(cancelled_receive_loses_nothing) {
     scio_stream *a, *b;
     net_pair(k, &a, &b);
     char buf[8];
-    net_op r = {b, buf, sizeof buf, 0, 0, 0};
+    net_op r = {b, buf, sizeof buf, 0, 0, 0, ""};
     scio_nursery n;
     CK_OK(scio_nursery_open(&n));
     CK_OK(scio_start_soon(&n, net_recv_task, &r));
@@ -300,7 +300,7 @@ SCIO_TEST(cancelled_send_reports_prefix) {
   scio_stream *a, *b;
   net_pair(NET_PAIR, &a, &b);
   static char big[1 << 22];
-  net_op s = {a, big, sizeof big, 0, 0, 0};
+  net_op s = {a, big, sizeof big, 0, 0, 0, ""};
   scio_nursery n;
   CK_OK(scio_nursery_open(&n));
   CK_OK(scio_start_soon(&n, net_send_task, &s));
@@ -308,6 +308,20 @@ SCIO_TEST(cancelled_send_reports_prefix) {
   scio_scope_cancel(s.scope);
   CK_OK(scio_nursery_close(&n));
   ck_assert_int_eq(s.rc, SCIO_ECANCELED);
+  size_t sent = 0, total = 0;
+  ck_assert_msg(sscanf(s.msg, "send: cancelled after %zu of %zu", &sent,
+                       &total) == 2, "%s", s.msg);
+  ck_assert_uint_eq(total, sizeof big);
+  ck_assert_uint_gt(sent, 0);
+  /* Exactly the prefix arrives, and the stream is still usable. */
+  bulk rx = {b, 0, 1 << 16, 0, 0};
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, bulk_recv, &rx));
+  CK_OK(scio_send(a, "!", 1));
+  CK_OK(scio_send_eof(a));
+  CK_OK(scio_nursery_close(&n));
+  CK_OK(rx.rc);
+  ck_assert_uint_eq(rx.total, sent + 1);
   CK_OK(scio_close(a));
   CK_OK(scio_close(b));
   return 0;

@@ -106,6 +106,7 @@ typedef struct net_op {
   ssize_t rc;
   int done;
   scio_scope *scope;
+  char msg[160]; /* scio_errmsg() of the task after the call */
 } net_op;
 
 static inline int net_recv_task(void *p) {
@@ -126,6 +127,7 @@ static inline int net_send_task(void *p) {
   CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
   o->scope = &cs;
   o->rc = scio_send(o->s, o->buf, o->len);
+  snprintf(o->msg, sizeof o->msg, "%s", scio_errmsg());
   o->scope = NULL;
   scio_scope_close(&cs);
   o->done = 1;
