@@ -191,6 +191,18 @@ SCIO_TEST(fd_exhaustion_backs_off_and_recovers) {
   getrlimit(RLIMIT_NOFILE, &rl);
   rl.rlim_cur = (rlim_t)limit;
   ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+  int probe = dup(0);
+  if (probe >= 0) {
+    /* The limit is not enforced (valgrind emulates setrlimit for fds):
+     * nothing to exhaust here. */
+    fprintf(stderr, "fd_exhaustion: RLIMIT_NOFILE not enforced, skipped\n");
+    close(probe);
+    while (nspare)
+      close(spare[--nspare]);
+    scio_close(c);
+    scio_listener_close(sv.l);
+    return 0;
+  }
   scio_nursery n;
   CK_OK(scio_nursery_open(&n));
   CK_OK(scio_start_soon(&n, serve_task, &sv));
