@@ -163,7 +163,18 @@ SCIO_TEST(default_error_hook_prints_one_line) {
 }
 
 /* Out of fds: serve backs off (reported once), and recovers. */
+/* Under valgrind, an fd the kernel gave out above valgrind's emulated
+ * limit is closed and EMFILE returned: accept4 then loses the connection
+ * the real kernel would have kept queued, so the test means nothing
+ * there. */
+static int under_valgrind(void) {
+  const char *p = getenv("LD_PRELOAD");
+  return p && strstr(p, "vgpreload");
+}
+
 SCIO_TEST(fd_exhaustion_backs_off_and_recovers) {
+  if (under_valgrind())
+    return 0;
   server sv = {0};
   reports rep = {0};
   sv.handler = echo_handler;
