@@ -22,6 +22,7 @@ DEB_PACKAGES=(
   build-essential autoconf automake libtool pkg-config
   libevent-dev libc-ares-dev libssl-dev
   check valgrind clang g++
+  strace
 )
 
 MAIN_CONFIGURE_FLAGS=(--enable-werror)

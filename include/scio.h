@@ -20,5 +20,6 @@
 #include "scio/buffered.h"
 #include "scio/text.h"
 #include "scio/streamcheck.h"
+#include "scio/net.h"
 
 #endif /* SCIO_H */

@@ -121,6 +121,9 @@ void scio__loop_source_add(scio__loop *l);
 void scio__loop_source_remove(scio__loop *l);
 /* The loop's event_base, to create events on (count them as above). */
 struct event_base *scio__loop_base(scio__loop *l);
+/* Whether fd waits are edge-triggered (epoll) or level-triggered (poll,
+ * select): a layer that wants to skip a syscall must know which. */
+int scio__loop_edge_triggered(scio__loop *l);
 
 /* ---- cross-thread wakeup (wakeup.c) ---- */
 /* Make the loop able to receive posts from other threads; call from the

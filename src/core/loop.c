@@ -65,6 +65,8 @@ void scio__loop_source_remove(scio__loop *l) {
 
 struct event_base *scio__loop_base(scio__loop *l) { return l->base; }
 
+int scio__loop_edge_triggered(scio__loop *l) { return l->edge_triggered; }
+
 static void poll_nonblocking(scio__loop *l) {
   if (l->nsources != 0) {
     SCIO__INSTRUMENT(l, before_io_wait, 0.0);

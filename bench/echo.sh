@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The echo benchmarks of issue 9: scio's echo server (bench/echo_scio)
+# against a plain libevent one (bench/echo_libevent), driven by one load
+# generator (bench/echo_load), server on CPU 0 and load on CPU 1.
+# Prints "bench NAME VALUE UNIT" lines and the ratios to libevent.
+# Usage: bench/echo.sh BUILD_DIR   (run by `make bench`)
+set -euo pipefail
+dir=${1:-.}
+b=$dir/bench
+tmp=$(mktemp -d)
+spid=
+cleanup() { [ -n "$spid" ] && kill "$spid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+SCPU=${SCIO_BENCH_SERVER_CPU:-0}
+LCPU=${SCIO_BENCH_LOAD_CPU:-1}
+SECS=${SCIO_BENCH_SECONDS:-2}
+
+start_server() { # NAME: echo_scio | echo_libevent
+  taskset -c "$SCPU" "$b/$1" 0 >"$tmp/srv.out" 2>"$tmp/srv.err" &
+  spid=$!
+  for _ in $(seq 200); do
+    grep -q listening "$tmp/srv.out" && break
+    sleep 0.02
+  done
+  sport=$(awk '/listening/ { print $2 }' "$tmp/srv.out")
+}
+stop_server() { kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true; spid=; }
+load() { taskset -c "$LCPU" "$b/echo_load" -p "$sport" "$@"; }
+
+# best of 2 alternating runs: the highest round-trip rate per server
+declare -A rate
+measure() { # KEY CONNS SIZE
+  for server in echo_libevent echo_scio echo_libevent echo_scio; do
+    start_server "$server"
+    r=$(load -c "$2" -s "$3" -t "$SECS" | awk '/rt_per_s/ { print $2 }')
+    stop_server
+    k="$1:$server"
+    if [ -z "${rate[$k]:-}" ] || [ "$r" -gt "${rate[$k]}" ]; then rate[$k]=$r; fi
+  done
+}
+
+# System calls the server makes per round trip (one connection, 64 B):
+# perf counts them without slowing the server; strace -c if perf cannot.
+syscalls_per_rt() { # SERVER
+  start_server "$1"
+  local st
+  if perf stat -e raw_syscalls:sys_enter -p "$spid" -o "$tmp/perf.out" -- sleep 0 >/dev/null 2>&1; then
+    perf stat -e raw_syscalls:sys_enter -p "$spid" -o "$tmp/count.out" & st=$!
+  else
+    strace -c -f -p "$spid" -o "$tmp/count.out" 2>/dev/null & st=$!
+  fi
+  sleep 0.5
+  load -c 1 -s 64 -n 20000 >/dev/null
+  kill -INT "$st"; wait "$st" 2>/dev/null || true
+  stop_server
+  awk '/sys_enter/ { gsub(",", "", $1); print $1 / 20000; exit }
+       $NF == "total" { print $4 / 20000; exit }' "$tmp/count.out"
+}
+
+measure rtt 1 64
+measure c64 64 64
+measure c1000 1000 16384
+awk -v s="${rate[rtt:echo_scio]}" -v l="${rate[rtt:echo_libevent]}" 'BEGIN {
+  printf "bench echo_rtt_64b %.2f us\n", 1e6 / s
+  printf "bench echo_rtt_64b_libevent %.2f us\n", 1e6 / l
+  printf "bench echo_rtt_64b_vs_libevent %.3f ratio\n", l / s }'
+sys_scio=$(syscalls_per_rt echo_scio)
+sys_lev=$(syscalls_per_rt echo_libevent)
+echo "bench echo_rtt_64b_syscalls $sys_scio per_rt"
+echo "bench echo_rtt_64b_syscalls_libevent $sys_lev per_rt"
+for c in c64:echo_64c_64b c1000:echo_1000c_16k; do
+  key=${c%%:*} name=${c#*:}
+  awk -v s="${rate[$key:echo_scio]}" -v l="${rate[$key:echo_libevent]}" -v n="$name" 'BEGIN {
+    printf "bench %s %d rt/s\n", n, s
+    printf "bench %s_libevent %d rt/s\n", n, l
+    printf "bench %s_vs_libevent %.3f ratio\n", n, s / l }'
+done
+
+# Idle connections: user-space memory per connection held by the scio
+# server.  100,000 when the fd limit allows; otherwise as many as it does
+# (the figure is per connection either way).
+lim=$(ulimit -n)
+n=100000
+if [ "$lim" -lt $((n + 200)) ]; then n=$((lim - 200)); fi
+start_server echo_scio
+rss() { awk '/^VmRSS/ { print $2 }' "/proc/$spid/status"; }
+fds() { ls "/proc/$spid/fd" | wc -l; }
+sleep 0.2
+rss0=$(rss) fd0=$(fds)
+mkfifo "$tmp/hold"
+taskset -c "$LCPU" "$b/echo_load" -p "$sport" -c "$n" -a 8 -i <"$tmp/hold" >"$tmp/idle.out" &
+lpid=$!
+exec 9>"$tmp/hold"
+for _ in $(seq 600); do
+  [ "$(fds)" -ge $((fd0 + n)) ] && break
+  sleep 0.1
+done
+sleep 0.5
+rss1=$(rss)
+exec 9>&-
+wait "$lpid" || true
+stop_server
+awk -v a="$rss0" -v z="$rss1" -v n="$n" 'BEGIN {
+  printf "bench idle_conns %.2f KiB\n", (z - a) / n
+  printf "bench idle_conns_count %d conns\n", n }'

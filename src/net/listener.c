@@ -1,0 +1,284 @@
+/* Listeners: accept across several listening sockets, and close.
+ *
+ * A listener may hold several sockets (IPv4 and IPv6), so an accept waits
+ * for any of them.  scio__fd_wait watches one fd for one task; here one
+ * libevent read event per socket is added for the time of the wait (level
+ * triggered, so no connection that arrived earlier is missed), counted as
+ * a loop source, and freed when the wait ends.  The events live only
+ * during a wait, so a listener never holds libevent state across runs. */
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "listener.h"
+
+typedef struct scio__accept_wait {
+  scio_listener *l;
+  scio__task *t;
+  scio__loop *loop;
+  struct event **ev;
+  int n;
+  int fired;  /* index of the socket that became readable, or -1 */
+} accept_wait;
+
+scio_listener *scio__listener_new(int n) {
+  scio_listener *l = scio__calloc(1, sizeof *l);
+  if (!l)
+    return NULL;
+  l->socks = scio__calloc((size_t)n, sizeof *l->socks);
+  if (!l->socks) {
+    scio__free(l);
+    return NULL;
+  }
+  for (int i = 0; i < n; i++)
+    l->socks[i].fd = -1;
+  l->n = n;
+  return l;
+}
+
+void scio__listener_discard(scio_listener *l) {
+  for (int i = 0; i < l->n; i++)
+    if (l->socks[i].fd >= 0)
+      scio__fd_close(l->socks[i].fd);
+  scio__free(l->path);
+  scio__free(l->socks);
+  scio__free(l);
+}
+
+void scio__listener_enter(scio_listener *l) { l->inflight++; }
+
+void scio__listener_leave(scio_listener *l) {
+  if (--l->inflight == 0 && l->free_pending) {
+    scio__free(l->socks);
+    scio__free(l);
+  }
+}
+
+int scio__listen_socket(const struct sockaddr *sa, socklen_t len,
+                        const scio_listen_opts *o, const char *what) {
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  0);
+  if (fd < 0)
+    return scio__seterr(-errno, "%s: socket: %s", what, strerror(errno));
+  int one = 1, rc = 0;
+  if (sa->sa_family != AF_UNIX) {
+    rc = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (rc == 0 && o->reuse_port)
+      rc = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (rc == 0 && sa->sa_family == AF_INET6)
+      rc = setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
+  const char *step = "setsockopt";
+  if (rc == 0 && (step = "bind", rc = bind(fd, sa, len)) == 0)
+    step = "listen", rc = listen(fd, o->backlog > 0 ? o->backlog : SOMAXCONN);
+  if (rc < 0) {
+    int e = errno;
+    close(fd);
+    char a[128];
+    scio_sockaddr_format((const struct sockaddr_storage *)sa, a, sizeof a);
+    return scio__seterr(-e, "%s: %s %s: %s", what, step, a, strerror(e));
+  }
+  return fd;
+}
+
+/* ---- waiting for any socket ---- */
+
+static void accept_ready(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  accept_wait *w = arg;
+  scio__loop_source_remove(w->loop); /* a non-persistent event fired */
+  for (int i = 0; i < w->n; i++)
+    if (event_get_fd(w->ev[i]) == fd && w->fired < 0)
+      w->fired = i;
+  if (w->t) {
+    scio__task *t = w->t;
+    w->t = NULL;
+    scio__task_wake(t, 0);
+  }
+}
+
+static void wait_release(accept_wait *w) {
+  for (int i = 0; i < w->n; i++) {
+    if (!w->ev[i])
+      continue;
+    if (event_pending(w->ev[i], EV_READ, NULL))
+      scio__loop_source_remove(w->loop);
+    event_free(w->ev[i]);
+    w->ev[i] = NULL;
+  }
+  if (w->l->wait == w)
+    w->l->wait = NULL;
+}
+
+static void accept_abort(scio__task *t, void *ctx) {
+  (void)t;
+  accept_wait *w = ctx;
+  w->t = NULL;
+  wait_release(w);
+}
+
+static int wait_any(scio_listener *l) {
+  scio__loop *loop = scio__loop_current();
+  struct event *evs[8];
+  struct event **ev = evs;
+  if (l->n > 8 && !(ev = scio__calloc((size_t)l->n, sizeof *ev)))
+    return scio__seterr(SCIO_ENOMEM, "accept: out of memory");
+  accept_wait w = {l, scio__task_cur(), loop, ev, l->n, -1};
+  memset(ev, 0, (size_t)l->n * sizeof *ev);
+  int rc = 0;
+  for (int i = 0; i < l->n && rc == 0; i++) {
+    ev[i] = event_new(scio__loop_base(loop), l->socks[i].fd, EV_READ, accept_ready, &w);
+    if (!ev[i] || event_add(ev[i], NULL) < 0)
+      rc = scio__seterr(SCIO_ENOMEM, "accept: cannot watch the listener");
+    else
+      scio__loop_source_add(loop);
+  }
+  if (rc == 0) {
+    l->wait = &w;
+    rc = scio__park(accept_abort, &w, "accept");
+  }
+  wait_release(&w);
+  if (rc == 0 && w.fired >= 0)
+    l->next = w.fired;
+  if (ev != evs)
+    scio__free(ev);
+  return rc;
+}
+
+/* ---- accept ---- */
+
+/* One pass over the sockets, starting where the last one left off:
+ * 1 accepted, 0 nothing queued, < 0 an error. */
+static int try_accept(scio_listener *l, scio_stream **out) {
+  for (int k = 0; k < l->n; k++) {
+    int i = (l->next + k) % l->n;
+    for (;;) {
+      int fd = accept4(l->socks[i].fd, NULL, NULL,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0) {
+        l->next = (i + 1) % l->n;
+        int rc = scio__sock_wrap(fd, l->socks[i].family, l->stream_flags,
+                                 out);
+        if (rc < 0) {
+          close(fd);
+          return rc;
+        }
+        return 1;
+      }
+      /* Aborted before we got to it: skip, as Trio does. */
+      if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        break;
+      return scio__seterr(-errno, "accept: %s", strerror(errno));
+    }
+  }
+  return 0;
+}
+
+static int accept_loop(scio_listener *l, scio_stream **out) {
+  int yielded = 0;
+  for (;;) {
+    int rc = try_accept(l, out);
+    if (rc == 1) {
+      scio__yield_once(yielded);
+      return 0;
+    }
+    if (rc < 0)
+      return rc;
+    rc = wait_any(l);
+    if (rc < 0)
+      return rc;
+    if (l->closed)
+      return scio__seterr(SCIO_ECLOSED, "accept: listener closed while "
+                                        "waiting");
+    yielded = 1;
+  }
+}
+
+SCIO_API int scio_listener_accept(scio_listener *l, scio_stream **out) {
+  if (out)
+    *out = NULL;
+  if (!l || !out)
+    return scio__seterr(SCIO_EINVAL, "listener_accept: NULL argument");
+  if (!scio_task_current())
+    return scio__seterr(SCIO_EINVAL, "listener_accept: not inside a task");
+  if (l->closed)
+    return scio__seterr(SCIO_ECLOSED, "accept: listener is closed");
+  if (l->accepting)
+    return scio__seterr(SCIO_EBUSY, "accept: another task is accepting on "
+                                    "this listener");
+  int rc = scio_checkpoint_if_cancelled();
+  if (rc < 0)
+    return rc;
+  l->accepting = 1;
+  scio__listener_enter(l);
+  rc = accept_loop(l, out);
+  l->accepting = 0;
+  scio__listener_leave(l);
+  return rc;
+}
+
+/* Remove the socket file only if it is still the one bind() made: a newer
+ * listener may have replaced a file this one still names. */
+static void unlink_ours(scio_listener *l) {
+  struct stat st;
+  if (l->path && lstat(l->path, &st) == 0 && st.st_dev == l->dev &&
+      st.st_ino == l->ino)
+    unlink(l->path);
+}
+
+SCIO_API int scio_listener_close(scio_listener *l) {
+  if (!l || l->closed)
+    return 0;
+  l->closed = 1;
+  if (l->wait) {
+    accept_wait *w = l->wait;
+    scio__task *t = w->t;
+    w->t = NULL;
+    wait_release(w);
+    if (t)
+      scio__task_wake(t, SCIO_ECLOSED);
+  }
+  for (int i = 0; i < l->n; i++)
+    if (l->socks[i].fd >= 0) {
+      scio__fd_close(l->socks[i].fd);
+      l->socks[i].fd = -1;
+    }
+  unlink_ours(l);
+  scio__free(l->path);
+  l->path = NULL;
+  l->free_pending = 1;
+  scio__listener_enter(l);
+  scio__listener_leave(l);
+  return 0;
+}
+
+SCIO_API int scio_listener_addrs(scio_listener *l,
+                                 struct sockaddr_storage *addrs, size_t max) {
+  if (!l || (!addrs && max > 0) || l->closed)
+    return scio__seterr(SCIO_EINVAL, "listener_addrs: bad argument");
+  for (int i = 0; i < l->n && (size_t)i < max; i++) {
+    memset(&addrs[i], 0, sizeof addrs[i]);
+    socklen_t sl = sizeof addrs[i];
+    if (getsockname(l->socks[i].fd, (struct sockaddr *)&addrs[i], &sl) < 0)
+      return scio__seterr(-errno, "listener_addrs: %s", strerror(errno));
+  }
+  return l->n;
+}
+
+SCIO_API int scio_listener_port(scio_listener *l) {
+  struct sockaddr_storage ss;
+  int rc = scio_listener_addrs(l, &ss, 1);
+  if (rc < 0)
+    return rc;
+  if (ss.ss_family == AF_INET)
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  if (ss.ss_family == AF_INET6)
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  return scio__seterr(SCIO_EINVAL, "listener_port: not a TCP listener");
+}

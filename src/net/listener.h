@@ -1,0 +1,45 @@
+/* Private: the listener object, shared by listener.c (accept, close),
+ * tcp_listen.c, unix.c and serve.c. */
+#ifndef SCIO_NET_LISTENER_H
+#define SCIO_NET_LISTENER_H
+
+#include <sys/types.h>
+
+#include "net_internal.h"
+
+typedef struct scio__lsock {
+  int fd;
+  int family;
+} scio__lsock;
+
+struct scio__accept_wait;
+
+struct scio_listener {
+  scio__lsock *socks;
+  int n;
+  int next;                 /* where the next accept starts: fairness */
+  unsigned stream_flags;    /* for accepted streams */
+  struct scio__accept_wait *wait; /* the task blocked in accept, if any */
+  unsigned inflight;        /* accept/serve calls running inside */
+  unsigned char closed, free_pending, accepting;
+  /* A UNIX listener's socket file, removed on close if it is still ours. */
+  char *path;
+  dev_t dev;
+  ino_t ino;
+};
+
+/* A listener over n sockets (fds -1 until set); NULL when out of memory. */
+scio_listener *scio__listener_new(int n);
+/* Free a listener that was never handed out, closing the sockets set. */
+void scio__listener_discard(scio_listener *l);
+
+/* socket + options + bind + listen: the fd, or a negative code (detail
+ * set, nothing left open).  For AF_INET6, IPV6_V6ONLY is set. */
+int scio__listen_socket(const struct sockaddr *sa, socklen_t len,
+                        const scio_listen_opts *o, const char *what);
+
+/* Serve and accept use these to keep the listener alive while inside. */
+void scio__listener_enter(scio_listener *l);
+void scio__listener_leave(scio_listener *l);
+
+#endif

@@ -1,0 +1,62 @@
+/* Private: what the files of src/net share. */
+#ifndef SCIO_NET_INTERNAL_H
+#define SCIO_NET_INTERNAL_H
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/layer.h"
+#include "scio/net.h"
+
+/* May a receive wait for readiness right after a short read (without
+ * first reading to EAGAIN)?  Only if the wait cannot miss an end of
+ * stream: a short TCP read can consume the peer's FIN together with the
+ * last bytes (tcp_recvmsg eats a FIN that follows the data), after which
+ * the socket stays readable but an edge-triggered registration never
+ * fires again, so a wait would hang forever.  Level-triggered backends
+ * report the EOF as readable, so there the shortcut is safe.  With epoll it
+ * needs the registration to watch EPOLLRDHUP (libevent's EV_CLOSED) and the
+ * wait to report that the peer's FIN was seen; the fd contract does not
+ * carry that yet, so the shortcut is off on edge-triggered backends. */
+#define SCIO__FD_SHORT_READ_WAIT()                                            \
+  (!scio__loop_edge_triggered(scio__loop_current()))
+
+/* A stream socket wrapped as a byte stream (socket.c). */
+typedef struct scio__sock {
+  scio_stream base;      /* first: the stream head */
+  int fd;                /* -1 once closed */
+  int family;
+  /* The last read came back short (or EAGAIN): the receive queue is empty,
+   * so the next receive waits for readiness before it reads. */
+  unsigned char rx_drained;
+  /* The last write was partial (or EAGAIN): the send buffer is full. */
+  unsigned char tx_full;
+  unsigned char eof_sent;
+} scio__sock;
+
+/* Wrap fd (already non-blocking and close-on-exec, a stream socket of
+ * `family`); TCP gets TCP_NODELAY unless flags say otherwise.  On error
+ * the caller keeps fd. */
+int scio__sock_wrap(int fd, int family, unsigned flags, scio_stream **out);
+/* Send all of buf on s (the caller holds the stream's send bracket). */
+int scio__sock_send_all(scio__sock *s, const void *buf, size_t len);
+/* Is s a socket stream of this file? */
+int scio__is_sock(const scio_stream *s);
+
+/* Map a send/receive errno: peer-gone errors are SCIO_EBROKEN; the detail
+ * names `what` and the system's text. */
+int scio__sock_err(int err, const char *what);
+
+/* Fill a sockaddr_un for path: 0 or SCIO_EINVAL. */
+struct sockaddr_un;
+int scio__unix_addr(const char *path, struct sockaddr_un *sun,
+                    socklen_t *len, const char *what);
+
+/* Yield once unless the call already did (the checkpoint rule). */
+static inline void scio__yield_once(int yielded) {
+  if (!yielded)
+    scio_cancel_shielded_checkpoint();
+}
+
+#endif

@@ -1,0 +1,136 @@
+/* scio_listener_serve: accept forever, one handler task per connection.
+ *
+ * A handler's failure is the handler's business, not the server's: its
+ * task reports it through the error hook and returns 0, so the nursery is
+ * never cancelled by one bad connection.  Accept failures for lack of
+ * resources (fds, buffers, memory) back off with a doubling pause, since
+ * the pending connection stays queued and retrying at once would spin. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "listener.h"
+
+typedef struct serve_conn {
+  scio_stream *conn;
+  scio_serve_handler handler;
+  void *arg;
+  scio_serve_error_fn on_error;
+  void *error_ctx;
+} serve_conn;
+
+static void default_report(void *ctx, const struct sockaddr_storage *peer,
+                           int code, const char *detail) {
+  (void)ctx;
+  char a[160] = "accept";
+  if (peer)
+    scio_sockaddr_format(peer, a, sizeof a);
+  fprintf(stderr, "scio serve: %s: %s: %s\n", a, scio_err_name(code),
+          detail && detail[0] ? detail : scio_strerror(code));
+}
+
+static int conn_task(void *p) {
+  serve_conn c = *(serve_conn *)p;
+  scio__free(p);
+  /* The peer is read now: after a reset getpeername has nothing to say. */
+  struct sockaddr_storage peer;
+  memset(&peer, 0, sizeof peer);
+  int have_peer = scio_stream_remote_addr(c.conn, &peer) == 0;
+  int rc = c.handler(c.conn, c.arg);
+  int cancelled = rc == SCIO_ECANCELED && scio__task_cancelled(scio__task_cur());
+  if (rc < 0 && !cancelled)
+    c.on_error(c.error_ctx, have_peer ? &peer : NULL, rc, scio_errmsg());
+  scio_close(c.conn);
+  return 0;
+}
+
+static int spawn_conn(scio_nursery *n, scio_stream *conn,
+                      scio_serve_handler handler, void *arg,
+                      const scio_serve_opts *o) {
+  serve_conn *c = scio__malloc(sizeof *c);
+  if (!c)
+    return scio__seterr(SCIO_ENOMEM, "serve: out of memory");
+  *c = (serve_conn){conn, handler, arg, o->on_error, o->error_ctx};
+  int rc = scio_start_soon_named(n, conn_task, c, "serve-connection");
+  if (rc < 0)
+    scio__free(c);
+  return rc;
+}
+
+static int out_of_resources(int rc) {
+  return rc == SCIO_EMFILE || rc == -ENFILE || rc == -ENOBUFS ||
+         rc == SCIO_ENOMEM;
+}
+
+static int serve_loop(scio_listener *l, scio_serve_handler handler, void *arg,
+                      scio_nursery *n, const scio_serve_opts *o) {
+  double pause = 0;
+  int reported = 0;
+  for (;;) {
+    scio_stream *conn;
+    int rc = scio_listener_accept(l, &conn);
+    if (rc == 0) {
+      rc = spawn_conn(n, conn, handler, arg, o);
+      if (rc == 0) {
+        pause = 0; /* the episode is over */
+        reported = 0;
+        continue;
+      }
+      scio_close(conn);
+    }
+    if (!out_of_resources(rc))
+      return rc;
+    if (!reported) {
+      char detail[256];
+      snprintf(detail, sizeof detail, "%s; backing off", scio_errmsg());
+      o->on_error(o->error_ctx, NULL, rc, detail);
+      reported = 1;
+    }
+    pause = pause == 0 ? o->backoff_initial : pause * 2;
+    if (pause > o->backoff_max)
+      pause = o->backoff_max;
+    if ((rc = scio_sleep(pause)) < 0)
+      return rc;
+  }
+}
+
+SCIO_API int scio_listener_serve(scio_listener *l, scio_serve_handler handler,
+                                 void *arg, scio_nursery *nursery,
+                                 const scio_serve_opts *opts) {
+  scio_serve_opts o;
+  memset(&o, 0, sizeof o);
+  if (opts)
+    o = *opts;
+  if (!l || !handler || !(o.backoff_initial >= 0) || !(o.backoff_max >= 0))
+    return scio__seterr(SCIO_EINVAL, "serve: bad argument");
+  if (!scio_task_current())
+    return scio__seterr(SCIO_EINVAL, "serve: not inside a task");
+  if (!o.on_error)
+    o.on_error = default_report;
+  if (o.backoff_initial == 0)
+    o.backoff_initial = 0.1;
+  if (o.backoff_max == 0)
+    o.backoff_max = 1.0;
+  if (o.backoff_max < o.backoff_initial)
+    o.backoff_max = o.backoff_initial;
+  scio_nursery own;
+  scio_nursery *n = nursery;
+  if (!n) {
+    int rc = scio_nursery_open(&own);
+    if (rc < 0)
+      return rc;
+    n = &own;
+  }
+  scio__listener_enter(l);
+  int rc = serve_loop(l, handler, arg, n, &o);
+  scio__listener_leave(l); /* l may be gone now (closed meanwhile) */
+  /* Closed by another task: the graceful end of serving. */
+  if (rc == SCIO_ECLOSED)
+    rc = 0;
+  if (n == &own) {
+    int nrc = scio_nursery_close(&own);
+    if (rc == 0)
+      rc = nrc;
+  }
+  return rc;
+}

@@ -1,0 +1,381 @@
+/* Stream sockets (TCP, UNIX, socket pairs) as byte streams.
+ *
+ * The hot path makes as few system calls as libevent's callbacks would:
+ * every call tries its syscall first and waits only on EAGAIN, and a short
+ * read (or partial write) is taken as "the queue is drained" (or "the
+ * buffer is full"), so the next call waits for readiness instead of
+ * failing a syscall first.  On epoll the wait is a persistent
+ * edge-triggered registration (scio__fd_wait): no syscall to wait, none to
+ * check for cancellation. */
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "net_internal.h"
+
+int scio__sock_err(int err, const char *what) {
+  switch (err) {
+  case EPIPE:
+  case ECONNRESET:
+  case ECONNABORTED:
+  case ETIMEDOUT:
+  case EHOSTUNREACH:
+  case ENETUNREACH:
+  case ENETDOWN:
+  case ENOTCONN:
+    return scio__seterr(SCIO_EBROKEN, "%s: %s", what, strerror(err));
+  default:
+    return scio__seterr(-err, "%s: %s", what, strerror(err));
+  }
+}
+
+/* After a failed wait: closed meanwhile, or cancelled (already recorded). */
+static int wait_failed(int rc, const char *what) {
+  if (rc == SCIO_ECLOSED)
+    return scio__seterr(SCIO_ECLOSED, "%s: socket closed while waiting",
+                        what);
+  return rc;
+}
+
+static int closed_meanwhile(const char *what) {
+  return scio__seterr(SCIO_ECLOSED, "%s: socket closed while waiting", what);
+}
+
+static ssize_t sock_receive(scio_stream *st, void *buf, size_t max) {
+  scio__sock *s = (scio__sock *)st;
+  if (!buf)
+    return scio__seterr(SCIO_EINVAL, "receive: buf is NULL");
+  int rc = scio_checkpoint_if_cancelled();
+  if (rc < 0)
+    return rc;
+  int yielded = 0;
+  for (;;) {
+    if (s->rx_drained) {
+      rc = scio__fd_wait(s->fd, SCIO__FD_READ);
+      if (rc < 0)
+        return wait_failed(rc, "receive");
+      if (s->base.closed)
+        return closed_meanwhile("receive");
+      yielded |= rc != SCIO__FD_NOPARK;
+      s->rx_drained = 0;
+    }
+    ssize_t n = recv(s->fd, buf, max, 0);
+    if (n > 0) {
+      /* A stream socket's recv copies across queued segments until `max`
+       * is reached: fewer bytes mean the queue is now empty.  Waiting for
+       * readiness next is safe only where an end of stream consumed by
+       * this read still shows as readiness (net_internal.h). */
+      if ((size_t)n < max && SCIO__FD_SHORT_READ_WAIT())
+        s->rx_drained = 1;
+      scio__yield_once(yielded);
+      return n;
+    }
+    if (n == 0) {
+      scio__yield_once(yielded);
+      return SCIO_EOF;
+    }
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      s->rx_drained = 1;
+      continue;
+    }
+    return scio__sock_err(errno, "receive");
+  }
+}
+
+/* Advance an iovec window past n sent bytes. */
+static void iov_advance(struct iovec **iov, int *cnt, size_t n) {
+  while (*cnt > 0 && n >= (*iov)->iov_len) {
+    n -= (*iov)->iov_len;
+    (*iov)++;
+    (*cnt)--;
+  }
+  if (*cnt > 0 && n > 0) {
+    (*iov)->iov_base = (char *)(*iov)->iov_base + n;
+    (*iov)->iov_len -= n;
+  }
+}
+
+static size_t iov_total(const struct iovec *iov, int cnt) {
+  size_t t = 0;
+  for (int i = 0; i < cnt; i++)
+    t += iov[i].iov_len;
+  return t;
+}
+
+/* Send every byte of a window of at most IOV_MAX buffers (modified).
+ * *done counts the bytes sent, for the detail of a cancelled send. */
+static int send_window(scio__sock *s, struct iovec *iov, int cnt,
+                       size_t *done, size_t total, int *yielded) {
+  size_t left = iov_total(iov, cnt);
+  while (left > 0) {
+    if (s->tx_full) {
+      int rc = scio__fd_wait(s->fd, SCIO__FD_WRITE);
+      if (rc == SCIO_ECANCELED)
+        return scio__seterr(rc, "send: cancelled after %zu of %zu bytes",
+                            *done, total);
+      if (rc < 0)
+        return wait_failed(rc, "send");
+      if (s->base.closed)
+        return closed_meanwhile("send");
+      *yielded |= rc != SCIO__FD_NOPARK;
+      s->tx_full = 0;
+    }
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = iov;
+    m.msg_iovlen = (size_t)cnt;
+    ssize_t n = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        s->tx_full = 1;
+        continue;
+      }
+      return scio__sock_err(errno, "send");
+    }
+    /* A partial write means the socket buffer is full. */
+    if ((size_t)n < left)
+      s->tx_full = 1;
+    left -= (size_t)n;
+    *done += (size_t)n;
+    iov_advance(&iov, &cnt, (size_t)n);
+  }
+  return 0;
+}
+
+enum { WINDOW = 64 };
+
+static int sock_send_iov(scio__sock *s, const struct iovec *iov, int cnt) {
+  int rc = scio_checkpoint_if_cancelled();
+  if (rc < 0)
+    return rc;
+  if (s->eof_sent)
+    return scio__seterr(SCIO_ECLOSED, "send: the sending side was shut "
+                                      "down by send_eof");
+  size_t done = 0, total = iov_total(iov, cnt);
+  int yielded = 0;
+  struct iovec win[WINDOW];
+  for (int i = 0; i < cnt; i += WINDOW) {
+    int k = cnt - i < WINDOW ? cnt - i : WINDOW;
+    memcpy(win, iov + i, (size_t)k * sizeof *win);
+    if ((rc = send_window(s, win, k, &done, total, &yielded)) < 0)
+      return rc;
+  }
+  scio__yield_once(yielded);
+  return 0;
+}
+
+int scio__sock_send_all(scio__sock *s, const void *buf, size_t len) {
+  struct iovec v = {(void *)buf, len};
+  return sock_send_iov(s, &v, len ? 1 : 0);
+}
+
+static int sock_send(scio_stream *st, const void *buf, size_t len) {
+  if (!buf && len > 0)
+    return scio__seterr(SCIO_EINVAL, "send: buf is NULL");
+  struct iovec v = {(void *)buf, len};
+  return sock_send_iov((scio__sock *)st, &v, len ? 1 : 0);
+}
+
+static int sock_send_eof(scio_stream *st) {
+  scio__sock *s = (scio__sock *)st;
+  int rc = scio_checkpoint_if_cancelled();
+  if (rc < 0)
+    return rc;
+  /* ENOTCONN: the peer is already gone, so it will see no more bytes
+   * either; that is what send_eof promises. */
+  if (!s->eof_sent && shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+    return scio__sock_err(errno, "send_eof");
+  s->eof_sent = 1;
+  scio_cancel_shielded_checkpoint();
+  return 0;
+}
+
+static int sock_close(scio_stream *st) {
+  scio__sock *s = (scio__sock *)st;
+  if (s->fd >= 0) {
+    int fd = s->fd;
+    s->fd = -1;
+    /* Wakes a task blocked in receive or send with SCIO_ECLOSED. */
+    scio__fd_close(fd);
+  }
+  return 0;
+}
+
+static void sock_free(scio_stream *st) { scio__free(st); }
+
+static int addr_attr(scio__sock *s, int key, void *out, size_t len) {
+  if (len < sizeof(struct sockaddr_storage))
+    return -ENOSPC;
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t sl = sizeof ss;
+  int rc = key == SCIO_ATTR_LOCAL_ADDR
+               ? getsockname(s->fd, (struct sockaddr *)&ss, &sl)
+               : getpeername(s->fd, (struct sockaddr *)&ss, &sl);
+  if (rc < 0)
+    return scio__seterr(-errno, "stream_attr: %s: %s",
+                        key == SCIO_ATTR_LOCAL_ADDR ? "getsockname"
+                                                    : "getpeername",
+                        strerror(errno));
+  /* An unnamed UNIX socket reports only the family. */
+  ss.ss_family = (sa_family_t)s->family;
+  memcpy(out, &ss, sizeof ss);
+  return 0;
+}
+
+static int sock_attr(scio_stream *st, int key, void *out, size_t len) {
+  scio__sock *s = (scio__sock *)st;
+  switch (key) {
+  case SCIO_ATTR_FD:
+  case SCIO_ATTR_FAMILY:
+    if (len < sizeof(int))
+      return -ENOSPC;
+    *(int *)out = key == SCIO_ATTR_FD ? s->fd : s->family;
+    return 0;
+  case SCIO_ATTR_LOCAL_ADDR:
+  case SCIO_ATTR_REMOTE_ADDR:
+    return addr_attr(s, key, out, len);
+  default:
+    return -ENOENT;
+  }
+}
+
+#define SOCK_OPS(ident, label)                                                \
+  static const scio_stream_ops ident = {                                      \
+      .size = sizeof(scio_stream_ops),                                        \
+      .name = label,                                                          \
+      .do_receive = sock_receive,                                             \
+      .do_send = sock_send,                                                   \
+      .do_send_eof = sock_send_eof,                                           \
+      .do_close = sock_close,                                                 \
+      .do_free = sock_free,                                                   \
+      .do_attr = sock_attr,                                                   \
+  }
+SOCK_OPS(tcp_ops, "tcp");
+SOCK_OPS(unix_ops, "unix");
+SOCK_OPS(other_ops, "socket");
+
+int scio__is_sock(const scio_stream *s) {
+  return s->ops == &tcp_ops || s->ops == &unix_ops || s->ops == &other_ops;
+}
+
+int scio__sock_wrap(int fd, int family, unsigned flags, scio_stream **out) {
+  *out = NULL;
+  scio__sock *s = scio__calloc(1, sizeof *s);
+  if (!s)
+    return scio__seterr(SCIO_ENOMEM, "socket stream: out of memory");
+  int inet = family == AF_INET || family == AF_INET6;
+  if (inet && !(flags & SCIO_SOCKET_KEEP_NAGLE)) {
+    int one = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
+      int e = errno;
+      scio__free(s);
+      return scio__seterr(-e, "socket stream: TCP_NODELAY: %s", strerror(e));
+    }
+  }
+  scio_stream_init(&s->base,
+                   inet ? &tcp_ops
+                        : family == AF_UNIX ? &unix_ops : &other_ops,
+                   NULL);
+  s->fd = fd;
+  s->family = family;
+  *out = &s->base;
+  return 0;
+}
+
+SCIO_API int scio_socket_stream_from_fd(int fd, unsigned flags,
+                                        scio_stream **out) {
+  if (out)
+    *out = NULL;
+  if (!out || fd < 0 || (flags & ~(unsigned)SCIO_SOCKET_KEEP_NAGLE))
+    return scio__seterr(SCIO_EINVAL, "socket_stream_from_fd: bad argument");
+  int type, family;
+  socklen_t sl = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) < 0) {
+    if (errno == ENOTSOCK)
+      return scio__seterr(SCIO_EINVAL, "socket_stream_from_fd: fd %d is "
+                                       "not a socket", fd);
+    return scio__seterr(-errno, "socket_stream_from_fd: fd %d: %s", fd,
+                        strerror(errno));
+  }
+  if (type != SOCK_STREAM)
+    return scio__seterr(SCIO_EINVAL, "socket_stream_from_fd: fd %d is not "
+                                     "a stream socket", fd);
+  sl = sizeof family;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &sl) < 0)
+    return scio__seterr(-errno, "socket_stream_from_fd: SO_DOMAIN: %s",
+                        strerror(errno));
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+      fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+    return scio__seterr(-errno, "socket_stream_from_fd: fcntl: %s",
+                        strerror(errno));
+  return scio__sock_wrap(fd, family, flags, out);
+}
+
+SCIO_API int scio_socket_pair_open(scio_stream **a, scio_stream **b) {
+  if (a)
+    *a = NULL;
+  if (b)
+    *b = NULL;
+  if (!a || !b)
+    return scio__seterr(SCIO_EINVAL, "socket_pair_open: NULL argument");
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                 sv) < 0)
+    return scio__seterr(-errno, "socket_pair_open: %s", strerror(errno));
+  int rc = scio__sock_wrap(sv[0], AF_UNIX, 0, a);
+  if (rc == 0 && (rc = scio__sock_wrap(sv[1], AF_UNIX, 0, b)) < 0) {
+    scio__free(*a);
+    *a = NULL;
+  }
+  if (rc < 0) {
+    close(sv[0]);
+    close(sv[1]);
+  }
+  return rc;
+}
+
+/* The generic stream bracket (stream.c's is private to it): busy check on
+ * the send side and the in-flight count that defers the free. */
+static void leave_send(scio_stream *s) {
+  s->sending = 0;
+  if (--s->inflight == 0 && s->free_pending && s->ops->do_free)
+    s->ops->do_free(s);
+}
+
+SCIO_API int scio_socket_send_vec(scio_stream *s, const struct iovec *iov,
+                                  int iovcnt) {
+  if (!s || iovcnt < 0 || (!iov && iovcnt > 0))
+    return scio__seterr(SCIO_EINVAL, "send_vec: bad argument");
+  if (!scio__is_sock(s)) {
+    if (iovcnt == 0)
+      return scio_send(s, NULL, 0);
+    for (int i = 0; i < iovcnt; i++) {
+      int rc = scio_send(s, iov[i].iov_base, iov[i].iov_len);
+      if (rc < 0)
+        return rc;
+    }
+    return 0;
+  }
+  if (s->closed)
+    return scio__seterr(SCIO_ECLOSED, "send_vec: %s stream is closed",
+                        s->ops->name);
+  if (s->sending)
+    return scio__seterr(SCIO_EBUSY, "send_vec: another task is sending on "
+                                    "this %s stream", s->ops->name);
+  s->sending = 1;
+  s->inflight++;
+  int rc = sock_send_iov((scio__sock *)s, iov, iovcnt);
+  leave_send(s);
+  return rc;
+}

@@ -1,0 +1,290 @@
+/* Listeners: TCP (port 0, dual stack), UNIX (stale files), accept and
+ * close. */
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "net_support.h"
+#include "support/oom.h"
+
+SCIO_TEST(port_zero_and_addrs) {
+  scio_listener *l;
+  CK_OK(scio_tcp_listen("127.0.0.1", 0, NULL, &l));
+  int port = scio_listener_port(l);
+  ck_assert_int_gt(port, 0);
+  ck_assert_int_eq(scio_listener_addrs(l, NULL, 0), 1);
+  struct sockaddr_storage ss;
+  ck_assert_int_eq(scio_listener_addrs(l, &ss, 1), 1);
+  char text[64];
+  scio_sockaddr_format(&ss, text, sizeof text);
+  char want[64];
+  snprintf(want, sizeof want, "127.0.0.1:%d", port);
+  ck_assert_str_eq(text, want);
+  /* The port is taken now. */
+  scio_listener *l2 = (scio_listener *)1;
+  ck_assert_int_eq(scio_tcp_listen("127.0.0.1", (uint16_t)port, NULL, &l2),
+                   SCIO_EADDRINUSE);
+  ck_assert_ptr_null(l2);
+  /* ...but SO_REUSEPORT listeners share one. */
+  CK_OK(scio_listener_close(l));
+  scio_listen_opts o = {0};
+  o.reuse_port = 1;
+  CK_OK(scio_tcp_listen("127.0.0.1", (uint16_t)port, &o, &l));
+  CK_OK(scio_tcp_listen("127.0.0.1", (uint16_t)port, &o, &l2));
+  CK_OK(scio_listener_close(l2));
+  CK_OK(scio_listener_close(l));
+  return 0;
+}
+
+static int have_ipv6(void) {
+  int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  if (fd < 0)
+    return 0;
+  struct sockaddr_in6 a = {.sin6_family = AF_INET6};
+  a.sin6_addr = in6addr_loopback;
+  int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+SCIO_TEST(dual_stack_null_host) {
+  scio_listener *l;
+  CK_OK(scio_tcp_listen(NULL, 0, NULL, &l));
+  int port = scio_listener_port(l);
+  int want = have_ipv6() ? 2 : 1;
+  ck_assert_int_eq(scio_listener_addrs(l, NULL, 0), want);
+  struct sockaddr_storage ss[2];
+  scio_listener_addrs(l, ss, 2);
+  for (int i = 0; i < want; i++) {
+    int p = ss[i].ss_family == AF_INET6
+                ? ntohs(((struct sockaddr_in6 *)&ss[i])->sin6_port)
+                : ntohs(((struct sockaddr_in *)&ss[i])->sin_port);
+    ck_assert_int_eq(p, port); /* one port for both */
+  }
+  /* A client of each family is accepted, and both are seen in turn. */
+  int c4 = net_raw_connect(AF_INET, port);
+  int c6 = want == 2 ? net_raw_connect(AF_INET6, port) : -1;
+  int fams = 0;
+  for (int i = 0; i < want; i++) {
+    scio_stream *s;
+    CK_OK(scio_listener_accept(l, &s));
+    int f;
+    CK_OK(scio_stream_family(s, &f));
+    fams |= f == AF_INET6 ? 2 : 1;
+    CK_OK(scio_close(s));
+  }
+  ck_assert_int_eq(fams, want == 2 ? 3 : 1);
+  close(c4);
+  if (c6 >= 0)
+    close(c6);
+  CK_OK(scio_listener_close(l));
+  /* IPV6_V6ONLY: IPv4 and IPv6 listeners of one port do not clash. */
+  if (want == 2) {
+    scio_listener *l4, *l6;
+    CK_OK(scio_tcp_listen("0.0.0.0", 0, NULL, &l4));
+    CK_OK(scio_tcp_listen("::", (uint16_t)scio_listener_port(l4), NULL, &l6));
+    scio_listener_close(l6);
+    scio_listener_close(l4);
+  }
+  return 0;
+}
+
+SCIO_TEST(listen_bad_input) {
+  scio_listener *l = (scio_listener *)1;
+  ck_assert_int_eq(scio_tcp_listen("db.example", 0, NULL, &l), SCIO_EINVAL);
+  ck_assert_ptr_null(l);
+  ck_assert_ptr_nonnull(strstr(scio_errmsg(), "resolver"));
+  ck_assert_int_eq(scio_tcp_listen("127.0.0.1", 0, NULL, NULL), SCIO_EINVAL);
+  scio_listen_opts o = {0};
+  o.family = 12345;
+  ck_assert_int_eq(scio_tcp_listen(NULL, 0, &o, &l), SCIO_EINVAL);
+  o.family = 0;
+  o.backlog = -1;
+  ck_assert_int_eq(scio_tcp_listen(NULL, 0, &o, &l), SCIO_EINVAL);
+  ck_assert_int_eq(scio_tcp_listen("192.0.2.1", 0, NULL, &l),
+                   -EADDRNOTAVAIL);
+  ck_assert_int_eq(scio_unix_listen("", NULL, &l), SCIO_EINVAL);
+  ck_assert_int_eq(scio_listener_accept(NULL, NULL), SCIO_EINVAL);
+  ck_assert_int_eq(scio_listener_port(NULL), SCIO_EINVAL);
+  CK_OK(scio_listener_close(NULL));
+  return 0;
+}
+
+SCIO_TEST(unix_stale_live_and_removed) {
+  char path[108];
+  net_sock_path(path, sizeof path, "stale");
+  /* A stale file: bound, then its server died. */
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sun = {.sun_family = AF_UNIX};
+  strcpy(sun.sun_path, path);
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+  close(fd);
+  scio_listener *l, *l2;
+  CK_OK(scio_unix_listen(path, NULL, &l));
+  ck_assert_int_eq(scio_listener_port(l), SCIO_EINVAL);
+  /* A live one is refused, and left alone. */
+  ck_assert_int_eq(scio_unix_listen(path, NULL, &l2), SCIO_EADDRINUSE);
+  scio_stream *a, *b;
+  /* The probe that found the server alive was a connection: it arrives
+   * first, already closed. */
+  CK_OK(scio_listener_accept(l, &b));
+  char c;
+  ck_assert_int_eq(scio_receive(b, &c, 1), SCIO_EOF);
+  scio_close(b);
+  CK_OK(scio_connect_unix(path, &a));
+  CK_OK(scio_listener_accept(l, &b));
+  CK_OK(scio_send(a, "u", 1));
+  ck_assert_int_eq(scio_receive(b, &c, 1), 1);
+  scio_close(a);
+  scio_close(b);
+  CK_OK(scio_listener_close(l));
+  struct stat st;
+  ck_assert_int_eq(lstat(path, &st), -1); /* removed on close */
+  /* A regular file is not a stale socket. */
+  int f = open(path, O_CREAT | O_WRONLY, 0600);
+  close(f);
+  ck_assert_int_eq(scio_unix_listen(path, NULL, &l), SCIO_EADDRINUSE);
+  ck_assert_int_eq(lstat(path, &st), 0);
+  unlink(path);
+  return 0;
+}
+
+typedef struct acc {
+  scio_listener *l;
+  scio_stream *s;
+  int rc, done;
+  scio_scope *scope;
+} acc;
+
+static int accept_task(void *p) {
+  acc *a = p;
+  scio_scope cs;
+  scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0);
+  a->scope = &cs;
+  a->rc = scio_listener_accept(a->l, &a->s);
+  a->scope = NULL;
+  scio_scope_close(&cs);
+  a->done = 1;
+  return 0;
+}
+
+SCIO_TEST(close_wakes_accept_and_busy) {
+  scio_listener *l;
+  CK_OK(scio_tcp_listen(NULL, 0, NULL, &l));
+  acc a = {l, NULL, 0, 0, NULL};
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, accept_task, &a));
+  CK_OK(scio_wait_all_tasks_blocked());
+  scio_stream *s = (scio_stream *)1;
+  ck_assert_int_eq(scio_listener_accept(l, &s), SCIO_EBUSY);
+  ck_assert_ptr_null(s);
+  CK_OK(scio_listener_close(l));
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(a.rc, SCIO_ECLOSED);
+  ck_assert_ptr_null(a.s);
+  return 0;
+}
+
+SCIO_TEST(cancelled_accept_then_accept) {
+  scio_listener *l;
+  CK_OK(scio_tcp_listen("127.0.0.1", 0, NULL, &l));
+  acc a = {l, NULL, 0, 0, NULL};
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, accept_task, &a));
+  CK_OK(scio_wait_all_tasks_blocked());
+  scio_scope_cancel(a.scope);
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(a.rc, SCIO_ECANCELED);
+  int c = net_raw_connect(AF_INET, scio_listener_port(l));
+  a.done = 0;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, accept_task, &a));
+  CK_OK(scio_nursery_close(&n));
+  CK_OK(a.rc);
+  scio_close(a.s);
+  close(c);
+  scio_listener_close(l);
+  return 0;
+}
+
+/* Many sockets, one listener: connections to each are accepted in turn. */
+SCIO_TEST(accept_is_fair_across_sockets) {
+  scio_listener *l;
+  CK_OK(scio_tcp_listen(NULL, 0, NULL, &l));
+  if (scio_listener_addrs(l, NULL, 0) < 2) {
+    scio_listener_close(l);
+    return 0;
+  }
+  int port = scio_listener_port(l);
+  int cl[8];
+  for (int i = 0; i < 4; i++) {
+    cl[i] = net_raw_connect(AF_INET, port);
+    cl[4 + i] = net_raw_connect(AF_INET6, port);
+  }
+  int last = -1, switches = 0;
+  for (int i = 0; i < 8; i++) {
+    scio_stream *s;
+    CK_OK(scio_listener_accept(l, &s));
+    int f;
+    scio_stream_family(s, &f);
+    switches += last != -1 && f != last;
+    last = f;
+    scio_close(s);
+  }
+  ck_assert_int_eq(switches, 7);
+  for (int i = 0; i < 8; i++)
+    close(cl[i]);
+  scio_listener_close(l);
+  return 0;
+}
+
+static int oom_listen_body(void *arg) {
+  (void)arg;
+  scio_listener *l = NULL;
+  int rc = scio_tcp_listen(NULL, 0, NULL, &l);
+  if (rc < 0) {
+    ck_assert_ptr_null(l);
+    return rc;
+  }
+  int c = net_raw_connect(AF_INET, scio_listener_port(l));
+  scio_stream *s = NULL;
+  rc = scio_listener_accept(l, &s);
+  if (rc == 0)
+    scio_close(s);
+  close(c);
+  scio_listener_close(l);
+  if (rc < 0)
+    return rc;
+  char path[108];
+  net_sock_path(path, sizeof path, "oom");
+  rc = scio_unix_listen(path, NULL, &l);
+  if (rc == 0)
+    scio_listener_close(l);
+  return rc;
+}
+
+START_TEST(allocation_failure_listen) {
+  if (!scio_oom_install(SCIO_OOM_LIBEVENT))
+    return;
+  scio_oom_run r = {.fn = oom_listen_body};
+  r.opts.backend = scio_test_backend(_i);
+  scio_oom_loop(scio_oom_run_op, &r, "tcp_listen", NULL);
+  scio_oom_uninstall();
+}
+END_TEST
+
+void net_listen_tests(Suite *s) {
+  TCase *tc = scio_tcase_new("listen", 30);
+  scio_tcase_add(tc, port_zero_and_addrs);
+  scio_tcase_add(tc, dual_stack_null_host);
+  scio_tcase_add(tc, listen_bad_input);
+  scio_tcase_add(tc, unix_stale_live_and_removed);
+  scio_tcase_add(tc, close_wakes_accept_and_busy);
+  scio_tcase_add(tc, cancelled_accept_then_accept);
+  scio_tcase_add(tc, accept_is_fair_across_sockets);
+  suite_add_tcase(s, tc);
+  tc = scio_tcase_new("listen-oom", 60);
+  tcase_add_loop_test(tc, allocation_failure_listen, 0, SCIO_TEST_NBACKENDS);
+  suite_add_tcase(s, tc);
+}
