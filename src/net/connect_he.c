@@ -58,6 +58,7 @@ typedef struct he_attempt {
 struct he {
   const char *host;
   uint16_t port;
+  char hp[300];        /* "host:port" ("[v6]:port") for messages */
   const scio_connect_opts *opts;
   scio__he_env env;
   double delay;
@@ -69,6 +70,7 @@ struct he {
   size_t natt, cap;
   size_t nrunning;
   size_t nomem;        /* addresses skipped: no memory for their attempt */
+  int last_err;        /* of the attempt that failed last */
   int last_family;     /* of the latest attempt; 0 before the first */
   int latest_failed;
   double last_start;
@@ -222,6 +224,7 @@ static int attempt_task(void *arg) {
   } else {
     a->state = A_FAILED;
     a->err = rc;
+    st->last_err = rc;
     if (st->att[st->natt - 1] == a)
       st->latest_failed = 1;
     emit(st, SCIO_CONNECT_FAILED, a->family, a->addr, rc, 0);
@@ -271,6 +274,7 @@ static void start_attempt(he *st, he_fam *f) {
   if (rc < 0) {
     a->state = A_FAILED;
     a->err = rc;
+    st->last_err = rc;
     st->latest_failed = 1;
     emit(st, SCIO_CONNECT_FAILED, a->family, addr, rc, 0);
     return;
@@ -379,13 +383,13 @@ static int attempts_failure(he *st, char *msg, size_t cap, size_t *len) {
   size_t total = st->natt + st->nomem;
   append(msg, cap, len, "%zu attempt%s failed: ", total,
          total == 1 ? "" : "s");
-  int rc = 0;
+  int rc = st->last_err;
   for (size_t i = 0; i < st->natt; i++) {
     he_attempt *a = st->att[i];
     append(msg, cap, len, "%s%s %s", i ? "; " : "", a->addr->text,
            scio__connect_error_text(a->err));
-    if (rc != SCIO_ENOMEM)
-      rc = a->err;
+    if (a->err == SCIO_ENOMEM)
+      rc = SCIO_ENOMEM;
   }
   if (st->nomem) {
     append(msg, cap, len, "%s%zu not started: out of memory",
@@ -399,8 +403,7 @@ static int failure(he *st) {
   char msg[1024];
   size_t len = 0;
   msg[0] = 0;
-  append(msg, sizeof msg, &len, "connect %s:%u: ", st->host,
-         (unsigned)st->port);
+  append(msg, sizeof msg, &len, "connect %s: ", st->hp);
   int rc = st->natt + st->nomem == 0 ? lookup_failure(st, msg, sizeof msg, &len)
                                      : attempts_failure(st, msg, sizeof msg,
                                                         &len);
@@ -423,25 +426,27 @@ static int setup(he *st, const char *host, uint16_t port,
     st->fam[i].st = st;
   if (!host || !*host)
     return scio__seterr(SCIO_EINVAL, "connect: no host");
+  int v6 = strchr(host, ':') && host[0] != '[';
+  snprintf(st->hp, sizeof st->hp, "%s%s%s:%u", v6 ? "[" : "", host,
+           v6 ? "]" : "", (unsigned)port);
   if (!scio__task_cur())
-    return scio__seterr(SCIO_EINVAL, "connect %s:%u: not inside a task",
-                        host, (unsigned)port);
+    return scio__seterr(SCIO_EINVAL, "connect %s: not inside a task", st->hp);
   if (!o)
     return 0;
   double d = o->happy_eyeballs_delay;
   if (isnan(d) || d < 0)
-    return scio__seterr(SCIO_EINVAL, "connect %s:%u: bad happy_eyeballs_delay"
-                                     " %g", host, (unsigned)port, d);
+    return scio__seterr(SCIO_EINVAL, "connect %s: bad happy_eyeballs_delay %g",
+                        st->hp, d);
   if (d > 0)
     st->delay = d;
   if (o->tls)
-    return scio__seterr(SCIO_EINVAL, "connect %s:%u: TLS settings are not "
-                                     "supported here", host, (unsigned)port);
+    return scio__seterr(SCIO_EINVAL, "connect %s: TLS settings are not "
+                                     "supported here", st->hp);
   if (o->local_address &&
       !scio__parse_ip_literal(o->local_address, 0, &st->local, &st->locallen))
-    return scio__seterr(SCIO_EINVAL, "connect %s:%u: local address \"%s\" is "
+    return scio__seterr(SCIO_EINVAL, "connect %s: local address \"%s\" is "
                                      "not a numeric IP address",
-                        host, (unsigned)port, o->local_address);
+                        st->hp, o->local_address);
   return 0;
 }
 
@@ -450,13 +455,11 @@ static int setup_literal(he *st, const struct sockaddr_storage *ss,
                          socklen_t len) {
   he_fam *f = &st->fam[ss->ss_family == AF_INET6 ? F6 : F4];
   if (st->locallen && st->local.ss_family != ss->ss_family)
-    return scio__seterr(SCIO_EINVAL, "connect %s:%u: the local address is "
-                                     "not of the host's family",
-                        st->host, (unsigned)st->port);
+    return scio__seterr(SCIO_EINVAL, "connect %s: the local address is "
+                                     "not of the host's family", st->hp);
   f->addrs = scio__calloc(1, sizeof *f->addrs);
   if (!f->addrs)
-    return scio__seterr(SCIO_ENOMEM, "connect %s:%u: out of memory", st->host,
-                        (unsigned)st->port);
+    return scio__seterr(SCIO_ENOMEM, "connect %s: out of memory", st->hp);
   memcpy(&f->addrs[0].ss, ss, len);
   f->addrs[0].len = len;
   scio__sockaddr_text((const struct sockaddr *)ss, f->addrs[0].text,
@@ -515,7 +518,7 @@ int scio__connect_tcp_fd_env(const char *host, uint16_t port,
   } else if (rc < 0) {
     if (st.winner)
       st.env.close(st.env.ctx, st.winner->fd);
-    rc = scio__seterr(rc, "connect %s:%u: %s", host, (unsigned)port,
+    rc = scio__seterr(rc, "connect %s: %s", st.hp,
                       scio__connect_error_text(rc));
   } else {
     rc = failure(&st);
