@@ -22,6 +22,7 @@ DEB_PACKAGES=(
   build-essential autoconf automake libtool pkg-config
   libevent-dev libc-ares-dev libssl-dev
   check valgrind clang g++
+  dnsmasq-base nftables iproute2 python3 bind9-dnsutils
 )
 
 MAIN_CONFIGURE_FLAGS=(--enable-werror)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -119,9 +120,17 @@ static void shared_file(const char *name, char *buf, size_t cap) {
   ck_abort_msg("../shared/testing/%s not found beside the project root", name);
 }
 
+static void start_proxy(net_dns *d, const char *proxy_mode, int delay_ms);
+
 void net_dns_start(net_dns *d, const char *proxy_mode, int delay_ms) {
+  net_dns_start_port(d, net_free_port(1));
+  if (proxy_mode)
+    start_proxy(d, proxy_mode, delay_ms);
+}
+
+void net_dns_start_port(net_dns *d, int port) {
   memset(d, 0, sizeof *d);
-  d->dnsmasq_port = net_free_port(1);
+  d->dnsmasq_port = port;
   snprintf(d->conf, sizeof d->conf, "/tmp/scio-dnsmasq-%d.conf", getpid());
   FILE *f = fopen(d->conf, "w");
   ck_assert_ptr_nonnull(f);
@@ -133,7 +142,11 @@ void net_dns_start(net_dns *d, const char *proxy_mode, int delay_ms) {
   d->dnsmasq = spawn(dargv);
   wait_bound(d->dnsmasq, d->dnsmasq_port, "dnsmasq");
   d->port = d->dnsmasq_port;
-  if (proxy_mode) {
+  snprintf(d->servers, sizeof d->servers, "127.0.0.1:%d", d->port);
+}
+
+static void start_proxy(net_dns *d, const char *proxy_mode, int delay_ms) {
+  {
     char script[512], lp[16], up[16], ms[16];
     shared_file("slowdns.py", script, sizeof script);
     d->port = net_free_port(1);
@@ -212,6 +225,31 @@ void net_netns_v6_hang(int port) {
            "tcp flags syn drop",
            port);
   net_private_netns(cmd);
+}
+
+static void bind_text(const char *text, const char *target) {
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/scio-etc-%d-XXXXXX", getpid());
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  close(fd);
+  ck_assert_msg(mount(path, target, NULL, MS_BIND, NULL) == 0,
+                "bind-mount over %s: %s", target, strerror(errno));
+  unlink(path); /* the mount keeps it */
+}
+
+void net_private_etc(const char *resolv_conf, const char *hosts) {
+  if (geteuid() == 0)
+    ck_assert_msg(unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS): %s",
+                  strerror(errno));
+  net_private_netns(NULL);
+  if (geteuid() != 0)
+    ck_assert_msg(unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS): %s",
+                  strerror(errno));
+  ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+  bind_text(resolv_conf, "/etc/resolv.conf");
+  bind_text(hosts, "/etc/hosts");
 }
 
 int net_count_fds(void) {

@@ -31,6 +31,9 @@ typedef struct net_dns {
  * ../shared/testing/slowdns.py with delay_ms in front.  Fails the test on
  * error.  The processes die with the test process (PR_SET_PDEATHSIG). */
 void net_dns_start(net_dns *d, const char *proxy_mode, int delay_ms);
+/* The same on a given port (53 for the system-configuration tests), no
+ * proxy. */
+void net_dns_start_port(net_dns *d, int port);
 void net_dns_stop(net_dns *d);
 
 /* A free UDP (udp = 1) or TCP port on 127.0.0.1. */
@@ -46,6 +49,11 @@ void net_private_netns(const char *setup);
  * dropped (a silently hanging IPv6 address): both 2001:db8::2 and
  * 192.0.2.2 reach a listener bound to [::]:port. */
 void net_netns_v6_hang(int port);
+
+/* A private mount and network namespace in which /etc/resolv.conf and
+ * /etc/hosts are the given texts (bind mounts of temporary files; the
+ * real ones are untouched). */
+void net_private_etc(const char *resolv_conf, const char *hosts);
 
 /* Open file descriptors of the process. */
 int net_count_fds(void);

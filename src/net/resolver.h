@@ -33,7 +33,13 @@ typedef struct scio__dns {
   int pending;            /* queries whose callback has not run yet */
   int oom;                /* a socket could not be watched */
   int yielded;            /* scio__dns_run parked at least once */
+  unsigned long nomem0;   /* c-ares allocation failures before the open */
 } scio__dns;
+
+/* A lookup's final c-ares status: ARES_ENOMEM instead of a failure if
+ * c-ares ran out of memory meanwhile (1.18 sometimes turns that into a
+ * dropped answer and a timeout). */
+int scio__dns_status(scio__dns *d, int status);
 
 /* Create d's channel with options o (NULL: the system's).  `what` starts
  * error messages ("resolve db.test").  Returns 0, or SCIO_EINVAL (bad

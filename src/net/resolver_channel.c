@@ -31,9 +31,35 @@ static struct event *sock_event(scio__dns_sock *s) {
 static int lib_status = ARES_ENOTINITIALIZED;
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 
+/* c-ares 1.18 turns some allocation failures into a dropped packet (the
+ * query then times out) or a different status.  Counting the failures lets
+ * a lookup that failed while memory ran out say so (SCIO_ENOMEM) instead of
+ * blaming the DNS servers. */
+static __thread unsigned long ares_nomem;
+
+static void *ares_malloc_hook(size_t n) {
+  void *p = scio__malloc(n);
+  if (!p && n)
+    ares_nomem++;
+  return p;
+}
+
+static void *ares_realloc_hook(void *old, size_t n) {
+  void *p = scio__realloc(old, n);
+  if (!p && n)
+    ares_nomem++;
+  return p;
+}
+
 static void lib_init(void) {
-  lib_status = ares_library_init_mem(ARES_LIB_INIT_ALL, scio__malloc,
-                                     scio__free, scio__realloc);
+  lib_status = ares_library_init_mem(ARES_LIB_INIT_ALL, ares_malloc_hook,
+                                     scio__free, ares_realloc_hook);
+}
+
+int scio__dns_status(scio__dns *d, int status) {
+  if (status != ARES_SUCCESS && ares_nomem != d->nomem0)
+    return ARES_ENOMEM;
+  return status;
 }
 
 /* ---- errors ---- */
@@ -220,6 +246,7 @@ int scio__dns_open(scio__dns *d, const scio_dns_opts *o, const char *what) {
   if (lib_status != ARES_SUCCESS)
     return scio__dns_error(lib_status, what);
   d->loop = scio__loop_current();
+  d->nomem0 = ares_nomem;
   struct ares_options ao;
   memset(&ao, 0, sizeof ao);
   int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS;

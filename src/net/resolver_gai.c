@@ -165,7 +165,7 @@ SCIO_API int scio_getaddrinfo(const char *host, const char *service,
   else if (rc == SCIO_ENOMEM)
     rc = scio__seterr(rc, "%s: out of memory", what);
   else if (q.status != ARES_SUCCESS)
-    rc = scio__dns_error(q.status, what);
+    rc = scio__dns_error(scio__dns_status(&d, q.status), what);
   else if ((rc = convert(q.res, opts, out)) < 0)
     rc = scio__seterr(rc, "%s: out of memory", what);
   else if (!*out)

@@ -123,7 +123,7 @@ SCIO_API int scio_getnameinfo(const struct sockaddr *sa, socklen_t salen,
   else if (rc == SCIO_ENOMEM)
     rc = scio__seterr(rc, "%s: out of memory", what);
   else if (q.status != ARES_SUCCESS)
-    rc = scio__dns_error(q.status, what);
+    rc = scio__dns_error(scio__dns_status(&d, q.status), what);
   if (rc < 0) {
     if (want_host)
       host[0] = 0;
