@@ -252,6 +252,12 @@ void net_private_etc(const char *resolv_conf, const char *hosts) {
   bind_text(hosts, "/etc/hosts");
 }
 
+double net_slack(double seconds) {
+  const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
+  double k = m ? atof(m) : 1;
+  return seconds * (k > 1 ? k : 1);
+}
+
 int net_count_fds(void) {
   int n = 0;
   DIR *dir = opendir("/proc/self/fd");

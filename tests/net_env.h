@@ -55,6 +55,10 @@ void net_netns_v6_hang(int port);
  * real ones are untouched). */
 void net_private_etc(const char *resolv_conf, const char *hosts);
 
+/* A real-time tolerance, scaled by CK_TIMEOUT_MULTIPLIER (sanitizer and
+ * valgrind runs set it). */
+double net_slack(double seconds);
+
 /* Open file descriptors of the process. */
 int net_count_fds(void);
 
