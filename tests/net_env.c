@@ -234,7 +234,7 @@ static void bind_text(const char *text, const char *target) {
   ck_assert_int_ge(fd, 0);
   ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
   close(fd);
-  ck_assert_msg(mount(path, target, NULL, MS_BIND, NULL) == 0,
+  ck_assert_msg(mount(path, target, "none", MS_BIND, NULL) == 0,
                 "bind-mount over %s: %s", target, strerror(errno));
   unlink(path); /* the mount keeps it */
 }
@@ -247,7 +247,7 @@ void net_private_etc(const char *resolv_conf, const char *hosts) {
   if (geteuid() != 0)
     ck_assert_msg(unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS): %s",
                   strerror(errno));
-  ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+  ck_assert_int_eq(mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL), 0);
   bind_text(resolv_conf, "/etc/resolv.conf");
   bind_text(hosts, "/etc/hosts");
 }
