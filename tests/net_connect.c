@@ -570,6 +570,16 @@ SCIO_TEST(he_real_loopback_by_name) {
   ck_assert_int_eq(scio__connect_tcp_fd("127.0.0.1", (uint16_t)port, &o, &fd),
                    0);
   scio__fd_close(fd);
+  /* bound to a local address: only its family is tried */
+  o.local_address = "127.0.0.1";
+  ck_assert_int_eq(scio__connect_tcp_fd("both.test", (uint16_t)port, &o, &fd),
+                   0);
+  ck_assert_int_eq(peer_family(fd, ip, sizeof ip), AF_INET);
+  struct sockaddr_in me;
+  socklen_t len = sizeof me;
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&me, &len), 0);
+  ck_assert_uint_eq(ntohl(me.sin_addr.s_addr), INADDR_LOOPBACK);
+  scio__fd_close(fd);
   ck_assert_int_eq(net_count_fds(), fds0);
   net_dns_stop(&dns);
   close(lfd);
