@@ -141,6 +141,7 @@ void net_dns_start_port(net_dns *d, int port) {
   char *dargv[] = {"dnsmasq", conf_arg, NULL};
   d->dnsmasq = spawn(dargv);
   wait_bound(d->dnsmasq, d->dnsmasq_port, "dnsmasq");
+  unlink(d->conf); /* read at start: nothing is left behind if the test dies */
   d->port = d->dnsmasq_port;
   snprintf(d->servers, sizeof d->servers, "127.0.0.1:%d", d->port);
 }
