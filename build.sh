@@ -23,6 +23,7 @@ DEB_PACKAGES=(
   libevent-dev libc-ares-dev libssl-dev
   check valgrind clang g++
   strace
+  dnsmasq-base nftables iproute2 python3 bind9-dnsutils
 )
 
 MAIN_CONFIGURE_FLAGS=(--enable-werror)

@@ -93,7 +93,9 @@ extern "C" {
   X(EDELIM, -4006, "delimiter not found within the limit")                    \
   X(EDECODE, -4007, "invalid encoded input")                                  \
   X(ENESTED, -4008, "scio_run is already running in this thread")            \
-  X(ETASKFAILED, -4009, "a task failed")
+  X(ETASKFAILED, -4009, "a task failed")                                     \
+  X(ENOTFOUND, -4020, "no such host")                                        \
+  X(EDNS, -4021, "DNS lookup failed")
 
 enum {
 #define SCIO__ERR_ENUM(name, value, text) SCIO_##name = (value),
