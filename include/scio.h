@@ -19,5 +19,6 @@
 #include "scio/channel.h"
 #include "scio/buffered.h"
 #include "scio/text.h"
+#include "scio/tls.h"
 
 #endif /* SCIO_H */

@@ -52,7 +52,8 @@ extern "C" {
   X(EDELIM, -4006, "delimiter not found within the limit")                    \
   X(EDECODE, -4007, "invalid encoded input")                                  \
   X(ENESTED, -4008, "scio_run is already running in this thread")            \
-  X(ETASKFAILED, -4009, "a task failed")
+  X(ETASKFAILED, -4009, "a task failed")                                     \
+  X(ETLS, -4010, "TLS failure")
 
 enum {
 #define SCIO__ERR_ENUM(name, value, text) SCIO_##name = (value),
