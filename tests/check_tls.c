@@ -891,6 +891,180 @@ START_TEST(allocation_failure_loop) {
 }
 END_TEST
 
+/* OpenSSL's own allocations fail too: its hooks count them from the start
+ * of main() (CRYPTO_set_mem_functions works only before its first
+ * allocation).  Each point is run twice and only the second run is
+ * measured: the first fills OpenSSL's lazily made caches (the error
+ * strings, the per-thread error queue), which are not leaks. */
+static long ossl_count, ossl_fail_at, ossl_live;
+static int ossl_hit;
+
+static int ossl_should_fail(void) {
+  if (ossl_fail_at && ++ossl_count == ossl_fail_at) {
+    ossl_hit = 1;
+    return 1;
+  }
+  return 0;
+}
+
+static void *ossl_malloc(size_t n, const char *file, int line) {
+  (void)file;
+  (void)line;
+  if (ossl_should_fail())
+    return NULL;
+  void *p = malloc(n);
+  if (p)
+    ossl_live++;
+  return p;
+}
+
+static void *ossl_realloc(void *old, size_t n, const char *file, int line) {
+  (void)file;
+  (void)line;
+  if (ossl_should_fail())
+    return NULL;
+  void *p = realloc(old, n);
+  if (p && !old)
+    ossl_live++;
+  return p;
+}
+
+static void ossl_free(void *p, const char *file, int line) {
+  (void)file;
+  (void)line;
+  if (p)
+    ossl_live--;
+  free(p);
+}
+
+/* Contexts are made before the counting starts (their own allocation
+ * failures are a plain loop in context_allocation_failures); the wrap,
+ * the handshake and a round trip are counted. */
+static long ossl_armed;
+
+static int ossl_handshake(void *arg) {
+  (void)arg;
+  pair p;
+  pair_defaults(&p);
+  p.c.co.no_session_resumption = 1;
+  p.s.co.no_session_resumption = 1;
+  long fail_at = ossl_armed;
+  ossl_fail_at = 0;
+  int rc = scio_tls_ctx_open(&p.c.co, &p.c.ctx);
+  if (rc == 0)
+    rc = scio_tls_ctx_open(&p.s.co, &p.s.ctx);
+  if (rc == 0)
+    rc = scio_memory_pipe_open(&p.c.raw, &p.s.raw, NULL);
+  ossl_count = 0;
+  ossl_fail_at = fail_at;
+  if (rc == 0) {
+    scio_nursery n;
+    scio_nursery_open(&n);
+    scio_start_soon(&n, wrap_side, &p.s);
+    wrap_side(&p.c);
+    scio_nursery_close(&n);
+    rc = p.c.rc < 0 ? p.c.rc : p.s.rc;
+    if (rc == 0 && (rc = scio_send(p.c.tls, "ok", 2)) == 0) {
+      char b[2];
+      rc = recv_all(p.s.tls, b, 2);
+    }
+  }
+  ossl_fail_at = 0;
+  pair_close(&p);
+  return rc;
+}
+
+static int ossl_run(long fail_at) {
+  ossl_count = 0;
+  ossl_hit = 0;
+  ossl_armed = fail_at;
+  /* Autojump: a side left waiting for a peer that failed (close's wait
+   * for close_notify) costs no real time. */
+  scio_run_opts o = {.backend = "epoll", .clock = SCIO_CLOCK_AUTOJUMP};
+  int rc = scio_run(ossl_handshake, NULL, &o);
+  ossl_armed = 0;
+  return rc;
+}
+
+START_TEST(openssl_allocation_failures) {
+  /* Under valgrind every point costs seconds: sample a seventh of them
+   * there (ASan runs them all). */
+  long stride = getenv("SCIO_TLS_OOM_STRIDE")
+                    ? atol(getenv("SCIO_TLS_OOM_STRIDE"))
+                    : 1;
+  if (stride < 1)
+    stride = 1;
+  ck_assert_int_eq(ossl_run(0), 0);
+  long points = 0;
+  for (long n = 1;; n += stride) {
+    ossl_run(n); /* settle */
+    long live0 = ossl_live;
+    int rc = ossl_run(n);
+    if (!ossl_hit) {
+      ck_assert_msg(rc == 0, "fault %ld not reached but rc %s", n,
+                    scio_err_name(rc));
+      break;
+    }
+    points++;
+    ck_assert_msg(rc == SCIO_ENOMEM || rc == SCIO_ETLS || rc == SCIO_EBROKEN ||
+                      rc == 0,
+                  "fault %ld: %s: %s", n, scio_err_name(rc), scio_errmsg());
+    ck_assert_msg(ossl_live == live0, "fault %ld: %ld OpenSSL blocks leaked",
+                  n, ossl_live - live0);
+    ck_assert_msg(ERR_peek_error() == 0, "fault %ld: error queue not empty",
+                  n);
+    ck_assert_msg(n < 100000, "no end to the allocation points");
+  }
+  ck_assert_int_gt(points, 100); /* the loop really failed allocations */
+}
+END_TEST
+
+/* Context set-up under OpenSSL allocation failures: SCIO_ENOMEM or
+ * SCIO_ETLS, nothing leaked, the queue empty. */
+static int ctx_pair_op(long fail_at) {
+  scio_tls_ctx_opts c = {.ca_pem = pki.ca, .alpn = "h2,http/1.1"};
+  scio_tls_ctx_opts sv = {.role = SCIO_TLS_SERVER,
+                          .cert_pem = pki.server,
+                          .key_pem = pki.server_key,
+                          .alpn = "http/1.1"};
+  scio_tls_ctx *a = NULL, *b = NULL;
+  ossl_count = 0;
+  ossl_hit = 0;
+  ossl_fail_at = fail_at;
+  int rc = scio_tls_ctx_open(&c, &a);
+  if (rc == 0)
+    rc = scio_tls_ctx_open(&sv, &b);
+  ossl_fail_at = 0;
+  scio_tls_ctx_close(a);
+  scio_tls_ctx_close(b);
+  return rc;
+}
+
+START_TEST(context_allocation_failures) {
+  long stride = getenv("SCIO_TLS_OOM_STRIDE")
+                    ? atol(getenv("SCIO_TLS_OOM_STRIDE"))
+                    : 1;
+  ck_assert_int_eq(ctx_pair_op(0), 0);
+  long points = 0;
+  for (long n = 1;; n += stride < 1 ? 1 : stride) {
+    ctx_pair_op(n); /* settle */
+    long live0 = ossl_live;
+    int rc = ctx_pair_op(n);
+    if (!ossl_hit) {
+      ck_assert_int_eq(rc, 0);
+      break;
+    }
+    points++;
+    ck_assert_msg(rc == SCIO_ENOMEM || rc == SCIO_ETLS || rc == 0,
+                  "fault %ld: %s: %s", n, scio_err_name(rc), scio_errmsg());
+    ck_assert_msg(ossl_live == live0, "fault %ld: %ld OpenSSL blocks leaked",
+                  n, ossl_live - live0);
+    ck_assert(ERR_peek_error() == 0);
+  }
+  ck_assert_int_gt(points, 10);
+}
+END_TEST
+
 static Suite *tls_suite(void) {
   Suite *s = suite_create("tls");
   TCase *tc = scio_tcase_new("handshake", 30);
@@ -934,10 +1108,17 @@ static Suite *tls_suite(void) {
   scio_tcase_add(tc, handshake_cancelled_at_every_step);
   tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
+
+  tc = scio_tcase_new("openssl-oom", 600);
+  tcase_add_test(tc, openssl_allocation_failures);
+  tcase_add_test(tc, context_allocation_failures);
+  suite_add_tcase(s, tc);
   return s;
 }
 
 int main(void) {
+  if (!CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free))
+    return 1; /* something allocated through OpenSSL before main */
   if (test_pki_make(&pki) < 0)
     return 1;
   int rc = scio_test_main(tls_suite());

@@ -13,8 +13,20 @@
 #include "core/internal.h"
 #include "tls_internal.h"
 
+/* Whether OpenSSL's queue says an allocation failed anywhere. */
+static int queue_has_malloc_failure(void) {
+  unsigned long e;
+  int found = 0;
+  while ((e = ERR_get_error()) != 0)
+    if (ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE)
+      found = 1;
+  return found;
+}
+
 int scio__tls_seterr(int code, SSL *ssl, const char *what) {
   unsigned long e = ERR_peek_last_error();
+  if (e && ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE)
+    code = SCIO_ENOMEM;
   long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
   int rc;
   if (vr != X509_V_OK && ERR_GET_LIB(e) == ERR_LIB_SSL &&
@@ -32,6 +44,9 @@ int scio__tls_seterr(int code, SSL *ssl, const char *what) {
   } else {
     rc = scio__seterr(code, "%s: TLS failure", what);
   }
-  ERR_clear_error();
+  /* An allocation failure deep in a call often surfaces as a generic
+   * error on top: it is still out of memory. */
+  if (queue_has_malloc_failure())
+    rc = SCIO_ENOMEM;
   return rc;
 }

@@ -470,8 +470,9 @@ static int set_peer_name(tls_stream *t, const char *host) {
     ok = SSL_set_tlsext_host_name(t->ssl, host) == 1 &&
          (!t->ctx->verify || SSL_set1_host(t->ssl, host) == 1);
   }
+  /* The name is a C string, so these only fail for lack of memory. */
   if (!ok)
-    return scio__tls_seterr(SCIO_EINVAL, NULL, "tls wrap: server_hostname");
+    return scio__tls_seterr(SCIO_ENOMEM, NULL, "tls wrap: server_hostname");
   if (t->ctx->resume) {
     SSL_SESSION *sess = scio__tls_session_get(t->ctx, host);
     if (sess) {
@@ -494,8 +495,7 @@ static int setup(tls_stream *t, scio_tls_ctx *ctx, const scio_tls_opts *o) {
     ERR_clear_error();
     return scio__seterr(SCIO_ENOMEM, "tls wrap: out of memory");
   }
-  SSL_set_bio(t->ssl, b, b); /* one reference, for both directions */
-  BIO_up_ref(b);
+  SSL_set_bio(t->ssl, b, b); /* takes our one reference, for both ways */
   SSL_set_app_data(t->ssl, t);
   if (ctx->role == SCIO_TLS_SERVER) {
     SSL_set_accept_state(t->ssl);
