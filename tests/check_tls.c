@@ -720,6 +720,114 @@ SCIO_TEST_AUTOJUMP(handshake_cancelled_at_every_step) {
   return 0;
 }
 
+/* ---- deferred handshakes and handshake timeouts --------------------------- */
+
+typedef struct sender {
+  scio_stream *s;
+  int rc;
+} sender;
+
+static int send_hi(void *arg) {
+  sender *x = arg;
+  x->rc = scio_send(x->s, "hi", 2);
+  return 0;
+}
+
+static int client_then_yo(void *arg) {
+  side *c = arg;
+  wrap_side(c);
+  if (c->rc == 0)
+    c->rc = scio_send(c->tls, "yo", 2);
+  return 0;
+}
+
+typedef struct receiver {
+  scio_stream *s;
+  char buf[2];
+  int rc;
+} receiver;
+
+static int receive_two(void *arg) {
+  receiver *r = arg;
+  r->rc = recv_all(r->s, r->buf, 2);
+  return 0;
+}
+
+SCIO_TEST(deferred_handshake_runs_at_first_use) {
+  pair p;
+  pair_defaults(&p);
+  p.s.o.defer_handshake = 1;
+  CK_OK(scio_tls_ctx_open(&p.c.co, &p.c.ctx));
+  CK_OK(scio_tls_ctx_open(&p.s.co, &p.s.ctx));
+  CK_OK(scio_memory_pipe_open(&p.c.raw, &p.s.raw, NULL));
+  /* No I/O: returns at once although nobody talks to the server yet. */
+  CK_OK(scio_tls_wrap(p.s.raw, p.s.ctx, &p.s.o, &p.s.tls));
+  /* A receiver and a sender both start before the handshake: one runs
+   * it, the other waits for it. */
+  receiver rcv = {p.s.tls, {0}, -1};
+  sender snd = {p.s.tls, -1};
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, receive_two, &rcv));
+  CK_OK(scio_start_soon(&n, send_hi, &snd));
+  CK_OK(scio_start_soon(&n, client_then_yo, &p.c));
+  CK_OK(scio_nursery_close(&n));
+  expect_ok(&p);
+  ck_assert_int_eq(snd.rc, 0);
+  ck_assert_int_eq(rcv.rc, 0);
+  ck_assert(memcmp(rcv.buf, "yo", 2) == 0);
+  char b[2];
+  CK_OK(recv_all(p.c.tls, b, 2));
+  ck_assert(memcmp(b, "hi", 2) == 0);
+  CK_OK(scio_tls_handshake(p.s.tls)); /* done already: a checkpoint */
+  pair_close(&p);
+  return 0;
+}
+
+SCIO_TEST(deferred_handshake_failure_breaks_the_stream) {
+  pair p;
+  pair_defaults(&p);
+  p.s.o.defer_handshake = 1;
+  p.s.co.cert_pem = pki.wronghost;
+  CK_OK(scio_tls_ctx_open(&p.c.co, &p.c.ctx));
+  CK_OK(scio_tls_ctx_open(&p.s.co, &p.s.ctx));
+  CK_OK(scio_memory_pipe_open(&p.c.raw, &p.s.raw, NULL));
+  CK_OK(scio_tls_wrap(p.s.raw, p.s.ctx, &p.s.o, &p.s.tls));
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, wrap_side, &p.c));
+  int rc = scio_tls_handshake(p.s.tls);
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(p.c.rc, SCIO_ETLS);
+  ck_assert_int_eq(rc, SCIO_ETLS);
+  char b[2];
+  ck_assert_int_eq(scio_receive(p.s.tls, b, 2), SCIO_EBROKEN);
+  ck_assert_int_eq(scio_send(p.s.tls, b, 2), SCIO_EBROKEN);
+  ck_assert_int_eq(scio_tls_handshake(p.c.raw), SCIO_EINVAL);
+  pair_close(&p);
+  return 0;
+}
+
+SCIO_TEST_AUTOJUMP(handshake_timeout) {
+  scio_tls_ctx *ctx;
+  scio_tls_ctx_opts co = {.role = SCIO_TLS_SERVER,
+                          .cert_pem = pki.server,
+                          .key_pem = pki.server_key};
+  CK_OK(scio_tls_ctx_open(&co, &ctx));
+  scio_stream *a, *b, *tls = (scio_stream *)1;
+  CK_OK(scio_memory_pipe_open(&a, &b, NULL));
+  scio_tls_opts o = {.handshake_timeout = 2.5};
+  double t0 = scio_now();
+  ck_assert_int_eq(scio_tls_wrap(a, ctx, &o, &tls), SCIO_ETIMEDOUT);
+  ck_assert(scio_now() - t0 >= 2.5 && scio_now() - t0 < 2.6);
+  ck_assert_msg(strstr(scio_errmsg(), "no handshake within 2.5 s"), "%s",
+                scio_errmsg());
+  ck_assert_ptr_null(tls);
+  scio_close(b);
+  scio_tls_ctx_close(ctx);
+  return 0;
+}
+
 /* ---- sessions ---------------------------------------------------------- */
 
 SCIO_TEST(sessions_are_resumed) {
@@ -1106,6 +1214,9 @@ static Suite *tls_suite(void) {
   scio_tcase_add(tc, cancelled_send_breaks_the_stream);
   scio_tcase_add(tc, cancelled_handshake_closes_everything);
   scio_tcase_add(tc, handshake_cancelled_at_every_step);
+  scio_tcase_add(tc, deferred_handshake_runs_at_first_use);
+  scio_tcase_add(tc, deferred_handshake_failure_breaks_the_stream);
+  scio_tcase_add(tc, handshake_timeout);
   tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
 

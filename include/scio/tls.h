@@ -182,6 +182,15 @@ typedef struct scio_tls_opts {
   /* How long scio_close waits, shielded, to deliver close_notify and read
    * the peer's.  0 means 1 second; negative: do not wait at all. */
   double close_timeout;
+  /* Seconds the handshake may take (0: no limit of its own; the caller's
+   * scopes still apply).  Running out is SCIO_ETIMEDOUT. */
+  double handshake_timeout;
+  /* Return from scio_tls_wrap at once, without I/O (then not a
+   * checkpoint), and run the handshake at the first receive or send, or
+   * at scio_tls_handshake: for a server that must not handshake in its
+   * accept loop (a TLS listener does this).  A failed deferred handshake
+   * is returned by the call that ran it; the stream is then broken. */
+  int defer_handshake;
 } scio_tls_opts;
 
 /* Run the TLS handshake over `inner` and give back a TLS stream that owns
@@ -193,9 +202,18 @@ typedef struct scio_tls_opts {
  *   SCIO_ETLS       the handshake failed (the peer's certificate, an
  *                   alert, a protocol error; detail in scio_errmsg());
  *   SCIO_EBROKEN    the peer closed the connection during the handshake;
+ *   SCIO_ETIMEDOUT  handshake_timeout ran out;
  *   SCIO_ECANCELED, SCIO_ENOMEM, any error of the wrapped stream. */
 SCIO_API int scio_tls_wrap(scio_stream *inner, scio_tls_ctx *ctx,
                            const scio_tls_opts *opts, scio_stream **out);
+
+/* Run the handshake of a stream wrapped with defer_handshake now (another
+ * task's handshake under way is waited for); a plain checkpoint when it is
+ * done already.  Counts as a receive: SCIO_EBUSY while another task
+ * receives.  Returns 0, SCIO_EINVAL (not a TLS stream), SCIO_ECLOSED,
+ * SCIO_EBUSY, or the handshake's errors as for scio_tls_wrap (the stream then stays
+ * open but broken: close it). */
+SCIO_API int scio_tls_handshake(scio_stream *tls);
 
 /* End TLS on `tls` and keep the connection: send close_notify, wait for
  * the peer's, then release the TLS stream and hand back the stream it

@@ -46,6 +46,10 @@ typedef struct tls_stream {
   int ragged_ok;
   int unwrapping;        /* close must not touch the wrapped stream */
   int in_goodbye;        /* close's own close_notify exchange runs */
+  int hs_running;        /* a (deferred) handshake is under way */
+  int hs_rc;             /* how the deferred handshake ended */
+  scio_event hs_done;    /* set when it ends: a second caller waits */
+  double hs_timeout;     /* seconds; 0: none */
   double close_timeout;
   char *hostname;        /* clients: the name verified and cached by */
   unsigned char *der;    /* SCIO_ATTR_PEER_CERT_DER, made on demand */
@@ -171,6 +175,50 @@ static int handshake(tls_stream *t) {
   return 0;
 }
 
+/* The handshake under the handshake_timeout option: SCIO_ETIMEDOUT when it
+ * runs out. */
+static int handshake_timed(tls_stream *t) {
+  if (t->hs_timeout <= 0)
+    return handshake(t);
+  scio_scope cs;
+  int rc = scio_fail_after(&cs, t->hs_timeout);
+  if (rc < 0)
+    return rc;
+  rc = handshake(t);
+  int crc = scio_scope_close(&cs);
+  if (rc == SCIO_ECANCELED && scio_scope_cancelled_caught(&cs))
+    return scio__seterr(crc, "tls handshake: no handshake within %g s",
+                        t->hs_timeout);
+  return rc;
+}
+
+/* Deferred handshakes happen at the first receive or send, whichever
+ * comes first; the other one waits for it.  A failed handshake breaks the
+ * stream: the call that ran it returns its error, later ones
+ * SCIO_EBROKEN. */
+static int ensure_handshake(tls_stream *t) {
+  if (t->handshaken)
+    return 0;
+  if (t->broken)
+    return scio__seterr(SCIO_EBROKEN, "tls: the handshake failed earlier");
+  if (t->hs_running) {
+    int rc = scio_event_wait(&t->hs_done);
+    if (rc < 0)
+      return rc;
+    return t->handshaken ? 0
+                         : scio__seterr(SCIO_EBROKEN, "tls: the handshake "
+                                                      "failed");
+  }
+  t->hs_running = 1;
+  int rc = handshake_timed(t);
+  t->hs_running = 0;
+  t->hs_rc = rc;
+  scio_event_set(&t->hs_done);
+  if (rc < 0)
+    t->broken = 1;
+  return rc;
+}
+
 /* ---- receive ---------------------------------------------------------- */
 
 /* What the end of the wrapped stream means, when OpenSSL wants more. */
@@ -214,7 +262,9 @@ static ssize_t tls_receive(scio_stream *s, void *buf, size_t max) {
   int rc = scio_checkpoint_if_cancelled();
   if (rc < 0)
     return rc;
-  int yielded = 0;
+  int yielded = !t->handshaken;
+  if ((rc = ensure_handshake(t)) < 0)
+    return rc;
   for (;;) {
     if (t->broken)
       return scio__seterr(SCIO_EBROKEN, "tls receive: the stream is broken");
@@ -245,9 +295,12 @@ static ssize_t tls_receive(scio_stream *s, void *buf, size_t max) {
 
 static int tls_send(scio_stream *s, const void *buf, size_t len) {
   tls_stream *t = (tls_stream *)s;
+  int rc = ensure_handshake(t);
+  if (rc < 0)
+    return rc;
   if (t->broken)
     return scio__seterr(SCIO_EBROKEN, "tls send: the stream is broken");
-  int rc = scio_lock_acquire(&t->wlock); /* the checkpoint */
+  rc = scio_lock_acquire(&t->wlock); /* the checkpoint */
   if (rc < 0)
     return rc;
   const unsigned char *p = buf;
@@ -488,6 +541,8 @@ static int setup(tls_stream *t, scio_tls_ctx *ctx, const scio_tls_opts *o) {
   scio__tls_ctx_ref(ctx);
   scio_lock_init(&t->wlock, 0);
   t->ragged_ok = o->ragged_eof_ok;
+  t->hs_timeout = o->handshake_timeout;
+  scio_event_init(&t->hs_done);
   t->close_timeout = o->close_timeout == 0 ? 1.0 : o->close_timeout;
   t->ssl = SSL_new(ctx->ssl_ctx);
   BIO *b = t->ssl ? scio__tls_bio_new(&t->io) : NULL;
@@ -525,9 +580,10 @@ SCIO_API int scio_tls_wrap(scio_stream *inner, scio_tls_ctx *ctx,
     return scio__seterr(SCIO_ENOMEM, "tls wrap: out of memory");
   }
   scio_stream_init(&t->base, &tls_ops, inner);
-  int rc = setup(t, ctx, opts ? opts : &defaults);
-  if (rc == 0)
-    rc = handshake(t);
+  const scio_tls_opts *o = opts ? opts : &defaults;
+  int rc = setup(t, ctx, o);
+  if (rc == 0 && !o->defer_handshake)
+    rc = handshake_timed(t);
   if (rc < 0) {
     char msg[256]; /* close overwrites the detail */
     snprintf(msg, sizeof msg, "%s", scio_errmsg());
@@ -538,6 +594,20 @@ SCIO_API int scio_tls_wrap(scio_stream *inner, scio_tls_ctx *ctx,
   }
   *out = &t->base;
   return 0;
+}
+
+SCIO_API int scio_tls_handshake(scio_stream *s) {
+  if (!s || s->ops != &tls_ops)
+    return scio__seterr(SCIO_EINVAL, "tls handshake: not a TLS stream");
+  /* Bracketed like a receive (it reads the wrapped stream): a close
+   * meanwhile defers the free, a concurrent receiver is SCIO_EBUSY. */
+  int rc = scio__stream_enter_receive(s, "tls handshake");
+  if (rc < 0)
+    return rc;
+  tls_stream *t = (tls_stream *)s;
+  rc = t->handshaken ? scio_checkpoint() : ensure_handshake(t);
+  scio__stream_leave_receive(s);
+  return rc;
 }
 
 SCIO_API SSL *scio_tls_ssl(scio_stream *s) {
