@@ -4,6 +4,6 @@
 # Run from the build directory; automake sets $srcdir.
 set -e
 srcdir=${srcdir:-.}
-for t in receive_until utf8; do
+for t in receive_until utf8 tls_server; do
   ./fuzz/replay_$t "$srcdir"/fuzz/corpus/$t/*
 done

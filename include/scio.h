@@ -21,5 +21,6 @@
 #include "scio/text.h"
 #include "scio/streamcheck.h"
 #include "scio/net.h"
+#include "scio/tls.h"
 
 #endif /* SCIO_H */

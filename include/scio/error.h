@@ -94,6 +94,7 @@ extern "C" {
   X(EDECODE, -4007, "invalid encoded input")                                  \
   X(ENESTED, -4008, "scio_run is already running in this thread")            \
   X(ETASKFAILED, -4009, "a task failed")                                     \
+  X(ETLS, -4010, "TLS failure")                                             \
   X(ENOTFOUND, -4020, "no such host")                                        \
   X(EDNS, -4021, "DNS lookup failed")
 

@@ -1,0 +1,133 @@
+/* The BIO between OpenSSL and a TLS stream: a pair of byte queues that
+ * never block.
+ *
+ * OpenSSL reads ciphertext from `in` (filled by the stream from the
+ * wrapped stream) and appends ciphertext to `out` (drained by the stream
+ * into the wrapped stream).  When `in` is empty a read asks to be retried,
+ * so SSL_read / SSL_do_handshake return SSL_ERROR_WANT_READ and the stream
+ * waits, as a task, outside OpenSSL.  Writes always succeed (the queue
+ * grows), so OpenSSL never stops half-way through producing a record.
+ * That is what makes cancellation safe: a task can only be cancelled
+ * between OpenSSL calls.
+ *
+ * Unlike a memory BIO, OpenSSL reads straight from the buffer the wrapped
+ * stream received into: one copy fewer per byte received.
+ */
+#include <openssl/bio.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "core/layer.h"
+#include "tls_bio.h"
+
+static int q_reserve(scio__tls_queue *q, size_t more) {
+  if (q->cap - q->len >= more)
+    return 0;
+  size_t cap = q->cap ? q->cap : 16384;
+  while (cap - q->len < more)
+    cap *= 2;
+  unsigned char *p = scio__realloc(q->data, cap);
+  if (!p)
+    return -1;
+  q->data = p;
+  q->cap = cap;
+  return 0;
+}
+
+static int bio_write(BIO *b, const char *data, int len) {
+  scio__tls_io *io = BIO_get_data(b);
+  BIO_clear_retry_flags(b);
+  if (len <= 0)
+    return 0;
+  if (q_reserve(&io->out, (size_t)len) < 0) {
+    io->oom = 1;
+    return -1;
+  }
+  memcpy(io->out.data + io->out.len, data, (size_t)len);
+  io->out.len += (size_t)len;
+  return len;
+}
+
+static int bio_read(BIO *b, char *data, int len) {
+  scio__tls_io *io = BIO_get_data(b);
+  BIO_clear_retry_flags(b);
+  size_t avail = io->in.len - io->in.off;
+  if (avail == 0) {
+    /* Even at the end of the wrapped stream: the stream, not OpenSSL,
+     * decides what an EOF means (a ragged EOF may be acceptable). */
+    BIO_set_retry_read(b);
+    return -1;
+  }
+  size_t n = (size_t)len < avail ? (size_t)len : avail;
+  memcpy(data, io->in.data + io->in.off, n);
+  io->in.off += n;
+  return (int)n;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  (void)num;
+  (void)ptr;
+  scio__tls_io *io = BIO_get_data(b);
+  switch (cmd) {
+  case BIO_CTRL_FLUSH:
+    return 1; /* the stream drains `out` itself */
+  case BIO_CTRL_PENDING:
+    return (long)(io->in.len - io->in.off);
+  case BIO_CTRL_WPENDING:
+    return (long)io->out.len;
+  case BIO_CTRL_EOF:
+    return io->in_eof && io->in.off == io->in.len;
+  default:
+    return 0;
+  }
+}
+
+static int bio_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+static BIO_METHOD *method;
+static pthread_once_t method_once = PTHREAD_ONCE_INIT;
+
+static void method_make(void) {
+  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                               "scio stream");
+  if (m && (!BIO_meth_set_write(m, bio_write) ||
+            !BIO_meth_set_read(m, bio_read) ||
+            !BIO_meth_set_ctrl(m, bio_ctrl) ||
+            !BIO_meth_set_create(m, bio_create))) {
+    BIO_meth_free(m);
+    m = NULL;
+  }
+  method = m;
+}
+
+BIO *scio__tls_bio_new(scio__tls_io *io) {
+  pthread_once(&method_once, method_make);
+  if (!method)
+    return NULL;
+  BIO *b = BIO_new(method);
+  if (b)
+    BIO_set_data(b, io);
+  return b;
+}
+
+int scio__tls_in_reserve(scio__tls_io *io, size_t more) {
+  /* Move what OpenSSL has not read yet to the front first: a partial
+   * record is all that can be left over. */
+  scio__tls_queue *q = &io->in;
+  if (q->off > 0) {
+    memmove(q->data, q->data + q->off, q->len - q->off);
+    q->len -= q->off;
+    q->off = 0;
+  }
+  return q_reserve(q, more);
+}
+
+void scio__tls_io_free(scio__tls_io *io) {
+  scio__free(io->in.data);
+  scio__free(io->out.data);
+  scio__free(io->spare);
+  memset(io, 0, sizeof *io);
+}

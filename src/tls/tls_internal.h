@@ -1,0 +1,45 @@
+/* Private: what the TLS files share. */
+#ifndef SCIO_TLS_INTERNAL_H
+#define SCIO_TLS_INTERNAL_H
+
+#include <openssl/ssl.h>
+
+#include "scio/tls.h"
+
+/* A cached client session, per server name (sessions of one name are only
+ * offered to that name, so a session cannot leak to another server). */
+typedef struct scio__tls_session {
+  struct scio__tls_session *next;
+  SSL_SESSION *sess;
+  char name[];
+} scio__tls_session;
+
+struct scio_tls_ctx {
+  SSL_CTX *ssl_ctx;
+  int role;
+  int verify;         /* clients: verify the server */
+  int resume;         /* clients: keep and offer sessions */
+  unsigned refs;      /* atomic: contexts may be shared across threads */
+  unsigned char *alpn; /* servers: wire-format list, in preference order */
+  size_t alpn_len;
+  scio__tls_session *sessions; /* clients; guarded by `lock` */
+  unsigned nsessions;
+  void *lock;          /* pthread_mutex_t *, for the session list */
+};
+
+void scio__tls_ctx_ref(scio_tls_ctx *ctx);
+/* Clients: the cached session for `name` (a new reference), or NULL. */
+SSL_SESSION *scio__tls_session_get(scio_tls_ctx *ctx, const char *name);
+/* Clients: remember `sess` for `name` (takes a reference of its own). */
+void scio__tls_session_put(scio_tls_ctx *ctx, const char *name,
+                           SSL_SESSION *sess);
+/* The new-session callback of client contexts (tls_stream.c): finds the
+ * stream's server name through SSL_get_app_data. */
+int scio__tls_new_session_cb(SSL *ssl, SSL_SESSION *sess);
+
+/* Report OpenSSL's error queue (and a verification result) as `code`
+ * with "what: reason" in scio_errmsg(); the queue is left empty.  Returns
+ * code. */
+int scio__tls_seterr(int code, SSL *ssl, const char *what);
+
+#endif
