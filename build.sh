@@ -24,6 +24,7 @@ DEB_PACKAGES=(
   check valgrind clang g++
   strace
   dnsmasq-base nftables iproute2 python3 bind9-dnsutils
+  openssl gnutls-bin curl
 )
 
 MAIN_CONFIGURE_FLAGS=(--enable-werror)
@@ -32,6 +33,13 @@ CHECK_JOBS=2
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
 TOP=$PWD
+# The project's shared test data and scripts (../shared beside the
+# checkout); the tests look here first, so that `make distcheck', which
+# builds from an unpacked tarball elsewhere, finds them too.
+if [ -d "$TOP/../shared" ]; then
+  SCIO_SHARED_DIR=$(cd "$TOP/../shared" && pwd)
+  export SCIO_SHARED_DIR
+fi
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 say() { printf 'build.sh: %s\n' "$*"; }

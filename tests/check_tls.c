@@ -828,6 +828,60 @@ SCIO_TEST_AUTOJUMP(handshake_timeout) {
   return 0;
 }
 
+/* ---- the stream conformance kit ------------------------------------------ */
+
+/* TLS is a two-way stream (no half-close): the kit's two-way checks over
+ * TLS over memory pipes (both ends scio, one context pair per test). */
+typedef struct kit_ctx {
+  scio_tls_ctx *c, *s;
+  size_t pipe_buffer;
+} kit_ctx;
+
+static int kit_pair(scio_stream **a, scio_stream **b, void *arg) {
+  kit_ctx *k = arg;
+  pair p;
+  pair_defaults(&p);
+  p.c.ctx = k->c;
+  p.s.ctx = k->s;
+  p.pipe_buffer = k->pipe_buffer;
+  scio_memory_pipe_opts po = {.buffer_size = p.pipe_buffer};
+  int rc = scio_memory_pipe_open(&p.c.raw, &p.s.raw, &po);
+  if (rc < 0)
+    return rc;
+  scio_nursery n;
+  scio_nursery_open(&n);
+  scio_start_soon(&n, wrap_side, &p.s);
+  wrap_side(&p.c);
+  scio_nursery_close(&n);
+  if (p.c.rc < 0 || p.s.rc < 0) {
+    scio_close(p.c.tls ? p.c.tls : p.c.raw);
+    scio_close(p.s.tls ? p.s.tls : p.s.raw);
+    return p.c.rc < 0 ? p.c.rc : p.s.rc;
+  }
+  *a = p.c.tls;
+  *b = p.s.tls;
+  return 0;
+}
+
+/* No clogged variant: a pipe small enough that a 3-byte send blocks
+ * (TLS adds a 22-byte record around it) turns the handshake and the large
+ * checks into byte-by-byte crawls. */
+SCIO_TEST_AUTOJUMP(kit_tls_over_memory_pipes) {
+  kit_ctx k = {0};
+  pair p;
+  pair_defaults(&p);
+  CK_OK(scio_tls_ctx_open(&p.c.co, &k.c));
+  CK_OK(scio_tls_ctx_open(&p.s.co, &k.s));
+  scio_stream_kit kit = {.make = kit_pair,
+                         .arg = &k,
+                         .large = 1 << 20,
+                         .flags = SCIO_STREAM_KIT_CONTROL_BYTES};
+  scio_check_two_way_stream(&kit);
+  scio_tls_ctx_close(k.c);
+  scio_tls_ctx_close(k.s);
+  return 0;
+}
+
 /* ---- sessions ---------------------------------------------------------- */
 
 SCIO_TEST(sessions_are_resumed) {
@@ -1206,6 +1260,7 @@ static Suite *tls_suite(void) {
   scio_tcase_add(tc, tls_over_tls);
   scio_tcase_add(tc, large_transfers_both_ways_concurrently);
   scio_tcase_add(tc, tiny_and_empty_writes);
+  scio_tcase_add(tc, kit_tls_over_memory_pipes);
   scio_tcase_add(tc, close_wakes_a_blocked_receiver);
   suite_add_tcase(s, tc);
 

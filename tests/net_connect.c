@@ -475,9 +475,10 @@ SCIO_TEST_AUTOJUMP(he_bad_arguments) {
   o.happy_eyeballs_delay = NAN;
   ck_assert_int_eq(he("h.test", 80, &o, &fd), SCIO_EINVAL);
   o.happy_eyeballs_delay = 0;
-  o.tls = &o;
+  scio_layer no_wrap = {NULL};
+  o.layer = &no_wrap;
   ck_assert_int_eq(he("h.test", 80, &o, &fd), SCIO_EINVAL);
-  o.tls = NULL;
+  o.layer = NULL;
   o.local_address = "not-an-ip";
   ck_assert_int_eq(he("h.test", 80, &o, &fd), SCIO_EINVAL);
   ck_assert_int_eq(W.lookups, 0);

@@ -106,9 +106,17 @@ static void wait_bound(pid_t pid, int port, const char *what) {
   ck_abort_msg("%s did not bind 127.0.0.1:%d within 5 s", what, port);
 }
 
-/* ../shared/testing/NAME relative to the project root (the tests' srcdir,
- * which the automake harness exports; the configure-time path else). */
+/* ../shared/testing/NAME relative to the project root: $SCIO_SHARED_DIR
+ * when set (build.sh sets it, so that `make distcheck', which builds from
+ * an unpacked tarball elsewhere, finds it too), else beside the tests'
+ * srcdir (which the automake harness exports) or the configure-time path. */
 static void shared_file(const char *name, char *buf, size_t cap) {
+  const char *dir = getenv("SCIO_SHARED_DIR");
+  if (dir) {
+    snprintf(buf, cap, "%s/testing/%s", dir, name);
+    if (access(buf, R_OK) == 0)
+      return;
+  }
   const char *roots[] = {getenv("srcdir"), SCIO_TEST_TOP_SRCDIR};
   for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
     if (!roots[i])

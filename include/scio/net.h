@@ -499,6 +499,16 @@ typedef struct scio_connect_event {
  * during the call only. */
 typedef void (*scio_connect_event_cb)(void *arg, const scio_connect_event *ev);
 
+/* A layer that scio_connect_tcp (and other openers) put over the stream
+ * they made.  wrap takes `inner` only when it succeeds: on failure the
+ * caller still owns it.  `host` is the name the caller connected to (for
+ * TLS: the name to verify).  Embed it first in a struct of your own to
+ * carry settings, as scio_tls_layer does. */
+typedef struct scio_layer {
+  int (*wrap)(const struct scio_layer *self, const char *host,
+              scio_stream *inner, scio_stream **out);
+} scio_layer;
+
 typedef struct scio_connect_opts {
   /* Bind every attempt to this local IP address (numeric; the port is
    * chosen at connect time).  Only addresses of its family are tried.
@@ -515,8 +525,10 @@ typedef struct scio_connect_opts {
   /* Flags for the socket stream (as scio_socket_stream_from_fd); 0: the
    * defaults, TCP_NODELAY on. */
   unsigned stream_flags;
-  /* Reserved for the TLS settings of the TLS layer; must be NULL. */
-  const void *tls;
+  /* A layer to put over the connected stream before it is returned, e.g.
+   * TLS (scio_tls_layer_init in <scio/tls.h>), with the host name given
+   * to scio_connect_tcp.  NULL: the plain socket stream. */
+  const struct scio_layer *layer;
 } scio_connect_opts;
 
 /* Connect to host:port over TCP with happy eyeballs (RFC 8305): the AAAA

@@ -134,7 +134,11 @@ typedef int (*scio_stream_pair_fn)(scio_stream **a, scio_stream **b,
 enum scio_stream_kit_flags {
   /* Send only printable ASCII (for text layers, whose input must be valid
    * in their encoding); the default sends every byte value. */
-  SCIO_STREAM_KIT_TEXT = 1u << 0
+  SCIO_STREAM_KIT_TEXT = 1u << 0,
+  /* The stream carries bytes of its own besides the data (TLS records such
+   * as session tickets), so scio_stream_pending may be above zero where no
+   * data was sent: the "nothing pending" checks are skipped. */
+  SCIO_STREAM_KIT_CONTROL_BYTES = 1u << 1
 };
 
 /* The code a failed check returns; scio_errmsg() says which check, what it

@@ -73,6 +73,7 @@
 
 #include <stddef.h>
 
+#include "scio/net.h"
 #include "scio/stream.h"
 
 #ifdef __cplusplus
@@ -229,6 +230,55 @@ SCIO_API int scio_tls_handshake(scio_stream *tls);
  *   SCIO_EBROKEN, SCIO_ETLS, SCIO_ECANCELED, errors of the wrapped stream. */
 SCIO_API int scio_tls_unwrap(scio_stream *tls, scio_stream **inner,
                              void *trailing, size_t cap, size_t *ntrailing);
+
+/* TLS as a layer that openers put over their streams: scio_connect_tcp
+ * (scio_connect_opts.layer) returns a TLS stream whose server_hostname
+ * defaults to the host connected to.
+ *
+ *   scio_tls_layer tl;
+ *   scio_tls_layer_init(&tl, ctx, NULL);
+ *   scio_connect_opts co = {.layer = &tl.base};
+ *   rc = scio_connect_tcp("example.org", 443, &co, &tls_stream);
+ *
+ * The layer keeps pointers to ctx and to the strings of opts: they must
+ * outlive its uses.  Not a checkpoint. */
+typedef struct scio_tls_layer {
+  scio_layer base; /* first */
+  scio_tls_ctx *ctx;
+  scio_tls_opts opts;
+} scio_tls_layer;
+
+SCIO_API void scio_tls_layer_init(scio_tls_layer *layer, scio_tls_ctx *ctx,
+                                  const scio_tls_opts *opts);
+
+/* TLS servers: a serve handler that runs the handshake in each
+ * connection's task (bounded by opts.handshake_timeout, 10 s when 0) and
+ * then calls the user's handler with the TLS stream, over any listener:
+ *
+ *   scio_tls_handler th;
+ *   scio_tls_handler_init(&th, server_ctx, NULL, echo, NULL);
+ *   scio_listener_serve(listener, scio_tls_serve_handler, &th, NULL, NULL);
+ *
+ * A failed or timed-out handshake is the connection's error: it goes to
+ * serve's error hook ("tls handshake: ...") and never stops serve.  The
+ * user's handler must not close the TLS stream (serve owns the
+ * connection): when it returns, close_notify is exchanged and the
+ * connection closed.  `th` must outlive serve.  Not a checkpoint (init). */
+typedef struct scio_tls_handler {
+  scio_tls_ctx *ctx;
+  scio_tls_opts opts;
+  scio_serve_handler handler;
+  void *arg;
+} scio_tls_handler;
+
+SCIO_API void scio_tls_handler_init(scio_tls_handler *h, scio_tls_ctx *ctx,
+                                    const scio_tls_opts *opts,
+                                    scio_serve_handler handler, void *arg);
+
+/* The scio_serve_handler that does the above; `arg` is the
+ * scio_tls_handler.  Returns the handshake's error or the user handler's
+ * result. */
+SCIO_API int scio_tls_serve_handler(scio_stream *conn, void *arg);
 
 /* The SSL object of a TLS stream (borrowed), or NULL for another stream. */
 SCIO_API struct ssl_st *scio_tls_ssl(scio_stream *tls);

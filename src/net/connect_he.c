@@ -439,9 +439,9 @@ static int setup(he *st, const char *host, uint16_t port,
                         st->hp, d);
   if (d > 0)
     st->delay = d;
-  if (o->tls)
-    return scio__seterr(SCIO_EINVAL, "connect %s: TLS settings are not "
-                                     "supported here", st->hp);
+  if (o->layer && !o->layer->wrap)
+    return scio__seterr(SCIO_EINVAL, "connect %s: a layer without a wrap "
+                                     "function", st->hp);
   if (o->local_address &&
       !scio__parse_ip_literal(o->local_address, 0, &st->local, &st->locallen))
     return scio__seterr(SCIO_EINVAL, "connect %s: local address \"%s\" is "

@@ -4,6 +4,8 @@
 #include "core/layer.h"
 #include "scio/net.h"
 
+#include <stdio.h>
+
 SCIO_API int scio_connect_tcp(const char *host, uint16_t port,
                               const scio_connect_opts *opts,
                               scio_stream **out) {
@@ -15,8 +17,26 @@ SCIO_API int scio_connect_tcp(const char *host, uint16_t port,
   if (rc < 0)
     return rc;
   /* On failure the fd is still ours. */
-  rc = scio_socket_stream_from_fd(fd, opts ? opts->stream_flags : 0, out);
-  if (rc < 0)
+  scio_stream *s;
+  rc = scio_socket_stream_from_fd(fd, opts ? opts->stream_flags : 0, &s);
+  if (rc < 0) {
     scio__fd_close(fd);
-  return rc;
+    return rc;
+  }
+  const scio_layer *layer = opts ? opts->layer : NULL;
+  if (!layer) {
+    *out = s;
+    return 0;
+  }
+  rc = layer->wrap(layer, host, s, out);
+  if (rc < 0) {
+    /* The detail is the layer's ("tls handshake: certificate verify
+     * failed: ..."); closing must not replace it. */
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", scio_errmsg());
+    scio_close(s);
+    return scio__seterr(rc, "connect %s port %u: %s", host, (unsigned)port,
+                        msg);
+  }
+  return 0;
 }

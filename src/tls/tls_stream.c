@@ -46,6 +46,7 @@ typedef struct tls_stream {
   int ragged_ok;
   int unwrapping;        /* close must not touch the wrapped stream */
   int in_goodbye;        /* close's own close_notify exchange runs */
+  int borrowed;          /* the wrapped stream is not ours to close */
   int hs_running;        /* a (deferred) handshake is under way */
   int hs_rc;             /* how the deferred handshake ended */
   scio_event hs_done;    /* set when it ends: a second caller waits */
@@ -328,9 +329,12 @@ static int tls_send_eof(scio_stream *s) {
 
 /* ---- close, free ------------------------------------------------------ */
 
-/* Read and drop records until the peer's close_notify, EOF or an error.
- * Returns 0 once it arrived, or the reason it did not. */
-static int await_close_notify(tls_stream *t, size_t *appdata) {
+/* Read and drop records until the peer's close_notify, EOF or an error
+ * (with stop_on_data: or until application data arrives, which means the
+ * peer is still talking and owes us nothing yet).  Returns 0 once it
+ * arrived, or the reason it did not. */
+static int await_close_notify(tls_stream *t, size_t *appdata,
+                              int stop_on_data) {
   unsigned char scratch[4096];
   for (;;) {
     ssize_t n = read_buffered(t, scratch, sizeof scratch);
@@ -339,6 +343,8 @@ static int await_close_notify(tls_stream *t, size_t *appdata) {
     *appdata += (size_t)n;
     if (t->peer_closed)
       return 0;
+    if (n > 0 && stop_on_data)
+      return SCIO_EBROKEN;
     if (n > 0)
       continue;
     if (t->io.in_eof)
@@ -381,7 +387,7 @@ static void goodbye(tls_stream *t) {
      * do not wait for the answer then. */
     size_t ignored = 0;
     if (rc == 0 && !t->peer_closed && !t->base.receiving)
-      await_close_notify(t, &ignored);
+      await_close_notify(t, &ignored, 1);
   }
   t->in_goodbye = 0;
   scio_scope_close(&cs);
@@ -393,7 +399,7 @@ static int tls_close(scio_stream *s) {
     return 0; /* unwrap took the wrapped stream back */
   goodbye(t);
   ERR_clear_error();
-  return scio_close(s->inner);
+  return t->borrowed ? 0 : scio_close(s->inner);
 }
 
 static void tls_free(scio_stream *s) {
@@ -610,6 +616,60 @@ SCIO_API int scio_tls_handshake(scio_stream *s) {
   return rc;
 }
 
+/* ---- serving ------------------------------------------------------------ */
+
+SCIO_API void scio_tls_handler_init(scio_tls_handler *h, scio_tls_ctx *ctx,
+                                    const scio_tls_opts *opts,
+                                    scio_serve_handler handler, void *arg) {
+  memset(h, 0, sizeof *h);
+  h->ctx = ctx;
+  if (opts)
+    h->opts = *opts;
+  if (h->opts.handshake_timeout == 0)
+    h->opts.handshake_timeout = 10.0;
+  h->handler = handler;
+  h->arg = arg;
+}
+
+/* The handshake runs here, in the connection's own task, under the
+ * handshake timeout; serve owns `conn`, so the TLS stream only borrows it
+ * and serve closes it after the TLS goodbye. */
+SCIO_API int scio_tls_serve_handler(scio_stream *conn, void *arg) {
+  scio_tls_handler *h = arg;
+  if (!h || !h->ctx || !h->handler)
+    return scio__seterr(SCIO_EINVAL, "tls serve: handler not initialised");
+  scio_stream *tls;
+  int rc = scio_tls_wrap(conn, h->ctx, &h->opts, &tls);
+  if (rc < 0)
+    return rc;
+  ((tls_stream *)tls)->borrowed = 1;
+  rc = h->handler(tls, h->arg);
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s", rc < 0 ? scio_errmsg() : "");
+  scio_close(tls);
+  return rc < 0 ? scio__seterr(rc, "%s", msg) : 0;
+}
+
+/* scio_layer.wrap for TLS: the opener's host name is the default
+ * server_hostname. */
+static int layer_wrap(const scio_layer *self, const char *host,
+                      scio_stream *inner, scio_stream **out) {
+  const scio_tls_layer *tl = (const scio_tls_layer *)self;
+  scio_tls_opts o = tl->opts;
+  if (!o.server_hostname)
+    o.server_hostname = host;
+  return scio_tls_wrap(inner, tl->ctx, &o, out);
+}
+
+SCIO_API void scio_tls_layer_init(scio_tls_layer *layer, scio_tls_ctx *ctx,
+                                  const scio_tls_opts *opts) {
+  memset(layer, 0, sizeof *layer);
+  layer->base.wrap = layer_wrap;
+  layer->ctx = ctx;
+  if (opts)
+    layer->opts = *opts;
+}
+
 SCIO_API SSL *scio_tls_ssl(scio_stream *s) {
   return s && s->ops == &tls_ops ? ((tls_stream *)s)->ssl : NULL;
 }
@@ -625,7 +685,7 @@ static int unwrap_exchange(tls_stream *t) {
   scio_lock_release(&t->wlock);
   size_t appdata = 0;
   if (rc == 0 && !t->peer_closed)
-    rc = await_close_notify(t, &appdata);
+    rc = await_close_notify(t, &appdata, 0);
   if (rc == 0 && appdata > 0)
     rc = scio__seterr(SCIO_EBROKEN, "tls unwrap: %zu bytes of application "
                                     "data arrived before the peer's "
