@@ -80,7 +80,7 @@ typedef struct scio_instrument scio_instrument;
 /* Options of scio_run.  All-zero (or a NULL pointer) means defaults. */
 typedef struct scio_run_opts {
   /* libevent backend: "epoll", "poll", "select", "kqueue", ... or NULL for
-   * libevent's best.  A backend that is not available is -ENOSYS. */
+   * libevent's best.  A backend that is not available is SCIO_ENOSYS. */
   const char *backend;
   /* Stack size of each task in bytes, rounded up to whole pages.  0 means
    * 256 KiB; at least 16 KiB.  Only touched pages cost memory. */
@@ -97,8 +97,8 @@ typedef struct scio_run_opts {
 /* Run `fn(arg)` as the root task of a new event loop in this thread and return
  * once every task has finished.  Returns fn's result, or:
  *   SCIO_ENESTED  a scio_run is already running in this thread;
- *   -ENOSYS       the requested backend is not available;
- *   -EINVAL       bad options (e.g. an absurd stack size);
+ *   SCIO_ENOSYS       the requested backend is not available;
+ *   SCIO_EINVAL       bad options (e.g. an absurd stack size);
  *   SCIO_ENOMEM   the loop or the root task could not be allocated.
  * The root task's last error detail stays readable through scio_errmsg(). */
 SCIO_API int scio_run(scio_fn fn, void *arg, const scio_run_opts *opts);
@@ -416,7 +416,7 @@ SCIO_API int scio_cancel_shielded_checkpoint(void);
 SCIO_API double scio_now(void);
 
 /* Sleep for `seconds` (<= 0: just a checkpoint), until `deadline`, or until
- * cancelled.  Checkpoints.  Return 0, SCIO_ECANCELED, or -EINVAL (NaN). */
+ * cancelled.  Checkpoints.  Return 0, SCIO_ECANCELED, or SCIO_EINVAL (NaN). */
 SCIO_API int scio_sleep(double seconds);
 SCIO_API int scio_sleep_until(double deadline);
 /* Sleep until cancelled: always returns SCIO_ECANCELED. */
@@ -433,7 +433,7 @@ SCIO_API int scio_wait_all_tasks_blocked(void);
  * waits on it is not reported on every backend).  At most one task may wait
  * for each direction of an fd (SCIO_EBUSY).  Checkpoints: 0, SCIO_ECANCELED,
  * SCIO_ECLOSED (scio_notify_closing was called on the fd), SCIO_EBUSY,
- * SCIO_ENOMEM, -EBADF (fd not open), SCIO_EINVAL (outside a task). */
+ * SCIO_ENOMEM, SCIO_EBADF (fd not open), SCIO_EINVAL (outside a task). */
 SCIO_API int scio_wait_readable(int fd);
 SCIO_API int scio_wait_writable(int fd);
 /* Call before closing an fd others may wait on: wakes them with SCIO_ECLOSED
@@ -462,8 +462,8 @@ struct scio_instrument {
 };
 
 /* Add / remove an instrument of the current run (at most 8).  The struct is
- * kept by pointer.  Return 0, -EINVAL (outside a run, or unknown on remove),
- * or -ENOSPC (too many). */
+ * kept by pointer.  Return 0, SCIO_EINVAL (outside a run, or unknown on remove),
+ * or SCIO_ENOSPC (too many). */
 SCIO_API int scio_instrument_add(const scio_instrument *ins);
 SCIO_API int scio_instrument_remove(const scio_instrument *ins);
 

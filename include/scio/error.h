@@ -2,7 +2,7 @@
  *
  * Every fallible scio function returns an int (or ssize_t): >= 0 on success,
  * a negative code on failure.  System errors are negative errno values
- * (SCIO_ENOMEM == -ENOMEM); scio's own conditions live in a reserved range
+ * (SCIO_ENOMEM == SCIO_ENOMEM); scio's own conditions live in a reserved range
  * (-4000 .. -4099) that no errno value reaches.  A call that returns an error
  * has had no other effect and reports nothing later, unless its documentation
  * says otherwise.
@@ -35,7 +35,7 @@ extern "C" {
  * constants, scio_err_name() and scio_strerror(), after libuv's
  * UV_ERRNO_MAP.  It lists scio's own conditions and the errno values that
  * scio's calls return or that a network program meets, so that every error
- * can be spelled as a macro (SCIO_ECONNREFUSED == -ECONNREFUSED).  An errno
+ * can be spelled as a macro (SCIO_ECONNREFUSED == SCIO_ECONNREFUSED).  An errno
  * value missing here is still a valid code: scio_err_name() and
  * scio_strerror() know every errno of the platform.  Descriptions are short
  * and lower case. */
@@ -118,7 +118,7 @@ SCIO_API const char *scio_strerror(int code);
 
 /* The symbolic name of an error code without the SCIO_ prefix:
  * "ECANCELED", "EOF", and for any errno value the platform defines its
- * errno name ("ECONNREFUSED" for -ECONNREFUSED, also when it is not in the
+ * errno name ("ECONNREFUSED" for SCIO_ECONNREFUSED, also when it is not in the
  * table above).  0 is "OK".  "UNKNOWN" for anything else: positive values,
  * negative numbers that are no errno (on Linux, -41 and -58 are unused), and
  * unused numbers of scio's range and below it.  Never NULL; the string is static. */

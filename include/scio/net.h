@@ -79,7 +79,7 @@ enum scio_socket_flags {
  *   SCIO_EINVAL  out is NULL, fd < 0, fd is not a socket (detail says),
  *                is not a stream socket, or flags are unknown;
  *   SCIO_ENOMEM  out of memory;
- *   -errno       fcntl/setsockopt failed (e.g. -EBADF).
+ *   -errno       fcntl/setsockopt failed (e.g. SCIO_EBADF).
  * *out is NULL on error. */
 SCIO_API int scio_socket_stream_from_fd(int fd, unsigned flags,
                                         scio_stream **out);
@@ -96,8 +96,8 @@ SCIO_API int scio_socket_pair_open(scio_stream **a, scio_stream **b);
  * retries every few milliseconds (the kernel offers no readiness event for
  * that).  Returns 0, or:
  *   SCIO_EINVAL     NULL argument, empty or too long path;
- *   -ECONNREFUSED   nobody listens on the path (a stale socket file);
- *   SCIO_ENOENT     no such file;  -EACCES etc. from connect;
+ *   SCIO_ECONNREFUSED   nobody listens on the path (a stale socket file);
+ *   SCIO_ENOENT     no such file;  SCIO_EACCES etc. from connect;
  *   SCIO_ECANCELED; SCIO_ENOMEM; SCIO_EMFILE.
  * *out is NULL on error. */
 SCIO_API int scio_connect_unix(const char *path, scio_stream **out);
@@ -154,7 +154,7 @@ typedef scio_listen_opts scio_tcp_listen_opts;
  * Returns 0, or:
  *   SCIO_EINVAL      NULL out, bad options, unsupported host (above);
  *   SCIO_EADDRINUSE  something else listens on the port;
- *   -EACCES          a privileged port; -EADDRNOTAVAIL not a local address;
+ *   SCIO_EACCES          a privileged port; SCIO_EADDRNOTAVAIL not a local address;
  *   SCIO_ENOMEM; SCIO_EMFILE.
  * *out is NULL on error, and no socket stays open. */
 SCIO_API int scio_tcp_listen(const char *host, uint16_t port,
@@ -168,7 +168,7 @@ SCIO_API int scio_tcp_listen(const char *host, uint16_t port,
  * existing file is left alone (SCIO_EADDRINUSE).  The file is removed by
  * scio_listener_close (only if it is still the one this listener made).
  * Not a checkpoint.  Returns 0, or SCIO_EINVAL (NULL argument, empty or
- * too long path), SCIO_EADDRINUSE, -EACCES, SCIO_ENOENT (no such
+ * too long path), SCIO_EADDRINUSE, SCIO_EACCES, SCIO_ENOENT (no such
  * directory), SCIO_ENOMEM, SCIO_EMFILE.  *out is NULL on error. */
 SCIO_API int scio_unix_listen(const char *path, const scio_listen_opts *opts,
                               scio_listener **out);
@@ -184,7 +184,7 @@ SCIO_API int scio_unix_listen(const char *path, const scio_listen_opts *opts,
  *                   when another task closes it);
  *   SCIO_EBUSY      another task is accepting on this listener;
  *   SCIO_ECANCELED;
- *   SCIO_EMFILE, -ENFILE, -ENOBUFS, SCIO_ENOMEM: out of resources (the
+ *   SCIO_EMFILE, SCIO_ENFILE, SCIO_ENOBUFS, SCIO_ENOMEM: out of resources (the
  *                   connection stays queued; retry later, as serve does);
  *   SCIO_EINVAL     NULL argument.
  * *out is NULL on error. */
@@ -245,7 +245,7 @@ typedef struct scio_serve_opts {
  * Each connection is closed when its handler returns.  A handler that
  * fails is reported through the error hook and never stops the server or
  * its siblings (its task returns 0 to the nursery).  Running out of fds
- * (SCIO_EMFILE, -ENFILE), buffers (-ENOBUFS) or memory makes serve pause
+ * (SCIO_EMFILE, SCIO_ENFILE), buffers (-ENOBUFS) or memory makes serve pause
  * (opts: backoff) instead of spinning or failing; it goes on when
  * resources are back.
  *
@@ -283,7 +283,7 @@ typedef struct scio_udp_opts {
 /* A UDP socket bound to `port` (0: a free one) of `host`: an IP literal,
  * or NULL for every interface.  Host names need the resolver (until it is
  * merged: SCIO_EINVAL).  Not a checkpoint.  Returns 0, or SCIO_EINVAL,
- * SCIO_EADDRINUSE, -EADDRNOTAVAIL, SCIO_ENOMEM, SCIO_EMFILE.  *out is NULL
+ * SCIO_EADDRINUSE, SCIO_EADDRNOTAVAIL, SCIO_ENOMEM, SCIO_EMFILE.  *out is NULL
  * on error. */
 SCIO_API int scio_udp_open(const char *host, uint16_t port,
                            const scio_udp_opts *opts, scio_udp **out);
@@ -303,7 +303,7 @@ SCIO_API ssize_t scio_udp_receive_from(scio_udp *u, void *buf, size_t max,
                                        struct sockaddr_storage *from);
 /* Send one datagram of `len` bytes to `to`.  A checkpoint.  Returns 0, or
  * SCIO_ECLOSED, SCIO_EBUSY, SCIO_ECANCELED (nothing sent), SCIO_EINVAL,
- * -EMSGSIZE (too long for one datagram), -ECONNREFUSED (an earlier
+ * SCIO_EMSGSIZE (too long for one datagram), SCIO_ECONNREFUSED (an earlier
  * datagram was refused, ICMP), or another -errno. */
 SCIO_API int scio_udp_send_to(scio_udp *u, const void *buf, size_t len,
                               const struct sockaddr_storage *to);
@@ -334,7 +334,7 @@ typedef struct scio_datagram {
  *                         errors of scio_udp_send_to;
  *   scio_ostream_receive  receives one datagram from the peer (others
  *                         are filtered by the kernel): 0, or the errors
- *                         of scio_udp_receive_from; -ECONNREFUSED when the
+ *                         of scio_udp_receive_from; SCIO_ECONNREFUSED when the
  *                         peer's port is closed (ICMP);
  *   scio_ostream_close    closes the socket (blocked tasks: SCIO_ECLOSED);
  *   attributes            SCIO_ATTR_FD, SCIO_ATTR_FAMILY,
@@ -366,7 +366,7 @@ SCIO_API int scio_unix_send_fds(scio_stream *s, const void *buf, size_t len,
 /* Receive bytes as scio_receive, and the fds that came with them into
  * fds[0 .. *nfds) (close-on-exec, owned by the caller; *nfds is 0 when none
  * came).  Returns > 0 bytes, SCIO_EOF, or the errors of scio_receive, or:
- *   -EMSGSIZE  more fds arrived than maxfds (the control message was
+ *   SCIO_EMSGSIZE  more fds arrived than maxfds (the control message was
  *              truncated): every fd that did arrive is closed, the bytes
  *              of that message are dropped, nothing leaks;
  *   SCIO_EINVAL  not a UNIX socket stream, NULL pointers, maxfds < 1 or
@@ -546,7 +546,7 @@ typedef struct scio_connect_opts {
  *                    reasons are in scio_errmsg());
  *   the error of the attempt that failed last, when every attempt failed
  *   (SCIO_ENOMEM if any failed for want of memory), e.g.
- *   -ECONNREFUSED, SCIO_ETIMEDOUT, -ENETUNREACH; scio_errmsg() lists every
+ *   SCIO_ECONNREFUSED, SCIO_ETIMEDOUT, SCIO_ENETUNREACH; scio_errmsg() lists every
  *   attempt: "connect both.test:8000: 2 attempts failed: [2001:db8::2]:8000
  *   timed out; 192.0.2.2:8000 connection refused";
  *   SCIO_ECANCELED   cancelled; every socket opened so far is closed;

@@ -53,8 +53,8 @@
  *   attributes     SCIO_ATTR_BUFFERED (size_t: bytes in this end's receive
  *                  buffer, waiting to be received; bytes of a blocked peer
  *                  send that did not fit are not counted) and
- *                  SCIO_ATTR_LAYER ("memory-pipe").  Other keys: -ENOENT; a
- *                  `len` below the key's size: -ENOSPC.
+ *                  SCIO_ATTR_LAYER ("memory-pipe").  Other keys: SCIO_ENOENT; a
+ *                  `len` below the key's size: SCIO_ENOSPC.
  *
  * Lifetime: each end is closed (and released) with scio_close on its own,
  * in any order; the shared memory goes with the second.  Both ends must be

@@ -44,7 +44,7 @@ extern "C" {
 
 /* Each key has one documented C type; `len` must be at least its size
  * (strings: the buffer size, NUL included).  An unknown key is SCIO_ENOENT; a
- * buffer too small is -ENOSPC. */
+ * buffer too small is SCIO_ENOSPC. */
 enum scio_attr {
   SCIO_ATTR_LOCAL_ADDR = 1,  /* struct sockaddr_storage */
   SCIO_ATTR_REMOTE_ADDR = 2, /* struct sockaddr_storage */
@@ -180,7 +180,7 @@ SCIO_API int scio_wait_send_ready(scio_stream *s);
 SCIO_API ssize_t scio_stream_pending(scio_stream *s);
 
 /* Convenience getters over scio_stream_attr: 0, SCIO_ENOENT when no layer of
- * the chain has the attribute, or -EINVAL. */
+ * the chain has the attribute, or SCIO_EINVAL. */
 struct sockaddr_storage;
 SCIO_API int scio_stream_fd(scio_stream *s, int *fd);
 SCIO_API int scio_stream_family(scio_stream *s, int *family);

@@ -169,7 +169,7 @@ typedef struct scio_stream_kit {
  *   SCIO_EINVAL               kit or kit->make is NULL, a negative timeout,
  *                             or not called inside a task;
  *   SCIO_ECANCELED            the calling task was cancelled;
- *   -ENOSPC                   no free instrument slot;
+ *   SCIO_ENOSPC                   no free instrument slot;
  *   an error of make / make_clogged, or SCIO_ENOMEM from the kit itself. */
 SCIO_API int scio_stream_check_one_way(const scio_stream_kit *kit);
 /* The one-way checks in both directions, and the two-way checks; the pair

@@ -29,8 +29,8 @@
  *   cancelled before the hand-off returns SCIO_ECANCELED, owns nothing, and
  *   later releases go to the next waiter.
  * - Bad input is reported, never a crash: a NULL object, or one that was
- *   never initialised, is -EINVAL (SCIO_EINVAL); a call that needs a task
- *   is -EINVAL outside one.  (An object is recognised by a magic number:
+ *   never initialised, is SCIO_EINVAL (SCIO_EINVAL); a call that needs a task
+ *   is SCIO_EINVAL outside one.  (An object is recognised by a magic number:
  *   zero-filled or destroyed storage always fails the check, leftover
  *   garbage almost always.)  Every error but SCIO_ECANCELED sets the detail
  *   read by scio_errmsg().  A call that returns an error has had no effect.
@@ -70,16 +70,16 @@ typedef struct scio_event_stats {
   size_t tasks_waiting; /* tasks blocked in scio_event_wait */
 } scio_event_stats;
 
-/* Initialise an unset event.  Not a checkpoint.  Returns 0 or -EINVAL
+/* Initialise an unset event.  Not a checkpoint.  Returns 0 or SCIO_EINVAL
  * (ev is NULL). */
 SCIO_API int scio_event_init(scio_event *ev);
 
 /* Set the event: wake every task waiting on it; later waits return at once.
  * Setting it again does nothing.  Not a checkpoint; may be called outside a
- * task (e.g. from a libevent callback of the run).  Returns 0 or -EINVAL. */
+ * task (e.g. from a libevent callback of the run).  Returns 0 or SCIO_EINVAL. */
 SCIO_API int scio_event_set(scio_event *ev);
 
-/* 1 if the event is set, 0 if not, -EINVAL for a bad event. */
+/* 1 if the event is set, 0 if not, SCIO_EINVAL for a bad event. */
 SCIO_API int scio_event_is_set(const scio_event *ev);
 
 /* Wait until the event is set.  A checkpoint (also when it is already
@@ -87,10 +87,10 @@ SCIO_API int scio_event_is_set(const scio_event *ev);
  *   SCIO_ECANCELED  the task was cancelled before the event was set (an
  *                   event set in the same round as the cancel still
  *                   returns 0);
- *   -EINVAL         bad event, or not inside a task. */
+ *   SCIO_EINVAL         bad event, or not inside a task. */
 SCIO_API int scio_event_wait(scio_event *ev);
 
-/* Fill *out.  Not a checkpoint.  Returns 0 or -EINVAL. */
+/* Fill *out.  Not a checkpoint.  Returns 0 or SCIO_EINVAL. */
 SCIO_API int scio_event_statistics(const scio_event *ev,
                                    scio_event_stats *out);
 
@@ -109,7 +109,7 @@ typedef struct scio_lock_stats {
 } scio_lock_stats;
 
 /* Initialise an unlocked lock.  flags: 0 or SCIO_FAST_ACQUIRE.  Not a
- * checkpoint.  Returns 0 or -EINVAL (lock is NULL, unknown flags). */
+ * checkpoint.  Returns 0 or SCIO_EINVAL (lock is NULL, unknown flags). */
 SCIO_API int scio_lock_init(scio_lock *lock, unsigned flags);
 
 /* Acquire the lock for the calling task, waiting in FIFO order while another
@@ -117,25 +117,25 @@ SCIO_API int scio_lock_init(scio_lock *lock, unsigned flags);
  *   SCIO_ECANCELED  cancelled before the lock was handed over; the task does
  *                   not hold it;
  *   SCIO_EDEADLK    the calling task already holds it (nothing changes);
- *   -EINVAL         bad lock, or not inside a task. */
+ *   SCIO_EINVAL         bad lock, or not inside a task. */
 SCIO_API int scio_lock_acquire(scio_lock *lock);
 
 /* Acquire the lock only if that needs no wait.  Not a checkpoint.  Returns
  * 0, or SCIO_EWOULDBLOCK (held, possibly by a waiter it was just handed
- * to), SCIO_EDEADLK (the calling task holds it), -EINVAL (bad lock, or not
+ * to), SCIO_EDEADLK (the calling task holds it), SCIO_EINVAL (bad lock, or not
  * inside a task). */
 SCIO_API int scio_lock_acquire_nowait(scio_lock *lock);
 
 /* Release the lock.  If tasks wait, the first one becomes the owner at once
  * and is woken.  Not a checkpoint.  Returns 0, or:
  *   SCIO_EPERM  the calling task does not hold the lock (nothing changes);
- *   -EINVAL     bad lock, or not inside a task. */
+ *   SCIO_EINVAL     bad lock, or not inside a task. */
 SCIO_API int scio_lock_release(scio_lock *lock);
 
-/* 1 if some task holds the lock, 0 if not, -EINVAL for a bad lock. */
+/* 1 if some task holds the lock, 0 if not, SCIO_EINVAL for a bad lock. */
 SCIO_API int scio_lock_locked(const scio_lock *lock);
 
-/* Fill *out.  Not a checkpoint.  Returns 0 or -EINVAL.  The owner handle is
+/* Fill *out.  Not a checkpoint.  Returns 0 or SCIO_EINVAL.  The owner handle is
  * only as valid as the task: a task that exits holding a lock (a bug) leaves
  * it locked forever. */
 SCIO_API int scio_lock_statistics(const scio_lock *lock, scio_lock_stats *out);
@@ -157,20 +157,20 @@ typedef struct scio_semaphore_stats {
 
 /* Initialise a semaphore holding `initial` units.  max_value bounds the
  * value (0: unbounded, i.e. SSIZE_MAX).  flags: 0 or SCIO_FAST_ACQUIRE.
- * Not a checkpoint.  Returns 0 or -EINVAL (sem is NULL, unknown flags,
+ * Not a checkpoint.  Returns 0 or SCIO_EINVAL (sem is NULL, unknown flags,
  * initial above max_value, or either above SSIZE_MAX). */
 SCIO_API int scio_semaphore_init(scio_semaphore *sem, size_t initial,
                                  size_t max_value, unsigned flags);
 
 /* Take one unit, waiting in FIFO order while there is none.  A checkpoint
  * (see SCIO_FAST_ACQUIRE).  Returns 0, or SCIO_ECANCELED (cancelled before a
- * unit was handed over; nothing taken), -EINVAL (bad semaphore, or not
+ * unit was handed over; nothing taken), SCIO_EINVAL (bad semaphore, or not
  * inside a task). */
 SCIO_API int scio_semaphore_acquire(scio_semaphore *sem);
 
 /* Take one unit only if that needs no wait.  Not a checkpoint; may be
  * called outside a task.  Returns 0, SCIO_EWOULDBLOCK (no unit free: units
- * released while tasks wait go to them), or -EINVAL. */
+ * released while tasks wait go to them), or SCIO_EINVAL. */
 SCIO_API int scio_semaphore_acquire_nowait(scio_semaphore *sem);
 
 /* Give one unit back: to the first waiter if there is one (the value stays
@@ -178,13 +178,13 @@ SCIO_API int scio_semaphore_acquire_nowait(scio_semaphore *sem);
  * Returns 0, or:
  *   -EOVERFLOW  the value would exceed max_value (or SSIZE_MAX when
  *               unbounded); nothing changes;
- *   -EINVAL     bad semaphore. */
+ *   SCIO_EINVAL     bad semaphore. */
 SCIO_API int scio_semaphore_release(scio_semaphore *sem);
 
-/* The number of units available now (>= 0), or -EINVAL. */
+/* The number of units available now (>= 0), or SCIO_EINVAL. */
 SCIO_API ssize_t scio_semaphore_value(const scio_semaphore *sem);
 
-/* Fill *out.  Not a checkpoint.  Returns 0 or -EINVAL. */
+/* Fill *out.  Not a checkpoint.  Returns 0 or SCIO_EINVAL. */
 SCIO_API int scio_semaphore_statistics(const scio_semaphore *sem,
                                        scio_semaphore_stats *out);
 
@@ -207,7 +207,7 @@ typedef struct scio_condition_stats {
 /* Initialise a condition over `lock`, an initialised lock that the caller
  * keeps alive as long as the condition (it is borrowed, not owned), or over
  * a lock of its own when `lock` is NULL.  Not a checkpoint.  Returns 0 or
- * -EINVAL (cond is NULL, lock is not initialised). */
+ * SCIO_EINVAL (cond is NULL, lock is not initialised). */
 SCIO_API int scio_condition_init(scio_condition *cond, scio_lock *lock);
 
 /* The lock the condition uses (its own or the one given).  NULL for a bad
@@ -228,19 +228,19 @@ SCIO_API int scio_condition_release(scio_condition *cond);
  *                   0); if the task was already cancelled on entry, the lock
  *                   is not even released;
  *   SCIO_EPERM      the calling task does not hold the lock;
- *   -EINVAL         bad condition, or not inside a task. */
+ *   SCIO_EINVAL         bad condition, or not inside a task. */
 SCIO_API int scio_condition_wait(scio_condition *cond);
 
 /* Wake up to `n` waiting tasks (0: none), first-come first-served.  Each
  * then waits for the lock, which the caller still holds.  The calling task
  * must hold the lock.  Not a checkpoint.  Returns the number of tasks woken
  * (>= 0, capped at INT_MAX), or SCIO_EPERM (the caller does not hold the
- * lock) or -EINVAL (bad condition, or not inside a task). */
+ * lock) or SCIO_EINVAL (bad condition, or not inside a task). */
 SCIO_API int scio_condition_notify(scio_condition *cond, size_t n);
 /* scio_condition_notify for every waiting task. */
 SCIO_API int scio_condition_notify_all(scio_condition *cond);
 
-/* Fill *out.  Not a checkpoint.  Returns 0 or -EINVAL. */
+/* Fill *out.  Not a checkpoint.  Returns 0 or SCIO_EINVAL. */
 SCIO_API int scio_condition_statistics(const scio_condition *cond,
                                        scio_condition_stats *out);
 
@@ -265,13 +265,13 @@ typedef struct scio_limiter_stats {
 
 /* Initialise a limiter with `total_tokens` tokens (1 .. SSIZE_MAX).  Does
  * not allocate (bookkeeping of borrowers is allocated on demand and kept
- * until scio_limiter_destroy).  Not a checkpoint.  Returns 0 or -EINVAL (lim
+ * until scio_limiter_destroy).  Not a checkpoint.  Returns 0 or SCIO_EINVAL (lim
  * is NULL, total_tokens out of range). */
 SCIO_API int scio_limiter_init(scio_limiter *lim, size_t total_tokens);
 
 /* Free the limiter's memory.  It must be idle.  Not a checkpoint.  Returns
  * 0, or SCIO_EBUSY (tokens are borrowed or tasks wait: nothing is freed),
- * or -EINVAL (bad limiter).  Afterwards every call on it is -EINVAL until it
+ * or SCIO_EINVAL (bad limiter).  Afterwards every call on it is SCIO_EINVAL until it
  * is initialised again. */
 SCIO_API int scio_limiter_destroy(scio_limiter *lim);
 
@@ -282,7 +282,7 @@ SCIO_API int scio_limiter_destroy(scio_limiter *lim);
  *                   entry, or, for _on_behalf_of, given to it by another
  *                   call while this one waited);
  *   SCIO_ENOMEM     no memory for the borrower bookkeeping;
- *   -EINVAL         bad limiter, NULL borrower, or not inside a task. */
+ *   SCIO_EINVAL         bad limiter, NULL borrower, or not inside a task. */
 SCIO_API int scio_limiter_acquire(scio_limiter *lim);
 SCIO_API int scio_limiter_acquire_on_behalf_of(scio_limiter *lim,
                                                const void *borrower);
@@ -290,7 +290,7 @@ SCIO_API int scio_limiter_acquire_on_behalf_of(scio_limiter *lim,
 /* Borrow a token only if that needs no wait.  Not a checkpoint; the
  * _on_behalf_of form may be called outside a task.  Returns 0, or
  * SCIO_EDEADLK (the borrower holds one already), SCIO_EWOULDBLOCK (no token
- * free, or tasks wait for one), SCIO_ENOMEM, -EINVAL (bad limiter, NULL
+ * free, or tasks wait for one), SCIO_ENOMEM, SCIO_EINVAL (bad limiter, NULL
  * borrower, or no current task for scio_limiter_acquire_nowait). */
 SCIO_API int scio_limiter_acquire_nowait(scio_limiter *lim);
 SCIO_API int scio_limiter_acquire_on_behalf_of_nowait(scio_limiter *lim,
@@ -300,7 +300,7 @@ SCIO_API int scio_limiter_acquire_on_behalf_of_nowait(scio_limiter *lim,
  * wait and the limiter is under capacity, the token is handed to the first
  * one at once.  Not a checkpoint; the _on_behalf_of form may be called
  * outside a task.  Returns 0, or SCIO_EPERM (the borrower holds no token;
- * nothing changes), -EINVAL (bad limiter, NULL borrower, no current task). */
+ * nothing changes), SCIO_EINVAL (bad limiter, NULL borrower, no current task). */
 SCIO_API int scio_limiter_release(scio_limiter *lim);
 SCIO_API int scio_limiter_release_on_behalf_of(scio_limiter *lim,
                                                const void *borrower);
@@ -308,18 +308,18 @@ SCIO_API int scio_limiter_release_on_behalf_of(scio_limiter *lim,
 /* Change the capacity (1 .. SSIZE_MAX).  Raising it hands the new tokens to
  * waiting tasks at once; lowering it below the tokens borrowed takes effect
  * as they are released.  Not a checkpoint; may be called outside a task.
- * Returns 0, or -EINVAL (bad limiter, total_tokens out of range) or
+ * Returns 0, or SCIO_EINVAL (bad limiter, total_tokens out of range) or
  * SCIO_ENOMEM (no memory for the bookkeeping of the borrowers it would
  * admit; nothing changes). */
 SCIO_API int scio_limiter_set_total_tokens(scio_limiter *lim,
                                            size_t total_tokens);
 
 /* Tokens borrowed now, and tokens free now (0 when the capacity was lowered
- * below what is borrowed); -EINVAL for a bad limiter. */
+ * below what is borrowed); SCIO_EINVAL for a bad limiter. */
 SCIO_API ssize_t scio_limiter_borrowed_tokens(const scio_limiter *lim);
 SCIO_API ssize_t scio_limiter_available_tokens(const scio_limiter *lim);
 
-/* Fill *out.  Not a checkpoint.  Returns 0 or -EINVAL. */
+/* Fill *out.  Not a checkpoint.  Returns 0 or SCIO_EINVAL. */
 SCIO_API int scio_limiter_statistics(const scio_limiter *lim,
                                      scio_limiter_stats *out);
 

@@ -87,7 +87,7 @@ typedef struct scio_text_opts {
  *
  * On the returned stream:
  * scio_receive(t, buf, max) returns > 0 bytes of whole UTF-8 characters,
- *   SCIO_EOF, or an error: SCIO_EDECODE (strict mode, above); -ENOSPC when
+ *   SCIO_EOF, or an error: SCIO_EDECODE (strict mode, above); SCIO_ENOSPC when
  *   max is smaller than the next character (at most 4 bytes; 3 for U+FFFD),
  *   with nothing consumed: call again with max >= 4, which always suffices;
  *   and the errors of <scio/stream.h>.  A checkpoint.

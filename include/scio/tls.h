@@ -62,7 +62,7 @@
  *   SCIO_ATTR_PEER_CERT (X509 *, borrowed: valid while the stream is),
  *   SCIO_ATTR_PEER_CERT_DER (scio_tls_der: a borrowed DER encoding),
  *   SCIO_ATTR_SERVER_NAME (char[]: the name a client asked for, or the SNI
- *   a server saw; -ENOENT when there was none), SCIO_ATTR_LAYER ("tls").
+ *   a server saw; SCIO_ENOENT when there was none), SCIO_ATTR_LAYER ("tls").
  *
  * Public headers name no OpenSSL type beyond these forward declarations.
  * The application owns OpenSSL's global set-up (OpenSSL 3 initialises
