@@ -91,19 +91,28 @@ static pid_t spawn(char *const argv[]) {
   return pid;
 }
 
-static void wait_bound(pid_t pid, int port, const char *what) {
+/* 0 once pid has bound the UDP port; the exit status (>= 0) if it exited
+ * first.  Fails the test if it neither binds nor exits within 5 s. */
+static int wait_bound_or_exit(pid_t pid, int port, const char *what) {
   for (int i = 0; i < 500; i++) {
     if (udp_port_taken(port))
-      return;
+      return -1;
     int st;
     if (waitpid(pid, &st, WNOHANG) == pid)
-      ck_abort_msg("%s exited at start (status 0x%x): is it installed? "
-                   "(Debian: dnsmasq-base, python3)",
-                   what, (unsigned)st);
+      return st;
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
   ck_abort_msg("%s did not bind 127.0.0.1:%d within 5 s", what, port);
+  return -1;
+}
+
+static void wait_bound(pid_t pid, int port, const char *what) {
+  int st = wait_bound_or_exit(pid, port, what);
+  if (st >= 0)
+    ck_abort_msg("%s exited at start (status 0x%x): is it installed? "
+                 "(Debian: dnsmasq-base, python3)",
+                 what, (unsigned)st);
 }
 
 /* ../shared/testing/NAME relative to the project root: $SCIO_SHARED_DIR
@@ -130,13 +139,34 @@ static void shared_file(const char *name, char *buf, size_t cap) {
 
 static void start_proxy(net_dns *d, const char *proxy_mode, int delay_ms);
 
+/* dnsmasq on a free port.  The port is free for UDP when picked, but
+ * dnsmasq binds TCP on it too, where a connection of another test may
+ * hold it by then ("Address already in use"): try other ports. */
+static int dns_try_port(net_dns *d, int port);
+
 void net_dns_start(net_dns *d, const char *proxy_mode, int delay_ms) {
-  net_dns_start_port(d, net_free_port(1));
+  int st = 0;
+  for (int tries = 0; tries < 10; tries++)
+    if ((st = dns_try_port(d, net_free_port(1))) < 0)
+      break;
+  if (st >= 0)
+    ck_abort_msg("dnsmasq exited at start 10 times (status 0x%x): is it "
+                 "installed? (Debian: dnsmasq-base)",
+                 (unsigned)st);
   if (proxy_mode)
     start_proxy(d, proxy_mode, delay_ms);
 }
 
 void net_dns_start_port(net_dns *d, int port) {
+  int st = dns_try_port(d, port);
+  if (st >= 0)
+    ck_abort_msg("dnsmasq exited at start (status 0x%x): is it installed? "
+                 "(Debian: dnsmasq-base)",
+                 (unsigned)st);
+}
+
+/* -1 when dnsmasq runs on `port`, else its exit status. */
+static int dns_try_port(net_dns *d, int port) {
   memset(d, 0, sizeof *d);
   d->dnsmasq_port = port;
   snprintf(d->conf, sizeof d->conf, "/tmp/scio-dnsmasq-%d.conf", getpid());
@@ -148,10 +178,15 @@ void net_dns_start_port(net_dns *d, int port) {
   snprintf(conf_arg, sizeof conf_arg, "--conf-file=%s", d->conf);
   char *dargv[] = {"dnsmasq", conf_arg, NULL};
   d->dnsmasq = spawn(dargv);
-  wait_bound(d->dnsmasq, d->dnsmasq_port, "dnsmasq");
+  int st = wait_bound_or_exit(d->dnsmasq, d->dnsmasq_port, "dnsmasq");
   unlink(d->conf); /* read at start: nothing is left behind if the test dies */
+  if (st >= 0) {
+    d->dnsmasq = 0;
+    return st;
+  }
   d->port = d->dnsmasq_port;
   snprintf(d->servers, sizeof d->servers, "127.0.0.1:%d", d->port);
+  return -1;
 }
 
 static void start_proxy(net_dns *d, const char *proxy_mode, int delay_ms) {

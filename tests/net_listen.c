@@ -88,11 +88,27 @@ SCIO_TEST(dual_stack_null_host) {
   return 0;
 }
 
+/* A host name binds every address the resolver gives (from /etc/hosts for
+ * localhost: no DNS server needed). */
+SCIO_TEST(listen_on_a_host_name) {
+  scio_listener *l = NULL;
+  ck_assert_int_eq(scio_tcp_listen("localhost", 0, NULL, &l), 0);
+  struct sockaddr_storage a[4];
+  int n = scio_listener_addrs(l, a, 4);
+  ck_assert_int_ge(n, 1);
+  int v4 = 0;
+  for (int i = 0; i < n && i < 4; i++)
+    if (a[i].ss_family == AF_INET)
+      v4 |= ((struct sockaddr_in *)&a[i])->sin_addr.s_addr ==
+            htonl(INADDR_LOOPBACK);
+  ck_assert_msg(v4, "127.0.0.1 not among the %d addresses of localhost", n);
+  ck_assert_int_gt(scio_listener_port(l), 0);
+  scio_listener_close(l);
+  return 0;
+}
+
 SCIO_TEST(listen_bad_input) {
   scio_listener *l = (scio_listener *)1;
-  ck_assert_int_eq(scio_tcp_listen("db.example", 0, NULL, &l), SCIO_EINVAL);
-  ck_assert_ptr_null(l);
-  ck_assert_ptr_nonnull(strstr(scio_errmsg(), "resolver"));
   ck_assert_int_eq(scio_tcp_listen("127.0.0.1", 0, NULL, NULL), SCIO_EINVAL);
   scio_listen_opts o = {0};
   o.family = 12345;
@@ -279,6 +295,7 @@ void net_listen_tests(Suite *s) {
   scio_tcase_add(tc, port_zero_and_addrs);
   scio_tcase_add(tc, dual_stack_null_host);
   scio_tcase_add(tc, listen_bad_input);
+  scio_tcase_add(tc, listen_on_a_host_name);
   scio_tcase_add(tc, unix_stale_live_and_removed);
   scio_tcase_add(tc, close_wakes_accept_and_busy);
   scio_tcase_add(tc, cancelled_accept_then_accept);

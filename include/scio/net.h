@@ -145,14 +145,16 @@ typedef scio_listen_opts scio_tcp_listen_opts;
  *                 IPV6_V6ONLY so the two sockets do not clash); a system
  *                 without IPv6 gets the IPv4 socket only;
  *   an IP literal "127.0.0.1", "::1", "0.0.0.0" (one socket);
- *   a host name   needs the resolver: until it is merged this returns
- *                 SCIO_EINVAL ("tcp_listen: host names need the resolver").
+ *   a host name   every address scio_getaddrinfo gives for it ("localhost":
+ *                 127.0.0.1 and ::1); only inside a task, where the call
+ *                 is then a checkpoint (SCIO_EINVAL outside one), and
+ *                 with the resolver's errors (SCIO_ENOTFOUND, ...).
  * SO_REUSEADDR is always set (a restarted server can bind again at once).
  * Port 0 picks a free port; with several sockets all of them get the same
  * port.  Read it back with scio_listener_addrs / scio_listener_port.
- * Not a checkpoint (it never blocks); may be called outside a run.
- * Returns 0, or:
- *   SCIO_EINVAL      NULL out, bad options, unsupported host (above);
+ * Not a checkpoint for NULL or a literal (it never blocks then), which may
+ * be called outside a run.  Returns 0, or:
+ *   SCIO_EINVAL      NULL out, bad options, a name outside a task;
  *   SCIO_EADDRINUSE  something else listens on the port;
  *   SCIO_EACCES          a privileged port; SCIO_EADDRNOTAVAIL not a local address;
  *   SCIO_ENOMEM; SCIO_EMFILE.
@@ -281,8 +283,8 @@ typedef struct scio_udp_opts {
 } scio_udp_opts;
 
 /* A UDP socket bound to `port` (0: a free one) of `host`: an IP literal,
- * or NULL for every interface.  Host names need the resolver (until it is
- * merged: SCIO_EINVAL).  Not a checkpoint.  Returns 0, or SCIO_EINVAL,
+ * or NULL for every interface (a host name is SCIO_EINVAL: resolve it
+ * with scio_getaddrinfo first).  Not a checkpoint.  Returns 0, or SCIO_EINVAL,
  * SCIO_EADDRINUSE, SCIO_EADDRNOTAVAIL, SCIO_ENOMEM, SCIO_EMFILE.  *out is NULL
  * on error. */
 SCIO_API int scio_udp_open(const char *host, uint16_t port,

@@ -15,14 +15,32 @@ typedef struct addr_list {
   int optional_v6; /* a NULL host: the v6 socket may be missing */
 } addr_list;
 
-/* HOOK for the resolver branch (scio_getaddrinfo): turn a host *name* into
- * addresses.  Until the resolver is merged, names are refused; literals
- * never get here.  The lead replaces this body at merge. */
-static int resolve_listen_host(const char *host, addr_list *out) {
-  (void)out;
-  return scio__seterr(SCIO_EINVAL, "tcp_listen %s: host names need the "
-                                   "resolver; use an IP literal or NULL",
-                      host);
+/* A host *name*: resolved with scio_getaddrinfo (c-ares, /etc/hosts
+ * first), so only inside a task, where it is a checkpoint.  Every address
+ * it gives is bound (duplicates skipped). */
+static int resolve_listen_host(const char *host, int family, addr_list *out) {
+  if (!scio_task_current())
+    return scio__seterr(SCIO_EINVAL, "tcp_listen %s: a host name is "
+                                     "resolved on the loop: call from a "
+                                     "task, or use an IP literal or NULL",
+                        host);
+  scio_addrinfo_opts o = {.family = family, .socktype = SOCK_STREAM};
+  scio_addrinfo *res = NULL;
+  int rc = scio_getaddrinfo(host, NULL, &o, &res);
+  if (rc < 0)
+    return rc;
+  for (scio_addrinfo *ai = res; ai && out->n < MAX_ADDRS; ai = ai->next) {
+    int dup = 0;
+    for (int i = 0; i < out->n; i++)
+      dup |= out->len[i] == ai->addrlen &&
+             memcmp(&out->a[i], ai->addr, ai->addrlen) == 0;
+    if (dup)
+      continue;
+    memcpy(&out->a[out->n], ai->addr, ai->addrlen);
+    out->len[out->n++] = ai->addrlen;
+  }
+  scio_freeaddrinfo(res);
+  return 0;
 }
 
 static void add_any(addr_list *l, int family) {
@@ -49,7 +67,7 @@ static int literal_addrs(const char *host, int family, addr_list *l) {
   hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
   int rc = getaddrinfo(host, NULL, &hints, &res);
   if (rc == EAI_NONAME)
-    return resolve_listen_host(host, l);
+    return resolve_listen_host(host, family, l);
   if (rc == EAI_MEMORY)
     return scio__seterr(SCIO_ENOMEM, "tcp_listen: out of memory");
   if (rc != 0)

@@ -167,7 +167,7 @@ SCIO_API int scio_udp_open(const char *host, uint16_t port,
     return g == EAI_MEMORY
                ? scio__seterr(SCIO_ENOMEM, "udp_open: out of memory")
                : scio__seterr(SCIO_EINVAL, "udp_open %s: %s", h,
-                              g == EAI_NONAME ? "host names need the resolver"
+                              g == EAI_NONAME ? "not an IP literal (resolve names with scio_getaddrinfo first)"
                                               : gai_strerror(g));
   memcpy(&ss, res->ai_addr, res->ai_addrlen);
   freeaddrinfo(res);
