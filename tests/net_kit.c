@@ -3,14 +3,12 @@
  * sockets and socketpair.  Every socket stream is half-closeable
  * (send_eof is shutdown(SHUT_WR)), so each runs the whole kit.
  *
- * No clogged maker: a socket is clogged by filling both kernel buffers,
- * and then one small receive on the peer does not make the sender
- * writable again (the kernel wakes a writer only once a good part of the
- * send buffer is free), which the clogged checks' "blocks until r starts
- * receiving" does not allow for.  Those checks are skipped.
+ * The clogged pairs are raw TCP or UNIX socket pairs with small buffers,
+ * filled both ways until the kernel takes not one byte more (clog_fds).
  *
  * On the real clock (the kit's deadlines must not race the kernel): each
  * check gets kit.timeout seconds, the TCase more than the whole kit. */
+#include <poll.h>
 #include <stdlib.h>
 
 #include "net_support.h"
@@ -18,8 +16,13 @@
 /* The makers return errors instead of failing the test: the kit then stops
  * with that error and reports it, and closes what it was given. */
 
+/* What a maker makes: TCP (else UNIX), with happy eyeballs. */
+typedef struct kind {
+  int tcp, happy_eyeballs;
+} kind;
+
 static int kit_tcp_pair(scio_stream **a, scio_stream **b, void *arg) {
-  int happy_eyeballs = arg != NULL;
+  int happy_eyeballs = ((kind *)arg)->happy_eyeballs;
   scio_listener *l;
   *a = *b = NULL;
   int rc = scio_tcp_listen("127.0.0.1", 0, NULL, &l);
@@ -69,25 +72,116 @@ static int kit_pair_open(scio_stream **a, scio_stream **b, void *arg) {
   return scio_socket_pair_open(a, b);
 }
 
+/* ---- clogged pairs ---- */
+
+/* Fill fd's send side (and the peer's receive side) until the kernel takes
+ * not one more byte.  Returns how many bytes it took, or -errno. */
+static ssize_t fill_fd(int fd) {
+  static const char junk[4096];
+  ssize_t n, total = 0;
+  while ((n = send(fd, junk, sizeof junk, MSG_DONTWAIT | MSG_NOSIGNAL)) > 0)
+    total += n;
+  /* TCP takes small writes after refusing a large one: to the last byte. */
+  while (n < 0 && errno == EAGAIN &&
+         (n = send(fd, junk, 1, MSG_DONTWAIT | MSG_NOSIGNAL)) > 0)
+    total += n;
+  return errno == EAGAIN || errno == EWOULDBLOCK ? total : -errno;
+}
+
+/* Clog both ways, until neither end takes a byte more after a pause: on
+ * loopback TCP the bytes (and the ACKs that free send buffer) can still be
+ * in flight when send says EAGAIN, and each direction's data carries ACKs
+ * for the other. */
+static int clog_fds(int fds[2]) {
+  for (int rounds = 0; rounds < 200; rounds++) {
+    ssize_t n0 = fill_fd(fds[0]), n1 = fill_fd(fds[1]);
+    if (n0 < 0 || n1 < 0)
+      return (int)(n0 < 0 ? n0 : n1);
+    if (rounds > 0 && n0 == 0 && n1 == 0)
+      return 0;
+    poll(NULL, 0, 20); /* let the kernel deliver what is in flight */
+  }
+  return -EAGAIN;
+}
+
+/* Small buffers keep the fill short. */
+static void small_buffers(int fd) {
+  int v = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+}
+
+/* A connected pair of raw fds: TCP on loopback or a UNIX socketpair. */
+static int raw_pair(int tcp, int fds[2]) {
+  if (!tcp)
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0
+               ? -errno
+               : 0;
+  int rc = 0, l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  fds[1] = -1;
+  struct sockaddr_in sin = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof sin;
+  if (l < 0 || fds[0] < 0)
+    rc = -errno;
+  else {
+    /* Before listen/connect, so the window is small from the start. */
+    small_buffers(l);
+    small_buffers(fds[0]);
+    if (bind(l, (struct sockaddr *)&sin, sizeof sin) < 0 ||
+        listen(l, 1) < 0 ||
+        getsockname(l, (struct sockaddr *)&sin, &len) < 0 ||
+        connect(fds[0], (struct sockaddr *)&sin, sizeof sin) < 0 ||
+        (fds[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0)
+      rc = -errno;
+  }
+  if (l >= 0)
+    close(l);
+  if (rc < 0 && fds[0] >= 0)
+    close(fds[0]);
+  return rc;
+}
+
+static int kit_clogged(scio_stream **a, scio_stream **b, void *arg) {
+  int fds[2];
+  *a = *b = NULL;
+  int rc = raw_pair(((kind *)arg)->tcp, fds);
+  if (rc < 0)
+    return rc;
+  small_buffers(fds[0]);
+  small_buffers(fds[1]);
+  if ((rc = clog_fds(fds)) < 0 ||
+      (rc = scio_socket_stream_from_fd(fds[0], 0, a)) < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return rc;
+  }
+  if ((rc = scio_socket_stream_from_fd(fds[1], 0, b)) < 0)
+    close(fds[1]);
+  return rc;
+}
+
 /* Fds before and after: the kit closes every pair it made. */
-static int run_kit(scio_stream_pair_fn make, void *arg) {
+static int run_kit(scio_stream_pair_fn make, kind k) {
   int before = net_count_fds();
-  scio_stream_kit kit = {.make = make, .arg = arg, .timeout = 20};
+  scio_stream_kit kit = {.make = make, .make_clogged = kit_clogged,
+                         .arg = &k, .timeout = 20};
   scio_check_half_closeable_stream(&kit);
   ck_assert_int_eq(net_count_fds(), before);
   return 0;
 }
 
-SCIO_TEST(kit_tcp_loopback) { return run_kit(kit_tcp_pair, NULL); }
+SCIO_TEST(kit_tcp_loopback) { return run_kit(kit_tcp_pair, (kind){1, 0}); }
 
 SCIO_TEST(kit_tcp_happy_eyeballs) {
-  static int he = 1;
-  return run_kit(kit_tcp_pair, &he);
+  return run_kit(kit_tcp_pair, (kind){1, 1});
 }
 
-SCIO_TEST(kit_unix) { return run_kit(kit_unix_pair, NULL); }
+/* UNIX: the clogged pairs are socketpairs (the same kind of socket). */
+SCIO_TEST(kit_unix) { return run_kit(kit_unix_pair, (kind){0, 0}); }
 
-SCIO_TEST(kit_socketpair) { return run_kit(kit_pair_open, NULL); }
+SCIO_TEST(kit_socketpair) { return run_kit(kit_pair_open, (kind){0, 0}); }
 
 void net_kit_tests(Suite *s) {
   TCase *tc = scio_tcase_new("kit", 120);
