@@ -37,7 +37,11 @@ test ! -s "$dir/echo"
 echo "tcp_client: lines echoed; empty stdin gives empty output, exit 0"
 
 # A host name: the resolver and happy eyeballs, attempts on stderr.
-echo ping | client --verbose localhost "$port" >"$dir/echo" 2>"$dir/verbose"
+# c-ares before 1.19.0 (Debian 12 has 1.18.1) leaks the name when it
+# answers localhost from /etc/hosts (c-ares issue #439): no leak check for
+# this one run under ASan (the runs above check tcp_client's own leaks).
+echo ping | ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+  client --verbose localhost "$port" >"$dir/echo" 2>"$dir/verbose"
 cat "$dir/verbose"
 test "$(cat "$dir/echo")" = ping
 grep -q "attempt 127.0.0.1:$port ... connected" "$dir/verbose"
