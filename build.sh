@@ -2,7 +2,8 @@
 # build.sh -- build, test and benchmark scio on Debian (12, bookworm).
 #
 #   ./build.sh deps    install the Debian packages that are missing, nothing else
-#   ./build.sh demo    deps, build (build/), run examples/demo
+#   ./build.sh demo    deps, build (build/), run examples/demo, then the echo
+#                      server and a happy-eyeballs client on loopback
 #   ./build.sh check   deps, build, then every test phase:
 #                        1. make check              (build/)
 #                        2. make check, ASan+UBSan  (build-asan/)
@@ -226,6 +227,70 @@ check() {
   [ $ok = yes ] && [ "$FAILED" -eq 0 ]
 }
 
+# ---------------------------------------------------------------------------
+# The network half of the demo: echo_server on 127.0.0.1 (port 0), then
+# tcp_client --verbose localhost sends it one line and shows the attempts
+# (where localhost also resolves to ::1, that attempt is refused and happy
+# eyeballs falls back to 127.0.0.1) and the echo; SIGINT stops the server, which must exit 0.  Every wait is bounded,
+# and a server left running on failure is killed by its PID.
+demo_net() {
+  local dir pid port line echoed i rc=0
+  dir=$(mktemp -d) || return 1
+  # 127.0.0.1, not localhost: scio_tcp_listen takes IP literals only.
+  build/examples/echo_server --host 127.0.0.1 --port 0 \
+    >"$dir/server.out" 2>"$dir/server.err" &
+  pid=$!
+  for ((i = 0; i < 100; i++)); do
+    grep -q listening "$dir/server.out" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  line=$(grep -m1 listening "$dir/server.out" || true)
+  port=${line##*:}
+  if [[ ! $port =~ ^[0-9]+$ ]]; then
+    cat "$dir/server.err" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    rm -rf "$dir"
+    say "demo: echo_server did not report a port"
+    return 1
+  fi
+  say "started echo_server (pid $pid): ${line#echo_server: }"
+  say "running build/examples/tcp_client --verbose localhost $port"
+  if echoed=$(echo "hello over scio, echoed" |
+    timeout 10 build/examples/tcp_client --verbose localhost "$port" \
+      2>"$dir/client.err"); then
+    cat "$dir/client.err"
+    say "echoed back: $echoed"
+    [ "$echoed" = "hello over scio, echoed" ] || rc=1
+  else
+    cat "$dir/client.err"
+    say "demo: tcp_client failed"
+    rc=1
+  fi
+  kill -INT "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "demo: echo_server ignored SIGINT, killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    rc=1
+  fi
+  local src=0
+  wait "$pid" || src=$?
+  cat "$dir/server.err"
+  rm -rf "$dir"
+  if [ "$src" -ne 0 ]; then
+    say "demo: echo_server exited $src, expected 0"
+    rc=1
+  else
+    say "echo_server stopped on SIGINT, exit status 0"
+  fi
+  return $rc
+}
+
 usage() {
   sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
@@ -234,7 +299,8 @@ usage() {
 cmd=${1:-}
 case $cmd in
   deps)  deps ;;
-  demo)  deps; build; say "running build/examples/demo"; exec build/examples/demo ;;
+  demo)  deps; build; say "running build/examples/demo"; build/examples/demo
+         demo_net ;;
   check) deps; build; check ;;
   bench) deps; build; make -C build bench ;;
   *)     usage ;;

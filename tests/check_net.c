@@ -5,6 +5,7 @@
 
 void net_resolve_tests(Suite *s);
 void net_connect_tests(Suite *s);
+void net_kit_tests(Suite *s);
 
 int main(void) {
   Suite *s = suite_create("net");
@@ -14,5 +15,6 @@ int main(void) {
   net_dgram_tests(s);
   net_resolve_tests(s);
   net_connect_tests(s);
+  net_kit_tests(s);
   return scio_test_main(s);
 }
