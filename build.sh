@@ -231,12 +231,14 @@ check() {
 # The network half of the demo: echo_server on 127.0.0.1 (port 0), then
 # tcp_client --verbose localhost sends it one line and shows the attempts
 # (where localhost also resolves to ::1, that attempt is refused and happy
-# eyeballs falls back to 127.0.0.1) and the echo; SIGINT stops the server, which must exit 0.  Every wait is bounded,
-# and a server left running on failure is killed by its PID.
+# eyeballs falls back to 127.0.0.1) and the echo; SIGINT stops the server,
+# which must exit 0.  Every wait is bounded, and a server left running on
+# failure is killed by its PID.
 demo_net() {
   local dir pid port line echoed i rc=0
   dir=$(mktemp -d) || return 1
-  # 127.0.0.1, not localhost: scio_tcp_listen takes IP literals only.
+  # 127.0.0.1 only, so that the client's ::1 attempt is refused and the
+  # demo shows happy eyeballs falling back to IPv4.
   build/examples/echo_server --host 127.0.0.1 --port 0 \
     >"$dir/server.out" 2>"$dir/server.err" &
   pid=$!
