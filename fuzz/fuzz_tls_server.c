@@ -76,6 +76,8 @@ static int serve(void *arg) {
       ;
     CHECK(r == SCIO_EOF || r == SCIO_EBROKEN || r == SCIO_ETLS);
     scio_close(tls);
+  } else {
+    scio_close(server_end); /* a failed wrap leaves it with us */
   }
   CHECK(ERR_peek_error() == 0);
   scio_nursery_close(&n);

@@ -56,11 +56,16 @@ static void pair_defaults(pair *p) {
   client_defaults(&p->c);
 }
 
+/* A side whose wrap fails closes its (still its own) pipe end, so that
+ * the peer's handshake ends too instead of waiting for it. */
 static int wrap_side(void *arg) {
   side *sd = arg;
   sd->rc = scio_tls_wrap(sd->raw, sd->ctx, &sd->o, &sd->tls);
-  if (sd->rc < 0)
+  if (sd->rc < 0) {
     snprintf(sd->err, sizeof sd->err, "%s", scio_errmsg());
+    scio_close(sd->raw);
+    sd->raw = NULL;
+  }
   return 0;
 }
 
@@ -77,12 +82,18 @@ static void pair_connect(pair *p) {
   CK_OK(scio_nursery_open(&n));
   CK_OK(scio_start_soon(&n, wrap_side, &p->s));
   wrap_side(&p->c);
+  if (p->c.rc < 0) { /* the failed client's end is ours: end the server's */
+    scio_close(p->c.raw);
+    p->c.raw = NULL;
+  }
   CK_OK(scio_nursery_close(&n));
 }
 
 static void pair_close(pair *p) {
-  scio_close(p->c.tls);
-  scio_close(p->s.tls);
+  /* A side whose wrap failed still owns its pipe end. */
+  scio_close(p->c.tls ? p->c.tls : p->c.raw);
+  scio_close(p->s.tls ? p->s.tls : p->s.raw);
+  p->c.raw = p->s.raw = NULL;
   scio_tls_ctx_close(p->c.ctx);
   scio_tls_ctx_close(p->s.ctx);
   p->c.tls = p->s.tls = NULL;
@@ -284,13 +295,30 @@ SCIO_TEST(insecure_client_accepts_anything) {
   return 0;
 }
 
+static int close_later(void *arg) {
+  scio_stream **s = arg;
+  scio_wait_all_tasks_blocked();
+  scio_close(*s);
+  *s = NULL;
+  return 0;
+}
+
 SCIO_TEST(verifying_client_needs_a_hostname) {
   pair p;
   pair_defaults(&p);
   p.c.o.server_hostname = NULL;
-  pair_connect(&p);
+  CK_OK(scio_tls_ctx_open(&p.c.co, &p.c.ctx));
+  CK_OK(scio_tls_ctx_open(&p.s.co, &p.s.ctx));
+  CK_OK(scio_memory_pipe_open(&p.c.raw, &p.s.raw, NULL));
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, wrap_side, &p.s));
+  wrap_side(&p.c);
   expect_fail(&p.c, SCIO_EINVAL, "server_hostname");
-  /* The client closed its pipe end: the server sees the connection go. */
+  /* The client's pipe end is still ours: closing it ends the server's
+   * handshake. */
+  CK_OK(scio_start_soon(&n, close_later, &p.c.raw));
+  CK_OK(scio_nursery_close(&n));
   ck_assert_int_eq(p.s.rc, SCIO_EBROKEN);
   pair_close(&p);
   return 0;
@@ -638,7 +666,7 @@ SCIO_TEST_AUTOJUMP(cancelled_send_breaks_the_stream) {
   return 0;
 }
 
-SCIO_TEST_AUTOJUMP(cancelled_handshake_closes_everything) {
+SCIO_TEST_AUTOJUMP(cancelled_handshake_returns_the_stream) {
   scio_tls_ctx *ctx;
   scio_tls_ctx_opts co = {.ca_pem = pki.ca};
   CK_OK(scio_tls_ctx_open(&co, &ctx));
@@ -651,7 +679,9 @@ SCIO_TEST_AUTOJUMP(cancelled_handshake_closes_everything) {
   ck_assert_int_eq(scio_tls_wrap(a, ctx, &o, &tls), SCIO_ECANCELED);
   scio_scope_close(&cs);
   ck_assert_ptr_null(tls);
-  /* a was closed by the failed wrap: b reads the ClientHello, then EOF. */
+  /* a is still ours, and usable as a stream: b reads the ClientHello,
+   * then EOF once we close a. */
+  CK_OK(scio_close(a));
   char buf[4096];
   ssize_t r;
   size_t total = 0;
@@ -706,6 +736,10 @@ SCIO_TEST_AUTOJUMP(handshake_cancelled_at_every_step) {
     canceller c = {&cs, k};
     CK_OK(scio_start_soon(&n, cancel_after, &c));
     wrap_side(&p.c);
+    if (p.c.rc < 0) {
+      scio_close(p.c.raw);
+      p.c.raw = NULL;
+    }
     scio_scope_close(&cs);
     CK_OK(scio_nursery_close(&n));
     ck_assert_msg(p.c.rc == 0 || p.c.rc == SCIO_ECANCELED, "k=%d: %s: %s", k,
@@ -994,13 +1028,15 @@ SCIO_TEST(own_ssl_ctx) {
   return 0;
 }
 
-SCIO_TEST(wrap_bad_arguments_close_the_stream) {
+SCIO_TEST(wrap_bad_arguments_leave_the_stream) {
   scio_stream *a, *b, *out = (scio_stream *)1;
   CK_OK(scio_memory_pipe_open(&a, &b, NULL));
   ck_assert_int_eq(scio_tls_wrap(a, NULL, NULL, &out), SCIO_EINVAL);
   ck_assert_ptr_null(out);
+  CK_OK(scio_send(a, "x", 1)); /* a is untouched and still ours */
   char c;
-  ck_assert_int_eq(scio_receive(b, &c, 1), SCIO_EOF); /* a was closed */
+  CK_OK(recv_all(b, &c, 1));
+  scio_close(a);
   scio_close(b);
   return 0;
 }
@@ -1022,9 +1058,11 @@ static int oom_handshake(void *arg) {
     scio_nursery n;
     scio_nursery_open(&n);
     rc = scio_start_soon(&n, wrap_side, &p.s);
-    if (rc < 0)
-      scio_close(p.s.raw);
     wrap_side(&p.c);
+    if (p.c.rc < 0) { /* let the server's handshake end too */
+      scio_close(p.c.raw);
+      p.c.raw = NULL;
+    }
     int crc = scio_nursery_close(&n);
     if (rc == 0)
       rc = p.c.rc < 0 ? p.c.rc : p.s.rc < 0 ? p.s.rc : crc;
@@ -1124,6 +1162,10 @@ static int ossl_handshake(void *arg) {
     scio_nursery_open(&n);
     scio_start_soon(&n, wrap_side, &p.s);
     wrap_side(&p.c);
+    if (p.c.rc < 0) {
+      scio_close(p.c.raw);
+      p.c.raw = NULL;
+    }
     scio_nursery_close(&n);
     rc = p.c.rc < 0 ? p.c.rc : p.s.rc;
     if (rc == 0 && (rc = scio_send(p.c.tls, "ok", 2)) == 0) {
@@ -1236,7 +1278,7 @@ static Suite *tls_suite(void) {
   scio_tcase_add(tc, sessions_are_resumed);
   scio_tcase_add(tc, own_ssl_ctx);
   tcase_add_test(tc, context_options_are_checked);
-  scio_tcase_add(tc, wrap_bad_arguments_close_the_stream);
+  scio_tcase_add(tc, wrap_bad_arguments_leave_the_stream);
   suite_add_tcase(s, tc);
 
   tc = scio_tcase_new("verify", 30);
@@ -1267,7 +1309,7 @@ static Suite *tls_suite(void) {
   tc = scio_tcase_new("cancel", 120);
   scio_tcase_add(tc, cancelled_receive_loses_nothing);
   scio_tcase_add(tc, cancelled_send_breaks_the_stream);
-  scio_tcase_add(tc, cancelled_handshake_closes_everything);
+  scio_tcase_add(tc, cancelled_handshake_returns_the_stream);
   scio_tcase_add(tc, handshake_cancelled_at_every_step);
   scio_tcase_add(tc, deferred_handshake_runs_at_first_use);
   scio_tcase_add(tc, deferred_handshake_failure_breaks_the_stream);

@@ -35,8 +35,8 @@
  *   - scio_send: the data was encrypted and some of it may have reached
  *     the peer; the TLS stream is then *broken*: every later call except
  *     scio_close returns SCIO_EBROKEN (Trio's rule).
- *   - scio_tls_wrap (the handshake): the stream is closed (and the wrapped
- *     stream with it); wrap returns SCIO_ECANCELED.
+ *   - scio_tls_wrap (the handshake): wrap returns SCIO_ECANCELED and the
+ *     wrapped stream is the caller's again, to close.
  *   - a receive that had to send (a key-update answer) and was cancelled
  *     while sending: broken, as for scio_send.
  * One task may receive while another sends; the layer serialises its own
@@ -196,10 +196,12 @@ typedef struct scio_tls_opts {
 
 /* Run the TLS handshake over `inner` and give back a TLS stream that owns
  * it.  A checkpoint: the handshake honours the caller's cancel scopes (use
- * one for a handshake timeout).  On failure `inner` has been closed and
- * *out is NULL.  Returns 0, or:
+ * one for a handshake timeout).  On failure *out is NULL and `inner` is
+ * still the caller's, to close (the peer may have seen part of a
+ * handshake: it is no use for anything else).  Returns 0, or:
  *   SCIO_EINVAL     NULL argument, or a verifying client without
  *                   server_hostname;
+ *   SCIO_ECLOSED    `inner` is closed;
  *   SCIO_ETLS       the handshake failed (the peer's certificate, an
  *                   alert, a protocol error; detail in scio_errmsg());
  *   SCIO_EBROKEN    the peer closed the connection during the handshake;

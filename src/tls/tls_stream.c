@@ -575,25 +575,27 @@ SCIO_API int scio_tls_wrap(scio_stream *inner, scio_tls_ctx *ctx,
                            const scio_tls_opts *opts, scio_stream **out) {
   if (out)
     *out = NULL;
-  if (!inner || !ctx || !out) {
-    scio_close(inner);
+  if (!inner || !ctx || !out)
     return scio__seterr(SCIO_EINVAL, "tls wrap: NULL argument");
-  }
+  if (inner->closed)
+    return scio__seterr(SCIO_ECLOSED, "tls wrap: the stream to wrap is "
+                                      "closed");
   static const scio_tls_opts defaults;
   tls_stream *t = scio__calloc(1, sizeof *t);
-  if (!t) {
-    scio_close(inner);
+  if (!t)
     return scio__seterr(SCIO_ENOMEM, "tls wrap: out of memory");
-  }
   scio_stream_init(&t->base, &tls_ops, inner);
   const scio_tls_opts *o = opts ? opts : &defaults;
   int rc = setup(t, ctx, o);
   if (rc == 0 && !o->defer_handshake)
     rc = handshake_timed(t);
   if (rc < 0) {
-    char msg[256]; /* close overwrites the detail */
+    /* The wrapped stream goes back to the caller, as with every layer
+     * whose constructor fails; the TLS object alone is released. */
+    char msg[256];
     snprintf(msg, sizeof msg, "%s", scio_errmsg());
-    t->broken = 1; /* no goodbye after a failed handshake */
+    t->unwrapping = 1;
+    t->base.inner = NULL;
     scio_close(&t->base);
     ERR_clear_error();
     return scio__seterr(rc, "%s", msg);
