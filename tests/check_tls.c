@@ -90,9 +90,11 @@ static void pair_connect(pair *p) {
 }
 
 static void pair_close(pair *p) {
-  /* A side whose wrap failed still owns its pipe end. */
-  scio_close(p->c.tls ? p->c.tls : p->c.raw);
-  scio_close(p->s.tls ? p->s.tls : p->s.raw);
+  /* A side whose wrap failed still owns its pipe end (wrap_side closes it
+   * and clears raw); a side whose TLS stream a test took over (tls NULL,
+   * rc 0) gave its pipe end with it. */
+  scio_close(p->c.tls ? p->c.tls : p->c.rc < 0 ? p->c.raw : NULL);
+  scio_close(p->s.tls ? p->s.tls : p->s.rc < 0 ? p->s.raw : NULL);
   p->c.raw = p->s.raw = NULL;
   scio_tls_ctx_close(p->c.ctx);
   scio_tls_ctx_close(p->s.ctx);

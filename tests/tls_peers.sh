@@ -18,6 +18,10 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/n
 trap cleanup EXIT
 sh "$mkpki" "$dir" >/dev/null 2>&1 || { echo "tls_peers: mkpki.sh failed"; exit 1; }
 fail=0 pass=0
+# c-ares 1.18.1 (Debian 12) leaks the name when it answers from /etc/hosts
+# (c-ares issue 439, fixed in 1.19): scio-fetch resolving "localhost" would
+# fail an ASan build's leak check for that alone.
+fetch_env=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
 ok() { echo "ok: $*"; pass=$((pass + 1)); }
 bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -31,7 +35,7 @@ fetch_from() { # NAME CERT KEY EXPECT-EXIT EXPECT-TEXT [FETCH-ARGS...]
   openssl s_server -accept $p -cert "$cert" -key "$key" -www -naccept 2 >/dev/null 2>&1 &
   pids+=($!)
   wait_port $p || { bad "$name: s_server did not start"; return; }
-  out=$(timeout 20 ./examples/scio-fetch "$@" https://localhost:$p/ 2>&1)
+  out=$(timeout 20 "${fetch_env[@]}" ./examples/scio-fetch "$@" https://localhost:$p/ 2>&1)
   rc=$?
   if [ $rc -eq "$want" ] && printf '%s' "$out" | grep -q "$text"; then ok "$name"; else bad "$name (exit $rc): $out"; fi
 }
@@ -44,7 +48,7 @@ p=$(port)
 gnutls-serv --http -p $p --x509certfile "$dir/server.pem" --x509keyfile "$dir/server.key" >/dev/null 2>&1 &
 pids+=($!)
 if wait_port $p; then
-  out=$(timeout 20 ./examples/scio-fetch --cacert "$dir/ca.pem" --verbose https://localhost:$p/ 2>&1)
+  out=$(timeout 20 "${fetch_env[@]}" ./examples/scio-fetch --cacert "$dir/ca.pem" --verbose https://localhost:$p/ 2>&1)
   rc=$?
   if [ $rc -eq 0 ] && printf '%s' "$out" | grep -qi "gnutls"; then ok "scio-fetch <- gnutls-serv"; else bad "scio-fetch <- gnutls-serv (exit $rc): $(printf '%s' "$out" | tail -3)"; fi
 else
