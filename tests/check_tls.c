@@ -859,6 +859,7 @@ SCIO_TEST_AUTOJUMP(handshake_timeout) {
   ck_assert_msg(strstr(scio_errmsg(), "no handshake within 2.5 s"), "%s",
                 scio_errmsg());
   ck_assert_ptr_null(tls);
+  scio_close(a); /* a failed wrap leaves it with us */
   scio_close(b);
   scio_tls_ctx_close(ctx);
   return 0;

@@ -271,10 +271,21 @@ SCIO_API int scio_fail_at_loc(scio_scope *cs, double deadline,
   return scio_scope_open_loc(cs, deadline, SCIO_SCOPE_FAIL, file, line);
 }
 
+static int scope_is_open_above_current(const scio__scope *s) {
+  scio__task *t = scio__task_cur();
+  for (const scio__scope *p = t ? t->scope : NULL; p; p = p->parent)
+    if (p == s)
+      return 1;
+  return 0;
+}
+
 SCIO_API int scio_scope_init(scio_scope *cs, double deadline, unsigned flags) {
   scio__scope *s = S(cs);
-  /* Re-initialising a scope that is open would tear it out of the tree. */
-  if (s->magic == SCIO__SCOPE_MAGIC && (s->bits & SCIO__SC_OPEN))
+  /* Re-initialising a scope that is open would tear it out of the tree.
+   * The storage may be uninitialised (as a first init's usually is), so
+   * the check looks for it among the open scopes above the current task
+   * instead of reading it. */
+  if (scope_is_open_above_current(s))
     return scio__seterr(SCIO_EINVAL,
                         "scope_init: the scope opened at %s:%d is open",
                         s->file, s->line);

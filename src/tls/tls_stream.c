@@ -724,7 +724,8 @@ SCIO_API int scio_tls_unwrap(scio_stream *s, scio_stream **inner,
     scio_close(s);
     return scio__seterr(rc, "%s", msg);
   }
-  memcpy(trailing, t->io.in.data + t->io.in.off, left);
+  if (left)
+    memcpy(trailing, t->io.in.data + t->io.in.off, left);
   if (ntrailing)
     *ntrailing = left;
   *inner = s->inner;
