@@ -127,11 +127,18 @@ static int send_window(scio__sock *s, struct iovec *iov, int cnt,
       *yielded |= rc != SCIO__FD_NOPARK;
       s->tx_full = 0;
     }
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = iov;
-    m.msg_iovlen = (size_t)cnt;
-    ssize_t n = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+    ssize_t n;
+    if (cnt == 1) {
+      /* send() skips the kernel's msghdr and iovec import: the common case
+       * of one buffer is measurably cheaper (bench/echo.sh). */
+      n = send(s->fd, iov->iov_base, iov->iov_len, MSG_NOSIGNAL);
+    } else {
+      struct msghdr m;
+      memset(&m, 0, sizeof m);
+      m.msg_iov = iov;
+      m.msg_iovlen = (size_t)cnt;
+      n = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+    }
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -153,6 +160,21 @@ static int send_window(scio__sock *s, struct iovec *iov, int cnt,
 
 enum { WINDOW = 64 };
 
+/* Send cnt buffers through a modifiable window of at most WINDOW. */
+static __attribute__((noinline)) int
+send_windows(scio__sock *s, const struct iovec *iov, int cnt, size_t *done,
+             size_t total, int *yielded) {
+  struct iovec win[WINDOW];
+  for (int i = 0; i < cnt; i += WINDOW) {
+    int k = cnt - i < WINDOW ? cnt - i : WINDOW;
+    memcpy(win, iov + i, (size_t)k * sizeof *win);
+    int rc = send_window(s, win, k, done, total, yielded);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
 static int sock_send_iov(scio__sock *s, const struct iovec *iov, int cnt) {
   int rc = scio_checkpoint_if_cancelled();
   if (rc < 0)
@@ -162,12 +184,15 @@ static int sock_send_iov(scio__sock *s, const struct iovec *iov, int cnt) {
                                       "down by send_eof");
   size_t done = 0, total = iov_total(iov, cnt);
   int yielded = 0;
-  struct iovec win[WINDOW];
-  for (int i = 0; i < cnt; i += WINDOW) {
-    int k = cnt - i < WINDOW ? cnt - i : WINDOW;
-    memcpy(win, iov + i, (size_t)k * sizeof *win);
-    if ((rc = send_window(s, win, k, &done, total, &yielded)) < 0)
+  if (cnt == 1) {
+    /* One buffer needs no window: the 1 KiB array below would spread the
+     * frames of every send over more cold stack lines (1000 connections:
+     * a cache miss each). */
+    struct iovec one = *iov;
+    if ((rc = send_window(s, &one, 1, &done, total, &yielded)) < 0)
       return rc;
+  } else if ((rc = send_windows(s, iov, cnt, &done, total, &yielded)) < 0) {
+    return rc;
   }
   scio__yield_once(yielded);
   return 0;
