@@ -32,6 +32,13 @@ typedef struct scio__sock {
   unsigned char rx_drained;
   /* The last write was partial (or EAGAIN): the send buffer is full. */
   unsigned char tx_full;
+  /* TCP_INQ is on: each read also reports how many bytes it left queued
+   * (0 means drained, and the kernel says 1 once a FIN is queued), so even
+   * a read that filled the buffer knows whether to wait next. */
+  unsigned char inq;
+  /* The queue was last found drained by TCP_INQ on an edge-triggered loop,
+   * not by EAGAIN: the next wait is bounded (socket.c, wait_readable). */
+  unsigned char rx_unverified;
   unsigned char eof_sent;
 } scio__sock;
 

@@ -46,6 +46,51 @@ static int closed_meanwhile(const char *what) {
   return scio__seterr(SCIO_ECLOSED, "%s: socket closed while waiting", what);
 }
 
+/* recv(2) that also reads TCP_INQ's count of the bytes still queued into
+ * *left (unchanged when the kernel sent none). */
+static ssize_t recv_inq(int fd, void *buf, size_t max, int *left) {
+  struct iovec iov = {.iov_base = buf, .iov_len = max};
+  union {
+    char b[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } c;
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
+                     .msg_control = c.b, .msg_controllen = sizeof c.b};
+  ssize_t n = recvmsg(fd, &m, 0);
+  if (n > 0)
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h))
+      if (h->cmsg_level == IPPROTO_TCP && h->cmsg_type == TCP_CM_INQ &&
+          h->cmsg_len >= CMSG_LEN(sizeof(int)))
+        memcpy(left, CMSG_DATA(h), sizeof(int));
+  return n;
+}
+
+/* How long a wait after a drain that TCP_INQ reported on epoll trusts it. */
+#define SCIO__SOCK_VERIFY_AFTER 0.05
+
+/* Wait for the socket to become readable.  After a read that TCP_INQ
+ * reported as draining the queue on epoll, waiting for the next edge is
+ * almost always right, and saves the read that would fail with EAGAIN: a
+ * FIN makes the kernel report one byte left, so an end of stream is read
+ * at once.  A reset is the exception: when it arrived together with the
+ * data, both were reported by one edge (libevent turns EPOLLHUP/EPOLLERR
+ * into plain readiness), the read returned the data and the error is
+ * still pending, with no edge to come.  So that wait is bounded: after
+ * SCIO__SOCK_VERIFY_AFTER seconds without an edge the caller reads once
+ * more, and EAGAIN (nothing pending) makes the next wait unbounded.
+ * Returns what scio__fd_wait returns; 0 when the bound expired (the task
+ * parked). */
+static int wait_readable(scio__sock *s) {
+  if (!s->rx_unverified)
+    return scio__fd_wait(s->fd, SCIO__FD_READ);
+  s->rx_unverified = 0;
+  scio_scope cs;
+  if (scio_move_on_after(&cs, SCIO__SOCK_VERIFY_AFTER) < 0)
+    return scio__fd_wait(s->fd, SCIO__FD_READ);
+  int rc = scio__fd_wait(s->fd, SCIO__FD_READ);
+  return scio_scope_close_with(&cs, rc);
+}
+
 static ssize_t sock_receive(scio_stream *st, void *buf, size_t max) {
   scio__sock *s = (scio__sock *)st;
   if (!buf)
@@ -56,7 +101,7 @@ static ssize_t sock_receive(scio_stream *st, void *buf, size_t max) {
   int yielded = 0;
   for (;;) {
     if (s->rx_drained) {
-      rc = scio__fd_wait(s->fd, SCIO__FD_READ);
+      rc = wait_readable(s);
       if (rc < 0)
         return wait_failed(rc, "receive");
       if (s->base.closed)
@@ -64,14 +109,22 @@ static ssize_t sock_receive(scio_stream *st, void *buf, size_t max) {
       yielded |= rc != SCIO__FD_NOPARK;
       s->rx_drained = 0;
     }
-    ssize_t n = recv(s->fd, buf, max, 0);
+    int left = -1;
+    ssize_t n = s->inq ? recv_inq(s->fd, buf, max, &left)
+                       : recv(s->fd, buf, max, 0);
     if (n > 0) {
-      /* A stream socket's recv copies across queued segments until `max`
-       * is reached: fewer bytes mean the queue is now empty.  Waiting for
+      /* TCP_INQ's count is exact, FIN included.  Without it: a stream
+       * socket's recv copies across queued segments until `max` is
+       * reached, so fewer bytes mean the queue is now empty; waiting for
        * readiness next is safe only where an end of stream consumed by
        * this read still shows as readiness (net_internal.h). */
-      if ((size_t)n < max && SCIO__FD_SHORT_READ_WAIT())
+      if (left == 0) {
         s->rx_drained = 1;
+        s->rx_unverified = (unsigned char)scio__loop_edge_triggered(
+            scio__loop_current());
+      } else if ((size_t)n < max && SCIO__FD_SHORT_READ_WAIT()) {
+        s->rx_drained = 1;
+      }
       scio__yield_once(yielded);
       return n;
     }
@@ -306,6 +359,11 @@ int scio__sock_wrap(int fd, int family, unsigned flags, scio_stream **out) {
       scio__free(s);
       return scio__seterr(-e, "socket stream: TCP_NODELAY: %s", strerror(e));
     }
+  }
+  if (inet) {
+    /* Without it (a kernel before 4.18) reads fall back to recv(2). */
+    int one = 1;
+    s->inq = setsockopt(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof one) == 0;
   }
   scio_stream_init(&s->base,
                    inet ? &tcp_ops
