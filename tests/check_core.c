@@ -29,6 +29,8 @@ void core_scopes_tests(Suite *s);
 void core_nursery_tests(Suite *s);
 /* tests/core_fd.c */
 void core_fd_tests(Suite *s);
+/* tests/core_wakeup.c */
+void core_wakeup_tests(Suite *s);
 
 /* ------------------------------------------------------------------------ */
 /* Running                                                                   */
@@ -1468,6 +1470,7 @@ static Suite *core_suite(void) {
 
   core_nursery_tests(s);
   core_fd_tests(s);
+  core_wakeup_tests(s);
   core_oom_tests(s);
   core_overflow_tests(s);
   return s;

@@ -73,6 +73,8 @@ static void poll_nonblocking(scio__loop *l) {
     if (event_base_loop(l->base, EVLOOP_NONBLOCK | EVLOOP_ONCE) < 0)
       scio__fds_dispatch_failed(l);
     SCIO__INSTRUMENT(l, after_io_wait, 0.0);
+    if (l->wakeup) /* posts made while the loop was busy wrote no eventfd */
+      scio__wakeup_poll(l);
   }
   scio__timers_fire(l, scio__clock_read(l));
 }
@@ -93,10 +95,15 @@ static void poll_blocking(scio__loop *l, double timeout) {
     tv.tv_usec = (suseconds_t)((t - (double)tv.tv_sec) * 1e6);
     event_add(l->timeout_ev, &tv);
   }
+  /* Posters write the wake-up eventfd only while the loop may sleep. */
+  int posted = l->wakeup ? scio__wakeup_sleep_begin(l) : 0;
   SCIO__INSTRUMENT(l, before_io_wait, timeout);
-  if (event_base_loop(l->base, EVLOOP_ONCE) < 0)
+  if (event_base_loop(l->base, posted ? EVLOOP_NONBLOCK | EVLOOP_ONCE
+                                      : EVLOOP_ONCE) < 0)
     scio__fds_dispatch_failed(l);
   SCIO__INSTRUMENT(l, after_io_wait, timeout);
+  if (l->wakeup)
+    scio__wakeup_sleep_end(l);
   if (armed)
     event_del(l->timeout_ev);
   scio__timers_fire(l, scio__clock_read(l));
@@ -335,6 +342,7 @@ SCIO_API int scio_run(scio_fn fn, void *arg, const scio_run_opts *opts) {
   scio__ready_push(l, root);
   scio__overflow_guard_enter(l); /* overflow.c: names an overflowing task */
   scheduler(l);
+  scio__loop_finish(l); /* at-exit functions, last cross-thread posts */
   scio__overflow_guard_leave();
   rc = l->root_result;
   scio__tls_loop = NULL;

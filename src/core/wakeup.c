@@ -1,6 +1,25 @@
 /* Cross-thread posts to a loop: the only part of the core that other
- * threads may touch.  A mutex-protected list plus an eventfd that the loop
- * polls; the functions posted run on the loop's scheduler context. */
+ * threads may touch.
+ *
+ * A wake-up record (scio__wakeup) is shared by the loop and every thread
+ * that holds a handle to it, and lives until the last of them lets go
+ * (a reference count): a thread that posts after the loop has ended finds
+ * the record still there, marked closed, and gets SCIO_ECLOSED.  The loop
+ * closes it when its run ends; closing takes the mutex, marks it closed,
+ * and closes the eventfd, so a poster (which writes the eventfd while
+ * holding the mutex) never writes into a closed or reused fd.
+ *
+ * One eventfd per loop, written only when the loop may be blocked in its
+ * poll: the loop sets `sleeping` (under the mutex) before a blocking poll
+ * and clears it after, and a poster writes the fd only if it sees
+ * `sleeping` and nobody has written since the loop went to sleep.  While
+ * the loop is busy, posts cost a mutex and no syscall: the scheduler looks
+ * at the queue (one atomic load) at every poll, which comes at its usual
+ * cadence because the eventfd's event is a source.
+ *
+ * Posted functions run on the loop's scheduler context, not in a task.  A
+ * post accepted (0 returned) always runs: at a poll, or at the latest when
+ * the loop closes the record at the end of its run. */
 #include <event2/event.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -8,19 +27,47 @@
 
 #include "internal.h"
 
-typedef struct post {
-  struct post *next;
-  void (*fn)(void *);
-  void *arg;
-} post;
-
 struct scio__wakeup {
   pthread_mutex_t mu;
+  int refs;              /* atomic: the loop's (until it closes) + handles */
   int efd;
-  struct event *ev;
-  post *head, **tail;
-  int closed;
+  int closed;            /* under mu */
+  int sleeping;          /* under mu: the loop may be blocked in its poll */
+  int signalled;         /* under mu: the eventfd was written this sleep */
+  scio__post *head, **tail; /* under mu; head also read atomically */
+  struct event *ev;      /* loop thread only */
+  scio__loop *loop;      /* loop thread only; NULL once closed */
 };
+
+typedef struct at_exit_node {
+  struct at_exit_node *next;
+  void (*fn)(void *);
+  void *arg;
+} at_exit_node;
+
+static scio__post *take_all(scio__wakeup *w) {
+  pthread_mutex_lock(&w->mu);
+  scio__post *p = w->head;
+  __atomic_store_n(&w->head, NULL, __ATOMIC_RELAXED);
+  w->tail = &w->head;
+  pthread_mutex_unlock(&w->mu);
+  return p;
+}
+
+/* Run a list of posts in order.  A node's fn may free the node (it is
+ * embedded in the caller's record), so read it before the call. */
+static void run_list(scio__post *p) {
+  while (p) {
+    scio__post *next = p->next;
+    void (*fn)(void *) = p->fn;
+    void *arg = p->arg;
+    int owned = p->owned;
+    if (owned)
+      scio__free(p);
+    fn(arg);
+    p = next;
+  }
+}
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg) {
   (void)what;
@@ -28,17 +75,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg) {
   uint64_t v;
   while (read(fd, &v, sizeof v) > 0) {
   }
-  pthread_mutex_lock(&w->mu);
-  post *p = w->head;
-  w->head = NULL;
-  w->tail = &w->head;
-  pthread_mutex_unlock(&w->mu);
-  while (p) {
-    post *next = p->next;
-    p->fn(p->arg);
-    scio__free(p);
-    p = next;
-  }
+  run_list(take_all(w));
 }
 
 int scio__loop_enable_wakeup(scio__loop *l) {
@@ -63,52 +100,174 @@ int scio__loop_enable_wakeup(scio__loop *l) {
   }
   pthread_mutex_init(&w->mu, NULL);
   w->tail = &w->head;
+  w->refs = 1; /* the loop's */
+  w->loop = l;
   l->wakeup = w;
   scio__loop_source_add(l); /* the eventfd's persistent event */
   return 0;
 }
 
-int scio__loop_post(scio__loop *l, void (*fn)(void *), void *arg) {
-  scio__wakeup *w = l->wakeup;
-  post *p = scio__malloc(sizeof *p);
-  if (!p)
-    return SCIO_ENOMEM;
+scio__wakeup *scio__wakeup_ref(scio__loop *l) {
+  if (!l)
+    l = scio__loop_current();
+  if (!l) {
+    scio__seterr(SCIO_EINVAL, "wakeup: no loop in this thread");
+    return NULL;
+  }
+  if (scio__loop_enable_wakeup(l) < 0)
+    return NULL;
+  __atomic_add_fetch(&l->wakeup->refs, 1, __ATOMIC_RELAXED);
+  return l->wakeup;
+}
+
+void scio__wakeup_hold(scio__wakeup *w) {
+  __atomic_add_fetch(&w->refs, 1, __ATOMIC_RELAXED);
+}
+
+void scio__wakeup_unref(scio__wakeup *w) {
+  if (!w)
+    return;
+  if (__atomic_sub_fetch(&w->refs, 1, __ATOMIC_ACQ_REL) != 0)
+    return;
+  pthread_mutex_destroy(&w->mu);
+  scio__free(w);
+}
+
+int scio__wakeup_post_node(scio__wakeup *w, scio__post *p) {
   p->next = NULL;
-  p->fn = fn;
-  p->arg = arg;
   pthread_mutex_lock(&w->mu);
   if (w->closed) {
     pthread_mutex_unlock(&w->mu);
-    scio__free(p);
     return SCIO_ECLOSED;
   }
-  *w->tail = p;
+  if (w->tail == &w->head) /* the loop reads head without the mutex */
+    __atomic_store_n(&w->head, p, __ATOMIC_RELEASE);
+  else
+    *w->tail = p;
   w->tail = &p->next;
+  if (w->sleeping && !w->signalled) {
+    /* Under the mutex: the loop closes the fd only while holding it. */
+    w->signalled = 1;
+    uint64_t one = 1;
+    ssize_t n = write(w->efd, &one, sizeof one);
+    (void)n; /* EAGAIN only when the counter is saturated: signalled */
+  }
   pthread_mutex_unlock(&w->mu);
-  uint64_t one = 1;
-  ssize_t n = write(w->efd, &one, sizeof one);
-  (void)n; /* EAGAIN only when the counter is saturated: already signalled */
   return 0;
 }
 
+int scio__wakeup_post(scio__wakeup *w, void (*fn)(void *), void *arg) {
+  scio__post *p = scio__malloc(sizeof *p);
+  if (!p)
+    return SCIO_ENOMEM;
+  p->fn = fn;
+  p->arg = arg;
+  p->owned = 1;
+  int rc = scio__wakeup_post_node(w, p);
+  if (rc < 0)
+    scio__free(p);
+  return rc;
+}
+
+int scio__loop_post(scio__loop *l, void (*fn)(void *), void *arg) {
+  if (!l->wakeup)
+    return SCIO_ECLOSED;
+  return scio__wakeup_post(l->wakeup, fn, arg);
+}
+
+/* ---- the loop's side (internal.h) ---- */
+
+void scio__wakeup_poll(scio__loop *l) {
+  scio__wakeup *w = l->wakeup;
+  if (__atomic_load_n(&w->head, __ATOMIC_ACQUIRE))
+    run_list(take_all(w));
+}
+
+void scio__loop_run_posts(scio__loop *l) {
+  if (l->wakeup)
+    run_list(take_all(l->wakeup));
+}
+
+int scio__wakeup_sleep_begin(scio__loop *l) {
+  scio__wakeup *w = l->wakeup;
+  pthread_mutex_lock(&w->mu);
+  int pending = w->head != NULL;
+  if (!pending) {
+    w->sleeping = 1;
+    w->signalled = 0;
+  }
+  pthread_mutex_unlock(&w->mu);
+  return pending;
+}
+
+void scio__wakeup_sleep_end(scio__loop *l) {
+  scio__wakeup *w = l->wakeup;
+  pthread_mutex_lock(&w->mu);
+  w->sleeping = 0;
+  scio__post *p = w->head;
+  __atomic_store_n(&w->head, NULL, __ATOMIC_RELAXED);
+  w->tail = &w->head;
+  pthread_mutex_unlock(&w->mu);
+  /* A write made after the poll returned leaves the fd readable: the next
+   * poll reads it (drain_cb) and finds nothing more to run. */
+  run_list(p);
+}
+
+int scio__loop_at_exit(scio__loop *l, void (*fn)(void *), void *arg) {
+  at_exit_node *n = scio__malloc(sizeof *n);
+  if (!n)
+    return scio__seterr(SCIO_ENOMEM, "at_exit: out of memory");
+  n->fn = fn;
+  n->arg = arg;
+  n->next = l->at_exit; /* last registered runs first */
+  l->at_exit = n;
+  return 0;
+}
+
+void scio__loop_finish(scio__loop *l) {
+  while (l->at_exit) {
+    at_exit_node *n = l->at_exit;
+    l->at_exit = n->next;
+    void (*fn)(void *) = n->fn;
+    void *arg = n->arg;
+    scio__free(n);
+    fn(arg);
+  }
+  scio__wakeup *w = l->wakeup;
+  if (!w)
+    return;
+  /* Close: from now on every post is refused, so this is the last list. */
+  pthread_mutex_lock(&w->mu);
+  w->closed = 1;
+  scio__post *p = w->head;
+  __atomic_store_n(&w->head, NULL, __ATOMIC_RELAXED);
+  w->tail = &w->head;
+  pthread_mutex_unlock(&w->mu);
+  run_list(p);
+}
+
 void scio__wakeup_free(scio__loop *l) {
+  while (l->at_exit) { /* an error path before the run: nothing ran */
+    at_exit_node *n = l->at_exit;
+    l->at_exit = n->next;
+    scio__free(n);
+  }
   scio__wakeup *w = l->wakeup;
   if (!w)
     return;
   pthread_mutex_lock(&w->mu);
   w->closed = 1;
-  post *p = w->head;
-  w->head = NULL;
-  pthread_mutex_unlock(&w->mu);
-  while (p) {
-    post *next = p->next;
-    scio__free(p);
-    p = next;
-  }
+  scio__post *p = w->head;
+  __atomic_store_n(&w->head, NULL, __ATOMIC_RELAXED);
+  w->tail = &w->head;
   event_free(w->ev);
-  scio__loop_source_remove(l);
+  w->ev = NULL;
   close(w->efd);
-  pthread_mutex_destroy(&w->mu);
-  scio__free(w);
+  w->efd = -1;
+  w->loop = NULL;
+  pthread_mutex_unlock(&w->mu);
+  scio__loop_source_remove(l);
   l->wakeup = NULL;
+  run_list(p); /* empty after scio__loop_finish */
+  scio__wakeup_unref(w);
 }

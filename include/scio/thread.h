@@ -1,0 +1,91 @@
+/* scio — worker threads: run blocking code off the loop (Trio's
+ * trio.to_thread, AnyIO's to_thread.run_sync).
+ *
+ * scio_to_thread(fn, arg, &result, opts) runs fn(arg) on a worker thread
+ * and waits for it, while the loop goes on running other tasks.  Workers
+ * come from a pool that belongs to the current scio_run: a worker is
+ * reused by the next call, exits after it has been idle for a while
+ * (scio_to_thread_set_idle_timeout), and the pool never outlives the run
+ * (scio_run joins every worker before it returns, including workers still
+ * running a call whose caller abandoned it).
+ *
+ * How many calls run at once is bounded by a capacity limiter
+ * (<scio/sync.h>): each call borrows one token for as long as its thread
+ * runs.  By default that is the run's own limiter of 40 tokens
+ * (scio_to_thread_default_limiter), which may be resized; opts.limiter
+ * names another.
+ *
+ * Cancellation (Trio's rules):
+ *   - a call cancelled before its function starts (while it waits for a
+ *     token, or before a worker picked it up) never runs it and returns
+ *     SCIO_ECANCELED;
+ *   - once fn runs, the caller waits for it, shielded from cancellation:
+ *     C cannot stop a thread.  The call then returns fn's result (0), and
+ *     the cancellation is seen at the caller's next checkpoint;
+ *   - with opts.abandon_on_cancel, the caller instead returns SCIO_ECANCELED
+ *     at once and fn goes on running in its thread; its result is dropped,
+ *     and its limiter token is held until the thread really ends.
+ *
+ * fn runs in a plain thread: it must not call scio's async functions
+ * directly.  It may call back into the loop with scio_from_thread_run (in
+ * later additions of this header).
+ *
+ * Available since 0.3.
+ */
+#ifndef SCIO_THREAD_H
+#define SCIO_THREAD_H
+
+#include "scio/core.h"
+#include "scio/sync.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A function run on a worker thread; its return value is the call's
+ * result. */
+typedef void *(*scio_thread_fn)(void *arg);
+
+/* Options of scio_to_thread; zero (or NULL) means the defaults. */
+typedef struct scio_to_thread_opts {
+  /* The limiter to borrow a token from; NULL: the run's default limiter. */
+  scio_limiter *limiter;
+  /* Non-zero: on cancellation, return SCIO_ECANCELED at once and leave fn
+   * running (Trio's abandon_on_cancel=True). */
+  int abandon_on_cancel;
+} scio_to_thread_opts;
+
+/* Run fn(arg) on a worker thread and wait for it; *result (if result is
+ * not NULL) receives fn's return value.  fn and arg are the caller's; arg
+ * must stay valid until fn returns, which with abandon_on_cancel may be
+ * after this call returned.  *result is set to NULL first.  A checkpoint.
+ * Returns 0 once fn has returned, or:
+ *   SCIO_ECANCELED  cancelled before fn started (fn never runs), or, with
+ *                   abandon_on_cancel, while it ran (fn goes on running);
+ *   SCIO_EINVAL     fn is NULL, not inside a task, or a bad limiter;
+ *   SCIO_EDEADLK    the limiter refused the borrower (see scio_limiter_*);
+ *   SCIO_ENOMEM     out of memory;
+ *   SCIO_EAGAIN     no worker thread could be created (pthread_create),
+ *                   and none is idle. */
+SCIO_API int scio_to_thread(scio_thread_fn fn, void *arg, void **result,
+                            const scio_to_thread_opts *opts);
+
+/* The current run's default limiter for scio_to_thread (40 tokens when the
+ * run first asks for it; change it with scio_limiter_set_total_tokens).
+ * Owned by the run: valid until scio_run returns; do not destroy it.  Not
+ * a checkpoint.  NULL outside scio_run, or when out of memory (SCIO_ENOMEM
+ * in scio_errmsg). */
+SCIO_API scio_limiter *scio_to_thread_default_limiter(void);
+
+/* How long an idle worker of the current run's pool waits for another call
+ * before it exits, in seconds (default 10; 0: exit as soon as idle).  It
+ * applies to workers that go idle from now on.  Not a checkpoint.
+ * Returns 0, or SCIO_EINVAL (outside scio_run, negative or NaN seconds),
+ * SCIO_ENOMEM. */
+SCIO_API int scio_to_thread_set_idle_timeout(double seconds);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
