@@ -1,0 +1,471 @@
+/* Tests of include/scio/thread.h: worker threads (scio_to_thread).  Every
+ * async test runs once per backend (epoll, poll, select).
+ *
+ * Functions run on workers block on a "gate" (a mutex and a condition
+ * variable) that the test opens, and report that they started through a
+ * pipe the test waits on with scio_wait_readable: no test sleeps to let a
+ * thread get somewhere. */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "scio.h"
+#include "scio/testing.h"
+
+#define CK_OK(expr) ck_assert_int_eq((expr), 0)
+
+static int count_dir(const char *path) {
+  int n = 0;
+  DIR *d = opendir(path);
+  if (!d)
+    return -1;
+  while (readdir(d))
+    n++;
+  closedir(d);
+  return n;
+}
+static int count_fds(void) { return count_dir("/proc/self/fd"); }
+static int count_threads(void) { return count_dir("/proc/self/task"); }
+
+/* ------------------------------------------------------------------------ */
+/* A gate for worker functions                                               */
+
+typedef struct gate {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int open;
+  int started;   /* functions that began */
+  int finished;  /* functions that returned */
+  int running;   /* now */
+  int max_running;
+  int fds[2];    /* a byte per start */
+} gate;
+
+static void gate_init(gate *g) {
+  memset(g, 0, sizeof *g);
+  pthread_mutex_init(&g->mu, NULL);
+  pthread_cond_init(&g->cv, NULL);
+  CK_OK(pipe(g->fds));
+}
+
+static void gate_fini(gate *g) {
+  close(g->fds[0]);
+  close(g->fds[1]);
+  pthread_cond_destroy(&g->cv);
+  pthread_mutex_destroy(&g->mu);
+}
+
+static void gate_open(gate *g) {
+  pthread_mutex_lock(&g->mu);
+  g->open = 1;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+static int gate_get(gate *g, int *field) {
+  pthread_mutex_lock(&g->mu);
+  int v = *field;
+  pthread_mutex_unlock(&g->mu);
+  return v;
+}
+
+/* Wait (on the loop) until n more functions have started. */
+static void gate_wait_started(gate *g, int n) {
+  char buf[64];
+  while (n > 0) {
+    CK_OK(scio_wait_readable(g->fds[0]));
+    ssize_t r = read(g->fds[0], buf, (size_t)n < sizeof buf ? (size_t)n
+                                                               : sizeof buf);
+    ck_assert_int_gt(r, 0);
+    n -= (int)r;
+  }
+}
+
+/* The worker function: count, report the start, wait for the gate. */
+static void *gated(void *arg) {
+  gate *g = arg;
+  pthread_mutex_lock(&g->mu);
+  g->started++;
+  g->running++;
+  if (g->running > g->max_running)
+    g->max_running = g->running;
+  pthread_mutex_unlock(&g->mu);
+  if (write(g->fds[1], "s", 1) != 1)
+    abort();
+  pthread_mutex_lock(&g->mu);
+  while (!g->open)
+    pthread_cond_wait(&g->cv, &g->mu);
+  g->running--;
+  g->finished++;
+  pthread_mutex_unlock(&g->mu);
+  return (void *)(intptr_t)42;
+}
+
+static void *plus_one(void *arg) { return (void *)((intptr_t)arg + 1); }
+
+static void *whoami(void *arg) {
+  (void)arg;
+  return (void *)pthread_self();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Basics                                                                    */
+
+SCIO_TEST(to_thread_returns_the_result) {
+  void *r = (void *)1;
+  CK_OK(scio_to_thread(plus_one, (void *)(intptr_t)41, &r, NULL));
+  ck_assert_int_eq((intptr_t)r, 42);
+  CK_OK(scio_to_thread(whoami, NULL, &r, NULL));
+  ck_assert(!pthread_equal((pthread_t)r, pthread_self()));
+  /* The worker is reused by the next call. */
+  void *r2;
+  CK_OK(scio_to_thread(whoami, NULL, &r2, NULL));
+  ck_assert(pthread_equal((pthread_t)r, (pthread_t)r2));
+  CK_OK(scio_to_thread(plus_one, NULL, NULL, NULL)); /* result not wanted */
+  ck_assert_int_eq(scio_limiter_borrowed_tokens(
+                       scio_to_thread_default_limiter()), 0);
+  return 0;
+}
+
+SCIO_TEST(to_thread_bad_input) {
+  void *r = (void *)1;
+  ck_assert_int_eq(scio_to_thread(NULL, NULL, &r, NULL), SCIO_EINVAL);
+  ck_assert_ptr_null(r);
+  ck_assert_int_eq(scio_to_thread_set_idle_timeout(-1), SCIO_EINVAL);
+  ck_assert_int_eq(scio_to_thread_set_idle_timeout(0.0 / 0.0), SCIO_EINVAL);
+  scio_limiter bad;
+  memset(&bad, 0, sizeof bad);
+  scio_to_thread_opts o = {&bad, 0};
+  ck_assert_int_eq(scio_to_thread(plus_one, NULL, &r, &o), SCIO_EINVAL);
+  return 0;
+}
+
+START_TEST(to_thread_outside_a_run) {
+  void *r = (void *)1;
+  ck_assert_int_eq(scio_to_thread(plus_one, NULL, &r, NULL), SCIO_EINVAL);
+  ck_assert_ptr_null(r);
+  ck_assert_ptr_null(scio_to_thread_default_limiter());
+  ck_assert_int_eq(scio_to_thread_set_idle_timeout(1), SCIO_EINVAL);
+}
+END_TEST
+
+SCIO_TEST(default_limiter_has_40_tokens) {
+  scio_limiter *l = scio_to_thread_default_limiter();
+  ck_assert_ptr_nonnull(l);
+  ck_assert_ptr_eq(scio_to_thread_default_limiter(), l); /* one per run */
+  scio_limiter_stats st;
+  CK_OK(scio_limiter_statistics(l, &st));
+  ck_assert_int_eq(st.total_tokens, 40);
+  ck_assert_int_eq(st.borrowed_tokens, 0);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Cancellation                                                              */
+
+static int ran_flag;
+static void *set_ran(void *arg) {
+  (void)arg;
+  __atomic_store_n(&ran_flag, 1, __ATOMIC_RELAXED);
+  return NULL;
+}
+
+SCIO_TEST(precancelled_call_never_runs) {
+  ran_flag = 0;
+  scio_scope cs;
+  CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
+  scio_scope_cancel(&cs);
+  void *r = (void *)1;
+  ck_assert_int_eq(scio_to_thread(set_ran, NULL, &r, NULL), SCIO_ECANCELED);
+  ck_assert_ptr_null(r);
+  CK_OK(scio_scope_close(&cs));
+  ck_assert(scio_scope_cancelled_caught(&cs));
+  ck_assert_int_eq(__atomic_load_n(&ran_flag, __ATOMIC_RELAXED), 0);
+  ck_assert_int_eq(scio_limiter_borrowed_tokens(
+                       scio_to_thread_default_limiter()), 0);
+  return 0;
+}
+
+/* A task that makes one call inside a scope of its own. */
+typedef struct caller {
+  scio_thread_fn fn;
+  void *arg;
+  scio_to_thread_opts opts;
+  scio_scope scope;
+  int entered;
+  int rc;
+  int next_rc; /* the checkpoint after the call */
+  void *result;
+  int done;
+} caller;
+
+static int caller_task(void *p) {
+  caller *c = p;
+  CK_OK(scio_scope_open(&c->scope, SCIO_DEADLINE_NONE, 0));
+  c->entered = 1;
+  c->rc = scio_to_thread(c->fn, c->arg, &c->result, &c->opts);
+  c->next_rc = scio_checkpoint();
+  CK_OK(scio_scope_close(&c->scope));
+  c->done = 1;
+  return 0;
+}
+
+SCIO_TEST(cancelled_while_waiting_for_a_token_never_runs) {
+  ran_flag = 0;
+  scio_limiter lim;
+  CK_OK(scio_limiter_init(&lim, 1));
+  CK_OK(scio_limiter_acquire_on_behalf_of_nowait(&lim, &lim));
+  caller c;
+  memset(&c, 0, sizeof c);
+  c.fn = set_ran;
+  c.opts.limiter = &lim;
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, caller_task, &c));
+  CK_OK(scio_wait_all_tasks_blocked());
+  ck_assert_int_eq(c.done, 0);
+  scio_scope_cancel(&c.scope);
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(c.rc, SCIO_ECANCELED);
+  ck_assert_int_eq(__atomic_load_n(&ran_flag, __ATOMIC_RELAXED), 0);
+  CK_OK(scio_limiter_release_on_behalf_of(&lim, &lim));
+  ck_assert_int_eq(scio_limiter_borrowed_tokens(&lim), 0);
+  CK_OK(scio_limiter_destroy(&lim));
+  return 0;
+}
+
+SCIO_TEST(cancelled_while_running_waits_shielded) {
+  gate g;
+  gate_init(&g);
+  caller c;
+  memset(&c, 0, sizeof c);
+  c.fn = gated;
+  c.arg = &g;
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, caller_task, &c));
+  gate_wait_started(&g, 1);
+  scio_scope_cancel(&c.scope);
+  for (int i = 0; i < 20; i++)
+    CK_OK(scio_checkpoint());
+  ck_assert_int_eq(c.done, 0); /* still waiting for its thread */
+  ck_assert_int_eq(scio_limiter_borrowed_tokens(
+                       scio_to_thread_default_limiter()), 1);
+  gate_open(&g);
+  CK_OK(scio_nursery_close(&n));
+  /* The thread's result is not lost; the cancellation comes next. */
+  ck_assert_int_eq(c.rc, 0);
+  ck_assert_int_eq((intptr_t)c.result, 42);
+  ck_assert_int_eq(c.next_rc, SCIO_ECANCELED);
+  ck_assert_int_eq(scio_limiter_borrowed_tokens(
+                       scio_to_thread_default_limiter()), 0);
+  gate_fini(&g);
+  return 0;
+}
+
+SCIO_TEST(abandoned_call_returns_at_once_and_keeps_its_token) {
+  gate g;
+  gate_init(&g);
+  caller c;
+  memset(&c, 0, sizeof c);
+  c.fn = gated;
+  c.arg = &g;
+  c.opts.abandon_on_cancel = 1;
+  scio_limiter *lim = scio_to_thread_default_limiter();
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, caller_task, &c));
+  gate_wait_started(&g, 1);
+  scio_scope_cancel(&c.scope);
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(c.rc, SCIO_ECANCELED);
+  ck_assert_ptr_null(c.result);
+  ck_assert_int_eq(gate_get(&g, &g.finished), 0); /* still running */
+  ck_assert_int_eq(scio_limiter_borrowed_tokens(lim), 1);
+  gate_open(&g);
+  /* The token comes back when the thread really ends. */
+  for (int i = 0; i < 100000 && scio_limiter_borrowed_tokens(lim); i++)
+    CK_OK(scio_sleep(0.0005));
+  ck_assert_int_eq(scio_limiter_borrowed_tokens(lim), 0);
+  ck_assert_int_eq(gate_get(&g, &g.finished), 1);
+  gate_fini(&g);
+  return 0;
+}
+
+/* The run ends while an abandoned thread still runs: scio_run joins it. */
+static gate end_gate;
+
+static void *open_later(void *arg) {
+  gate *g = arg;
+  usleep(20000);
+  gate_open(g);
+  return NULL;
+}
+
+static int abandon_then_return(void *arg) {
+  (void)arg;
+  caller c;
+  memset(&c, 0, sizeof c);
+  c.fn = gated;
+  c.arg = &end_gate;
+  c.opts.abandon_on_cancel = 1;
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, caller_task, &c));
+  gate_wait_started(&end_gate, 1);
+  scio_scope_cancel(&c.scope);
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(c.rc, SCIO_ECANCELED);
+  return 0;
+}
+
+START_TEST(run_end_joins_abandoned_threads) {
+  gate_init(&end_gate);
+  int threads0 = count_threads();
+  scio_run_opts o = {0};
+  o.backend = scio_test_backend(_i);
+  pthread_t opener;
+  CK_OK(pthread_create(&opener, NULL, open_later, &end_gate));
+  CK_OK(scio_run(abandon_then_return, NULL, &o));
+  ck_assert_int_eq(gate_get(&end_gate, &end_gate.finished), 1);
+  pthread_join(opener, NULL);
+  ck_assert_int_eq(count_threads(), threads0); /* the pool is gone */
+  gate_fini(&end_gate);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Limiters and many calls                                                   */
+
+enum { MANY = 200 };
+
+SCIO_TEST(a_limiter_bounds_concurrent_calls) {
+  gate g;
+  gate_init(&g);
+  scio_limiter lim;
+  CK_OK(scio_limiter_init(&lim, 3));
+  static caller c[10];
+  memset(c, 0, sizeof c);
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  for (int i = 0; i < 10; i++) {
+    c[i].fn = gated;
+    c[i].arg = &g;
+    c[i].opts.limiter = &lim;
+    CK_OK(scio_start_soon(&n, caller_task, &c[i]));
+  }
+  gate_wait_started(&g, 3);
+  CK_OK(scio_wait_all_tasks_blocked());
+  scio_limiter_stats st;
+  CK_OK(scio_limiter_statistics(&lim, &st));
+  ck_assert_int_eq(st.borrowed_tokens, 3);
+  ck_assert_int_eq(st.tasks_waiting, 7);
+  ck_assert_int_eq(gate_get(&g, &g.started), 3);
+  gate_open(&g);
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(g.max_running, 3);
+  ck_assert_int_eq(g.finished, 10);
+  for (int i = 0; i < 10; i++)
+    ck_assert_int_eq((intptr_t)c[i].result, 42);
+  ck_assert_int_eq(scio_limiter_borrowed_tokens(&lim), 0);
+  CK_OK(scio_limiter_destroy(&lim));
+  gate_fini(&g);
+  return 0;
+}
+
+static void *slow_plus_one(void *arg) {
+  usleep(100);
+  return plus_one(arg);
+}
+
+SCIO_TEST(many_concurrent_calls) {
+  static caller c[MANY];
+  memset(c, 0, sizeof c);
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  for (int i = 0; i < MANY; i++) {
+    c[i].fn = slow_plus_one;
+    c[i].arg = (void *)(intptr_t)i;
+    CK_OK(scio_start_soon(&n, caller_task, &c[i]));
+  }
+  CK_OK(scio_nursery_close(&n));
+  for (int i = 0; i < MANY; i++) {
+    ck_assert_int_eq(c[i].rc, 0);
+    ck_assert_int_eq((intptr_t)c[i].result, i + 1);
+  }
+  ck_assert_int_eq(scio_limiter_borrowed_tokens(
+                       scio_to_thread_default_limiter()), 0);
+  return 0;
+}
+
+SCIO_TEST(idle_workers_exit) {
+  int threads0 = count_threads();
+  CK_OK(scio_to_thread_set_idle_timeout(0));
+  CK_OK(scio_to_thread(plus_one, NULL, NULL, NULL));
+  int i;
+  for (i = 0; i < 20000 && count_threads() != threads0; i++)
+    CK_OK(scio_sleep(0.0005));
+  ck_assert_int_eq(count_threads(), threads0);
+  /* A later call starts a worker again. */
+  CK_OK(scio_to_thread_set_idle_timeout(10));
+  void *r;
+  CK_OK(scio_to_thread(plus_one, (void *)1, &r, NULL));
+  ck_assert_int_eq((intptr_t)r, 2);
+  ck_assert_int_eq(count_threads(), threads0 + 1);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* No leaks across runs                                                      */
+
+static int some_calls(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 5; i++)
+    CK_OK(scio_to_thread(plus_one, NULL, NULL, NULL));
+  return 0;
+}
+
+START_TEST(runs_leave_no_fds_or_threads) {
+  int fds0 = count_fds(), threads0 = count_threads();
+  scio_run_opts o = {0};
+  o.backend = scio_test_backend(_i);
+  for (int i = 0; i < 3; i++)
+    CK_OK(scio_run(some_calls, NULL, &o));
+  ck_assert_int_eq(count_fds(), fds0);
+  ck_assert_int_eq(count_threads(), threads0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+
+static Suite *thread_suite(void) {
+  Suite *s = suite_create("thread");
+  TCase *tc = scio_tcase_new("to_thread", 30);
+  scio_tcase_add(tc, to_thread_returns_the_result);
+  scio_tcase_add(tc, to_thread_bad_input);
+  tcase_add_test(tc, to_thread_outside_a_run);
+  scio_tcase_add(tc, default_limiter_has_40_tokens);
+  tcase_add_loop_test(tc, runs_leave_no_fds_or_threads, 0,
+                      SCIO_TEST_NBACKENDS);
+  suite_add_tcase(s, tc);
+
+  tc = scio_tcase_new("to_thread_cancel", 30);
+  scio_tcase_add(tc, precancelled_call_never_runs);
+  scio_tcase_add(tc, cancelled_while_waiting_for_a_token_never_runs);
+  scio_tcase_add(tc, cancelled_while_running_waits_shielded);
+  scio_tcase_add(tc, abandoned_call_returns_at_once_and_keeps_its_token);
+  tcase_add_loop_test(tc, run_end_joins_abandoned_threads, 0,
+                      SCIO_TEST_NBACKENDS);
+  suite_add_tcase(s, tc);
+
+  tc = scio_tcase_new("to_thread_limits", 60);
+  scio_tcase_add(tc, a_limiter_bounds_concurrent_calls);
+  scio_tcase_add(tc, many_concurrent_calls);
+  scio_tcase_add(tc, idle_workers_exit);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) { return scio_test_main(thread_suite()); }
