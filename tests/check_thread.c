@@ -417,6 +417,197 @@ SCIO_TEST(idle_workers_exit) {
   return 0;
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* From a thread back into the loop                                         */
+
+typedef struct rt {
+  scio_task *caller; /* the task that called scio_to_thread */
+  int async_calls;   /* loop side */
+  int sync_calls;
+  int wrong_task;
+} rt;
+
+static int async_add(void *p) {
+  rt *r = p;
+  if (scio_task_current() != r->caller)
+    r->wrong_task++;
+  int rc = scio_checkpoint(); /* async: it may checkpoint */
+  if (rc < 0)
+    return rc;
+  r->async_calls++;
+  return r->async_calls;
+}
+
+static int sync_add(void *p) {
+  rt *r = p;
+  r->sync_calls++;
+  return 1000 + r->sync_calls;
+}
+
+static void *round_trips(void *p) {
+  rt *r = p;
+  for (int i = 1; i <= 100; i++) {
+    if (scio_from_thread_run(NULL, async_add, r) != i)
+      return (void *)1;
+    if (scio_from_thread_run_sync(NULL, sync_add, r) != 1000 + i)
+      return (void *)2;
+    if (scio_from_thread_check_cancelled() != 0)
+      return (void *)3;
+  }
+  if (scio_from_thread_run(NULL, NULL, r) != SCIO_EINVAL)
+    return (void *)4;
+  return NULL;
+}
+
+SCIO_TEST(from_thread_round_trips) {
+  rt r;
+  memset(&r, 0, sizeof r);
+  r.caller = scio_task_current();
+  void *res = (void *)9;
+  CK_OK(scio_to_thread(round_trips, &r, &res, NULL));
+  ck_assert_ptr_null(res);
+  ck_assert_int_eq(r.async_calls, 100);
+  ck_assert_int_eq(r.sync_calls, 100);
+  ck_assert_int_eq(r.wrong_task, 0);
+  /* Not from the loop's thread, not outside a worker. */
+  ck_assert_int_eq(scio_from_thread_check_cancelled(), SCIO_EINVAL);
+  ck_assert_int_eq(scio_from_thread_run(NULL, async_add, &r), SCIO_EINVAL);
+  ck_assert_int_eq(scio_from_thread_run_sync(NULL, sync_add, &r),
+                   SCIO_EINVAL);
+  scio_token *tok;
+  CK_OK(scio_token_open(&tok));
+  ck_assert_int_eq(scio_from_thread_run_sync(tok, sync_add, &r),
+                   SCIO_EDEADLK);
+  ck_assert_int_eq(scio_from_thread_run(tok, async_add, &r), SCIO_EDEADLK);
+  scio_token_close(tok);
+  ck_assert_int_eq(scio_token_open(NULL), SCIO_EINVAL);
+  return 0;
+}
+
+/* After its caller was cancelled, a worker sees it, and its async calls
+ * run inside the cancelled scope. */
+typedef struct cancel_probe {
+  gate *g;
+  rt r;
+  int check_rc;
+  int run_rc;
+  int sync_rc;
+} cancel_probe;
+
+static int just_checkpoint(void *p) {
+  (void)p;
+  return scio_checkpoint();
+}
+
+static void *probe_after_gate(void *p) {
+  cancel_probe *cp = p;
+  gated(cp->g);
+  cp->check_rc = scio_from_thread_check_cancelled();
+  cp->run_rc = scio_from_thread_run(NULL, just_checkpoint, NULL);
+  cp->sync_rc = scio_from_thread_run_sync(NULL, sync_add, &cp->r);
+  return (void *)7;
+}
+
+static void probe_cancel(int abandon) {
+  gate g;
+  gate_init(&g);
+  cancel_probe cp;
+  memset(&cp, 0, sizeof cp);
+  cp.g = &g;
+  caller c;
+  memset(&c, 0, sizeof c);
+  c.fn = probe_after_gate;
+  c.arg = &cp;
+  c.opts.abandon_on_cancel = abandon;
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, caller_task, &c));
+  gate_wait_started(&g, 1);
+  scio_scope_cancel(&c.scope);
+  CK_OK(scio_wait_all_tasks_blocked());
+  gate_open(&g);
+  CK_OK(scio_nursery_close(&n));
+  scio_limiter *lim = scio_to_thread_default_limiter();
+  for (int i = 0; i < 100000 && scio_limiter_borrowed_tokens(lim); i++)
+    CK_OK(scio_sleep(0.0005));
+  ck_assert_int_eq(scio_limiter_borrowed_tokens(lim), 0);
+  ck_assert_int_eq(cp.check_rc, SCIO_ECANCELED);
+  ck_assert_int_eq(cp.run_rc, SCIO_ECANCELED);
+  if (abandon) {
+    ck_assert_int_eq(c.rc, SCIO_ECANCELED);
+    ck_assert_int_eq(cp.sync_rc, SCIO_ECANCELED);
+  } else {
+    ck_assert_int_eq(c.rc, 0);
+    ck_assert_int_eq((intptr_t)c.result, 7);
+    ck_assert_int_eq(cp.sync_rc, 1001); /* sync code still runs */
+  }
+  gate_fini(&g);
+}
+
+SCIO_TEST(from_thread_sees_the_callers_cancellation) {
+  probe_cancel(0);
+  return 0;
+}
+
+SCIO_TEST(from_thread_after_abandon_is_cancelled) {
+  probe_cancel(1);
+  return 0;
+}
+
+/* A plain thread with a token runs synchronous code on the loop, and gets
+ * SCIO_ECLOSED once the run has ended. */
+typedef struct plain {
+  scio_token *tok;
+  rt r;
+  int n_ok;
+  int async_rc;
+  int after_end_rc;
+  int finished;  /* atomic: the thread is done with the run */
+} plain;
+
+static void *plain_thread(void *p) {
+  plain *pl = p;
+  for (int i = 0; i < 50; i++)
+    if (scio_from_thread_run_sync(pl->tok, sync_add, &pl->r) == 1001 + i)
+      pl->n_ok++;
+  pl->async_rc = scio_from_thread_run(pl->tok, async_add, &pl->r);
+  __atomic_store_n(&pl->finished, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+static plain the_plain;
+static pthread_t plain_th;
+
+static int plain_body(void *arg) {
+  (void)arg;
+  CK_OK(scio_token_open(&the_plain.tok));
+  CK_OK(pthread_create(&plain_th, NULL, plain_thread, &the_plain));
+  /* Keep the loop alive (and busy at times) until the thread is done. */
+  while (!__atomic_load_n(&the_plain.finished, __ATOMIC_ACQUIRE))
+    CK_OK(scio_sleep(0.0005));
+  return 0;
+}
+
+START_TEST(plain_thread_with_a_token) {
+  memset(&the_plain, 0, sizeof the_plain);
+  scio_run_opts o = {0};
+  o.backend = scio_test_backend(_i);
+  CK_OK(scio_run(plain_body, NULL, &o));
+  pthread_join(plain_th, NULL);
+  ck_assert_int_eq(the_plain.n_ok, 50);
+  ck_assert_int_eq(the_plain.r.sync_calls, 50);
+  ck_assert_int_eq(the_plain.async_rc, SCIO_EINVAL);
+  /* The run is over: the token says so, and is still safe to use. */
+  ck_assert_int_eq(scio_from_thread_run_sync(the_plain.tok, sync_add,
+                                             &the_plain.r),
+                   SCIO_ECLOSED);
+  ck_assert_int_eq(the_plain.r.sync_calls, 50);
+  scio_token_close(the_plain.tok);
+  scio_token_close(NULL);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* No leaks across runs                                                      */
 
@@ -458,6 +649,13 @@ static Suite *thread_suite(void) {
   scio_tcase_add(tc, abandoned_call_returns_at_once_and_keeps_its_token);
   tcase_add_loop_test(tc, run_end_joins_abandoned_threads, 0,
                       SCIO_TEST_NBACKENDS);
+  suite_add_tcase(s, tc);
+
+  tc = scio_tcase_new("from_thread", 30);
+  scio_tcase_add(tc, from_thread_round_trips);
+  scio_tcase_add(tc, from_thread_sees_the_callers_cancellation);
+  scio_tcase_add(tc, from_thread_after_abandon_is_cancelled);
+  tcase_add_loop_test(tc, plain_thread_with_a_token, 0, SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
 
   tc = scio_tcase_new("to_thread_limits", 60);

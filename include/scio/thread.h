@@ -27,8 +27,15 @@
  *     and its limiter token is held until the thread really ends.
  *
  * fn runs in a plain thread: it must not call scio's async functions
- * directly.  It may call back into the loop with scio_from_thread_run (in
- * later additions of this header).
+ * directly.  It calls back into the loop with scio_from_thread_run (an
+ * async function, run as part of the task that called scio_to_thread, so
+ * inside its cancel scopes) or scio_from_thread_run_sync, and asks whether
+ * its caller was cancelled with scio_from_thread_check_cancelled.
+ *
+ * A token (scio_token) names a run to threads that are not its workers: a
+ * plain thread given a token can run synchronous functions on that loop
+ * (scio_from_thread_run_sync).  To run async code from a plain thread, use
+ * a blocking portal (below).
  *
  * Available since 0.3.
  */
@@ -83,6 +90,56 @@ SCIO_API scio_limiter *scio_to_thread_default_limiter(void);
  * Returns 0, or SCIO_EINVAL (outside scio_run, negative or NaN seconds),
  * SCIO_ENOMEM. */
 SCIO_API int scio_to_thread_set_idle_timeout(double seconds);
+
+/* ------------------------------------------------------------------------ */
+/* Calling back into the loop from a thread                                  */
+
+/* A run's token: a thread-safe handle that names one scio_run (Trio's
+ * TrioToken).  Once the run has ended, calls through it return
+ * SCIO_ECLOSED; the token itself stays valid until closed. */
+typedef struct scio_token scio_token;
+
+/* From inside scio_run: a new token for the current run, in *out (set to
+ * NULL first); the caller owns it and closes it with scio_token_close,
+ * from any thread, before or after the run ends.  Not a checkpoint.
+ * Returns 0, SCIO_EINVAL (out is NULL, not inside scio_run), SCIO_ENOMEM. */
+SCIO_API int scio_token_open(scio_token **out);
+
+/* Let go of a token (any thread).  NULL is ignored.  Never fails. */
+SCIO_API void scio_token_close(scio_token *token);
+
+/* From a worker thread of scio_to_thread: run the async function fn(arg) on
+ * the loop, as part of the task that called scio_to_thread (inside its
+ * cancel scopes: if they are cancelled, fn's checkpoints return
+ * SCIO_ECANCELED), wait for it and return what it returned.  token may be
+ * NULL (the worker's own run) or that run's token.  fn and arg are the
+ * caller's.  Blocks the calling thread; not a checkpoint of any task.
+ * Returns fn's result, or:
+ *   SCIO_ECANCELED  the scio_to_thread call was abandoned (fn not run);
+ *   SCIO_EINVAL     fn is NULL; not a worker thread (a plain thread must
+ *                   use a portal for async functions), or a token of
+ *                   another run;
+ *   SCIO_EDEADLK    called from the loop's own thread. */
+SCIO_API int scio_from_thread_run(scio_token *token, scio_fn fn, void *arg);
+
+/* Run the synchronous function fn(arg) on the loop's thread and return its
+ * result.  fn must not block or checkpoint.  From a worker thread of
+ * scio_to_thread (token NULL or its run's), fn runs in the calling task
+ * as scio_from_thread_run does; from any other thread, token names the
+ * run and fn runs on its scheduler, outside any task.  Blocks the calling
+ * thread.  Returns fn's result, or SCIO_ECANCELED (the worker's call was
+ * abandoned), SCIO_ECLOSED (the token's run has ended: fn did not run),
+ * SCIO_EINVAL (fn NULL; no token outside a worker thread), SCIO_EDEADLK
+ * (called from the token's own loop thread), SCIO_ENOMEM. */
+SCIO_API int scio_from_thread_run_sync(scio_token *token, int (*fn)(void *),
+                                       void *arg);
+
+/* From a worker thread of scio_to_thread: SCIO_ECANCELED if the task that
+ * called scio_to_thread has seen a cancellation (it waits shielded, or it
+ * abandoned the call), else 0.  Lets long-running thread code stop early
+ * (Trio's from_thread.check_cancelled).  Not a checkpoint; no system call.
+ * Returns 0, SCIO_ECANCELED, or SCIO_EINVAL (not a worker thread). */
+SCIO_API int scio_from_thread_check_cancelled(void);
 
 #ifdef __cplusplus
 }

@@ -157,6 +157,9 @@ void scio__wakeup_unref(scio__wakeup *h);
 int scio__wakeup_post(scio__wakeup *h, void (*fn)(void *), void *arg);
 /* The same with the caller's node: no allocation; SCIO_ECLOSED or 0. */
 int scio__wakeup_post_node(scio__wakeup *h, scio__post *node);
+/* Any thread holding a handle: whether it is the handle of loop l (which
+ * must be alive, e.g. the caller's own loop).  0 once the loop ended. */
+int scio__wakeup_is_loop(scio__wakeup *h, const scio__loop *l);
 /* The old interface, kept for the loop's own thread (or any code that knows
  * the loop is alive): enable, then post through the loop's own record. */
 int scio__loop_enable_wakeup(scio__loop *l);

@@ -133,6 +133,13 @@ void scio__wakeup_unref(scio__wakeup *w) {
   scio__free(w);
 }
 
+int scio__wakeup_is_loop(scio__wakeup *w, const scio__loop *l) {
+  pthread_mutex_lock(&w->mu);
+  int is = w->loop == l && !w->closed;
+  pthread_mutex_unlock(&w->mu);
+  return is;
+}
+
 int scio__wakeup_post_node(scio__wakeup *w, scio__post *p) {
   p->next = NULL;
   pthread_mutex_lock(&w->mu);
