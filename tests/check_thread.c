@@ -294,12 +294,16 @@ SCIO_TEST(abandoned_call_returns_at_once_and_keeps_its_token) {
   return 0;
 }
 
-/* The run ends while an abandoned thread still runs: scio_run joins it. */
+/* The run ends while an abandoned thread still runs: scio_run joins it.
+ * The gate opens only once the root task has returned. */
 static gate end_gate;
+static int root_returned;
 
 static void *open_later(void *arg) {
   gate *g = arg;
-  usleep(20000);
+  while (!__atomic_load_n(&root_returned, __ATOMIC_ACQUIRE))
+    usleep(1000);
+  usleep(10000); /* scio_run is (most likely) joining by now */
   gate_open(g);
   return NULL;
 }
@@ -318,11 +322,14 @@ static int abandon_then_return(void *arg) {
   scio_scope_cancel(&c.scope);
   CK_OK(scio_nursery_close(&n));
   ck_assert_int_eq(c.rc, SCIO_ECANCELED);
+  ck_assert_int_eq(gate_get(&end_gate, &end_gate.finished), 0);
+  __atomic_store_n(&root_returned, 1, __ATOMIC_RELEASE);
   return 0;
 }
 
 START_TEST(run_end_joins_abandoned_threads) {
   gate_init(&end_gate);
+  root_returned = 0;
   int threads0 = count_threads();
   scio_run_opts o = {0};
   o.backend = scio_test_backend(_i);

@@ -140,7 +140,7 @@ int scio__wakeup_is_loop(scio__wakeup *w, const scio__loop *l) {
   return is;
 }
 
-int scio__wakeup_post_node(scio__wakeup *w, scio__post *p) {
+static int post_node(scio__wakeup *w, scio__post *p) {
   p->next = NULL;
   pthread_mutex_lock(&w->mu);
   if (w->closed) {
@@ -163,6 +163,11 @@ int scio__wakeup_post_node(scio__wakeup *w, scio__post *p) {
   return 0;
 }
 
+int scio__wakeup_post_node(scio__wakeup *w, scio__post *p) {
+  p->owned = 0;
+  return post_node(w, p);
+}
+
 int scio__wakeup_post(scio__wakeup *w, void (*fn)(void *), void *arg) {
   scio__post *p = scio__malloc(sizeof *p);
   if (!p)
@@ -170,7 +175,7 @@ int scio__wakeup_post(scio__wakeup *w, void (*fn)(void *), void *arg) {
   p->fn = fn;
   p->arg = arg;
   p->owned = 1;
-  int rc = scio__wakeup_post_node(w, p);
+  int rc = post_node(w, p);
   if (rc < 0)
     scio__free(p);
   return rc;

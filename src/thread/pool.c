@@ -78,9 +78,11 @@ static void *worker_main(void *arg) {
     tls_job = j;
     j->result = j->fn(j->arg);
     tls_job = NULL;
-    scio__job_send(j, JOB_MSG_DONE); /* j may be freed from here on */
-
+    /* Report under the mutex, so that the loop cannot queue the caller's
+     * next job before this worker is back to take it (it would start a
+     * thread for nothing). */
     pthread_mutex_lock(&p->mu);
+    scio__job_send(j, JOB_MSG_DONE); /* j may be freed from here on */
   }
 out:
   w->exited = 1;
