@@ -6,6 +6,7 @@
  * pipe the test waits on with scio_wait_readable: no test sleeps to let a
  * thread get somewhere. */
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -27,7 +28,20 @@ static int count_dir(const char *path) {
   return n;
 }
 static int count_fds(void) { return count_dir("/proc/self/fd"); }
-static int count_threads(void) { return count_dir("/proc/self/task"); }
+static void *no_op(void *arg) { return arg; }
+/* Threads of the process.  The first thread created may start helpers of
+ * the runtime (TSan's background thread), so one is made and joined
+ * before counting. */
+static int count_threads(void) {
+  static int warm;
+  if (!warm) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, no_op, NULL) == 0)
+      pthread_join(t, NULL);
+    warm = 1;
+  }
+  return count_dir("/proc/self/task");
+}
 
 /* ------------------------------------------------------------------------ */
 /* A gate for worker functions                                               */
@@ -616,6 +630,232 @@ START_TEST(plain_thread_with_a_token) {
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* Blocking portals                                                          */
+
+static scio_portal *start_portal(int i) {
+  scio_run_opts ro = {0};
+  ro.backend = scio_test_backend(i);
+  scio_portal_opts po = {&ro};
+  scio_portal *p = (scio_portal *)1;
+  CK_OK(scio_portal_start(&p, &po));
+  ck_assert_ptr_nonnull(p);
+  return p;
+}
+
+static int sleep_then_five(void *arg) {
+  (void)arg;
+  int rc = scio_sleep(0.001);
+  return rc < 0 ? rc : 5;
+}
+
+static int fails_with_detail(void *arg) {
+  (void)arg;
+  return scio_seterr(-EIO, "disk %d is on fire", 3);
+}
+
+static int call_in_own_portal(void *arg) {
+  return scio_portal_call((scio_portal *)arg, sleep_then_five, NULL);
+}
+
+START_TEST(portal_start_call_stop) {
+  int fds0 = count_fds(), threads0 = count_threads();
+  scio_portal *p = start_portal(_i);
+  ck_assert_int_eq(scio_portal_call(p, sleep_then_five, NULL), 5);
+  ck_assert_int_eq(scio_portal_call(p, fails_with_detail, NULL), -EIO);
+  ck_assert_str_eq(scio_errmsg(), "disk 3 is on fire");
+  ck_assert_int_eq(scio_portal_call(p, call_in_own_portal, p), SCIO_EDEADLK);
+  ck_assert_int_eq(scio_portal_call(p, NULL, NULL), SCIO_EINVAL);
+  ck_assert_int_eq(scio_portal_call(NULL, sleep_then_five, NULL),
+                   SCIO_EINVAL);
+  CK_OK(scio_portal_stop(p, 0));
+  CK_OK(scio_portal_stop(p, 0)); /* again: already stopped */
+  ck_assert_int_eq(scio_portal_call(p, sleep_then_five, NULL), SCIO_ECLOSED);
+  ck_assert_int_eq(scio_portal_start_task_soon(p, sleep_then_five, NULL),
+                   SCIO_ECLOSED);
+  scio_portal_free(p);
+  scio_portal_free(NULL);
+  ck_assert_int_eq(count_fds(), fds0);
+  ck_assert_int_eq(count_threads(), threads0);
+}
+END_TEST
+
+START_TEST(portal_bad_input) {
+  ck_assert_int_eq(scio_portal_start(NULL, NULL), SCIO_EINVAL);
+  scio_run_opts ro = {0};
+  ro.backend = "no-such-backend";
+  scio_portal_opts po = {&ro};
+  scio_portal *p = (scio_portal *)1;
+  ck_assert_int_eq(scio_portal_start(&p, &po), -ENOSYS);
+  ck_assert_ptr_null(p);
+  ck_assert_int_eq(scio_portal_stop(NULL, 0), SCIO_EINVAL);
+  ck_assert_int_eq(scio_portal_start_task_soon(NULL, sleep_then_five, NULL),
+                   SCIO_EINVAL);
+  /* Freed without a stop: stopped (and cancelled) on the way. */
+  CK_OK(scio_portal_start(&p, NULL));
+  scio_portal_free(p);
+}
+END_TEST
+
+/* Several threads call at once; their calls run concurrently (one waits
+ * for an event another sets). */
+typedef struct pstate {
+  scio_portal *p;
+  scio_event ev;
+  int count; /* portal loop only */
+  int errors;
+} pstate;
+
+static int count_call(void *arg) {
+  pstate *ps = arg;
+  int rc = scio_checkpoint();
+  if (rc < 0)
+    return rc;
+  return ++ps->count;
+}
+
+static int init_event(void *arg) {
+  return scio_event_init(&((pstate *)arg)->ev);
+}
+static int wait_event(void *arg) { return scio_event_wait(&((pstate *)arg)->ev); }
+static int set_event(void *arg) { return scio_event_set(&((pstate *)arg)->ev); }
+
+static void *portal_caller(void *arg) {
+  pstate *ps = arg;
+  for (int i = 0; i < 100; i++) {
+    int rc = scio_portal_call(ps->p, count_call, ps);
+    if (rc <= 0)
+      __atomic_add_fetch(&ps->errors, 1, __ATOMIC_RELAXED);
+  }
+  return NULL;
+}
+
+static void *portal_waiter(void *arg) {
+  pstate *ps = arg;
+  if (scio_portal_call(ps->p, wait_event, ps) != 0)
+    __atomic_add_fetch(&ps->errors, 1, __ATOMIC_RELAXED);
+  return NULL;
+}
+
+START_TEST(portal_calls_from_several_threads) {
+  static pstate ps;
+  memset(&ps, 0, sizeof ps);
+  ps.p = start_portal(_i);
+  CK_OK(scio_portal_call(ps.p, init_event, &ps));
+  pthread_t waiter, th[4];
+  CK_OK(pthread_create(&waiter, NULL, portal_waiter, &ps));
+  for (int i = 0; i < 4; i++)
+    CK_OK(pthread_create(&th[i], NULL, portal_caller, &ps));
+  for (int i = 0; i < 4; i++)
+    pthread_join(th[i], NULL);
+  CK_OK(scio_portal_call(ps.p, set_event, &ps));
+  pthread_join(waiter, NULL);
+  ck_assert_int_eq(ps.errors, 0);
+  ck_assert_int_eq(scio_portal_call(ps.p, count_call, &ps), 401);
+  CK_OK(scio_portal_stop(ps.p, 0));
+  scio_portal_free(ps.p);
+}
+END_TEST
+
+/* Stop with cancel_remaining cancels what runs; without, waits for it. */
+static int sleeps_forever(void *arg) {
+  int rc = scio_sleep_forever();
+  __atomic_store_n((int *)arg, rc, __ATOMIC_RELAXED);
+  return rc;
+}
+
+static int sleeps_a_little(void *arg) {
+  int rc = scio_sleep(0.02);
+  __atomic_store_n((int *)arg, rc == 0 ? 1 : rc, __ATOMIC_RELAXED);
+  return rc;
+}
+
+typedef struct blocked_call {
+  scio_portal *p;
+  int rc;
+  int seen;
+  int started; /* atomic */
+} blocked_call;
+
+static int flag_then_sleep_forever(void *arg) {
+  blocked_call *b = arg;
+  __atomic_store_n(&b->started, 1, __ATOMIC_RELEASE);
+  return sleeps_forever(&b->seen);
+}
+
+static void *call_forever(void *arg) {
+  blocked_call *b = arg;
+  b->rc = scio_portal_call(b->p, flag_then_sleep_forever, b);
+  return NULL;
+}
+
+static void *stop_it(void *arg) {
+  scio_portal_stop((scio_portal *)arg, 1);
+  return NULL;
+}
+
+static int nothing(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+START_TEST(portal_stop_cancels_or_waits) {
+  scio_portal *p = start_portal(_i);
+  int soon_rc = 1;
+  CK_OK(scio_portal_start_task_soon(p, sleeps_forever, &soon_rc));
+  blocked_call b = {p, 1, 1, 0};
+  pthread_t th, stopper;
+  CK_OK(pthread_create(&th, NULL, call_forever, &b));
+  while (!__atomic_load_n(&b.started, __ATOMIC_ACQUIRE))
+    usleep(1000);
+  /* A call made after the task went in is done when it is running. */
+  CK_OK(scio_portal_call(p, nothing, NULL));
+  CK_OK(pthread_create(&stopper, NULL, stop_it, p)); /* two stoppers */
+  CK_OK(scio_portal_stop(p, 1));
+  pthread_join(th, NULL);
+  pthread_join(stopper, NULL);
+  ck_assert_int_eq(b.rc, SCIO_ECANCELED);
+  ck_assert_int_eq(b.seen, SCIO_ECANCELED);
+  ck_assert_int_eq(soon_rc, SCIO_ECANCELED);
+  scio_portal_free(p);
+
+  p = start_portal(_i);
+  int done = 0;
+  CK_OK(scio_portal_start_task_soon(p, sleeps_a_little, &done));
+  CK_OK(scio_portal_stop(p, 0));
+  ck_assert_int_eq(done, 1);
+  scio_portal_free(p);
+}
+END_TEST
+
+/* A worker of one run calls into a portal (another loop). */
+static void *worker_uses_portal(void *arg) {
+  return (void *)(intptr_t)scio_portal_call((scio_portal *)arg,
+                                            sleep_then_five, NULL);
+}
+
+static scio_portal *the_portal;
+
+static int run_uses_portal(void *arg) {
+  (void)arg;
+  void *r;
+  CK_OK(scio_to_thread(worker_uses_portal, the_portal, &r, NULL));
+  ck_assert_int_eq((intptr_t)r, 5);
+  /* From a loop thread, directly: it blocks this loop, but works. */
+  ck_assert_int_eq(scio_portal_call(the_portal, sleep_then_five, NULL), 5);
+  return 0;
+}
+
+START_TEST(portal_from_another_loop) {
+  the_portal = start_portal(_i);
+  scio_run_opts o = {0};
+  o.backend = scio_test_backend(_i);
+  CK_OK(scio_run(run_uses_portal, NULL, &o));
+  CK_OK(scio_portal_stop(the_portal, 0));
+  scio_portal_free(the_portal);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
 /* No leaks across runs                                                      */
 
 static int some_calls(void *arg) {
@@ -663,6 +903,16 @@ static Suite *thread_suite(void) {
   scio_tcase_add(tc, from_thread_sees_the_callers_cancellation);
   scio_tcase_add(tc, from_thread_after_abandon_is_cancelled);
   tcase_add_loop_test(tc, plain_thread_with_a_token, 0, SCIO_TEST_NBACKENDS);
+  suite_add_tcase(s, tc);
+
+  tc = scio_tcase_new("portal", 30);
+  tcase_add_loop_test(tc, portal_start_call_stop, 0, SCIO_TEST_NBACKENDS);
+  tcase_add_test(tc, portal_bad_input);
+  tcase_add_loop_test(tc, portal_calls_from_several_threads, 0,
+                      SCIO_TEST_NBACKENDS);
+  tcase_add_loop_test(tc, portal_stop_cancels_or_waits, 0,
+                      SCIO_TEST_NBACKENDS);
+  tcase_add_loop_test(tc, portal_from_another_loop, 0, SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
 
   tc = scio_tcase_new("to_thread_limits", 60);

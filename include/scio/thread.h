@@ -35,7 +35,7 @@
  * A token (scio_token) names a run to threads that are not its workers: a
  * plain thread given a token can run synchronous functions on that loop
  * (scio_from_thread_run_sync).  To run async code from a plain thread, use
- * a blocking portal (below).
+ * a blocking portal (scio_portal_*, below).
  *
  * Available since 0.3.
  */
@@ -140,6 +140,64 @@ SCIO_API int scio_from_thread_run_sync(scio_token *token, int (*fn)(void *),
  * (Trio's from_thread.check_cancelled).  Not a checkpoint; no system call.
  * Returns 0, SCIO_ECANCELED, or SCIO_EINVAL (not a worker thread). */
 SCIO_API int scio_from_thread_check_cancelled(void);
+
+/* ------------------------------------------------------------------------ */
+/* Blocking portals                                                          */
+/*                                                                           */
+/* A portal runs a scio_run in a thread of its own, so that plain            */
+/* synchronous code (or another event loop) can call scio's async functions  */
+/* (AnyIO's BlockingPortal).  Each call runs as a task of the portal's run;  */
+/* calls from several threads run concurrently.  Every function below may    */
+/* be called from any thread except the portal's own.                        */
+
+typedef struct scio_portal scio_portal;
+
+/* Options of scio_portal_start; zero (or NULL) means the defaults. */
+typedef struct scio_portal_opts {
+  /* Options of the portal's scio_run (backend, clock, ...); NULL: the
+   * defaults.  Copied: the struct may go once scio_portal_start returns. */
+  const scio_run_opts *run;
+} scio_portal_opts;
+
+/* Start a portal: a new thread running a scio_run that waits for work.
+ * Returns once the portal takes calls, with the portal in *out (set to NULL
+ * first), owned by the caller until scio_portal_free.  Not a checkpoint
+ * (it may be called outside scio_run).  Returns 0, or SCIO_EINVAL (out is
+ * NULL), SCIO_ENOMEM, SCIO_EAGAIN (no thread), or scio_run's error for bad
+ * run options (SCIO_ENOSYS, SCIO_EINVAL). */
+SCIO_API int scio_portal_start(scio_portal **out,
+                               const scio_portal_opts *opts);
+
+/* Run fn(arg) as a task in the portal's run and wait (blocking the calling
+ * thread) for it to return; return what it returned (with its scio_errmsg
+ * detail copied to the caller's thread).  fn and arg are the caller's.
+ * Not a checkpoint.  Returns fn's result, or SCIO_EINVAL (p or fn NULL),
+ * SCIO_ECLOSED (the portal is stopping or stopped: fn did not run),
+ * SCIO_EDEADLK (called from the portal's own thread), SCIO_ENOMEM (no task
+ * could be started: fn did not run). */
+SCIO_API int scio_portal_call(scio_portal *p, scio_fn fn, void *arg);
+
+/* Start fn(arg) as a task in the portal's run and return at once; its
+ * result is dropped (it does not affect other tasks).  arg must stay valid
+ * until fn returns.  Not a checkpoint.  Returns 0, or SCIO_EINVAL (p or fn
+ * NULL), SCIO_ECLOSED (the portal is stopping or stopped), SCIO_ENOMEM. */
+SCIO_API int scio_portal_start_task_soon(scio_portal *p, scio_fn fn,
+                                         void *arg);
+
+/* Stop the portal: refuse new work (SCIO_ECLOSED), then, with
+ * cancel_remaining, cancel the tasks still running, and wait for them all
+ * to return and for the portal's thread to end.  Calls waiting on those
+ * tasks get their results (SCIO_ECANCELED where cancelled).  Several
+ * threads may stop one portal; each returns once it has stopped.  Not a
+ * checkpoint.  Returns the portal run's result (0 normally), or
+ * SCIO_EINVAL (p NULL), SCIO_EDEADLK (called from the portal's own
+ * thread). */
+SCIO_API int scio_portal_stop(scio_portal *p, int cancel_remaining);
+
+/* Free a portal, stopping it first (cancelling what runs) if it was not
+ * stopped.  No other thread may use it any more.  NULL is ignored.  Never
+ * fails. */
+SCIO_API void scio_portal_free(scio_portal *p);
 
 #ifdef __cplusplus
 }
