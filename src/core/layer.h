@@ -148,8 +148,9 @@ typedef struct scio__post {
 scio__wakeup *scio__wakeup_ref(scio__loop *l);
 /* Any thread holding a handle: one more reference to it. */
 void scio__wakeup_hold(scio__wakeup *h);
-/* Any thread: let go of a reference (the last one frees the record).  NULL
- * is ignored. */
+/* Any thread: let go of a reference (the last one frees the record and
+ * closes its eventfd: a handle held after the run keeps one fd open).
+ * NULL is ignored. */
 void scio__wakeup_unref(scio__wakeup *h);
 /* Any thread holding a handle: run fn(arg) on the loop.  Returns 0,
  * SCIO_ENOMEM, or SCIO_ECLOSED once the loop's run has ended (fn will

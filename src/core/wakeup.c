@@ -5,9 +5,10 @@
  * that holds a handle to it, and lives until the last of them lets go
  * (a reference count): a thread that posts after the loop has ended finds
  * the record still there, marked closed, and gets SCIO_ECLOSED.  The loop
- * closes it when its run ends; closing takes the mutex, marks it closed,
- * and closes the eventfd, so a poster (which writes the eventfd while
- * holding the mutex) never writes into a closed or reused fd.
+ * closes it when its run ends (under the mutex: from then on every post is
+ * refused) and drops the eventfd's event; the eventfd itself is closed
+ * with the record, by the last reference, so a poster (which writes it
+ * after unlocking) never writes into a closed or reused fd.
  *
  * One eventfd per loop, written only when the loop may be blocked in its
  * poll: the loop sets `sleeping` (under the mutex) before a blocking poll
@@ -73,8 +74,8 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   scio__wakeup *w = arg;
   uint64_t v;
-  while (read(fd, &v, sizeof v) > 0) {
-  }
+  ssize_t n = read(fd, &v, sizeof v); /* one read takes the whole count */
+  (void)n;
   run_list(take_all(w));
 }
 
@@ -98,7 +99,13 @@ int scio__loop_enable_wakeup(scio__loop *l) {
     scio__free(w);
     return scio__seterr(SCIO_ENOMEM, "wakeup: cannot register the eventfd");
   }
-  pthread_mutex_init(&w->mu, NULL);
+  /* Adaptive: the sections are a few instructions, and a poster and the
+   * loop often meet on them; spinning briefly beats a futex sleep. */
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+  pthread_mutex_init(&w->mu, &ma);
+  pthread_mutexattr_destroy(&ma);
   w->tail = &w->head;
   w->refs = 1; /* the loop's */
   w->loop = l;
@@ -129,6 +136,7 @@ void scio__wakeup_unref(scio__wakeup *w) {
     return;
   if (__atomic_sub_fetch(&w->refs, 1, __ATOMIC_ACQ_REL) != 0)
     return;
+  close(w->efd);
   pthread_mutex_destroy(&w->mu);
   scio__free(w);
 }
@@ -152,14 +160,18 @@ static int post_node(scio__wakeup *w, scio__post *p) {
   else
     *w->tail = p;
   w->tail = &p->next;
-  if (w->sleeping && !w->signalled) {
-    /* Under the mutex: the loop closes the fd only while holding it. */
+  int wake = w->sleeping && !w->signalled;
+  if (wake)
     w->signalled = 1;
+  pthread_mutex_unlock(&w->mu);
+  if (wake) {
+    /* After unlocking, so that the loop, woken at once on another CPU,
+     * does not wait for the mutex.  The fd stays open while we hold our
+     * reference (it is closed with the record). */
     uint64_t one = 1;
     ssize_t n = write(w->efd, &one, sizeof one);
     (void)n; /* EAGAIN only when the counter is saturated: signalled */
   }
-  pthread_mutex_unlock(&w->mu);
   return 0;
 }
 
@@ -272,10 +284,8 @@ void scio__wakeup_free(scio__loop *l) {
   scio__post *p = w->head;
   __atomic_store_n(&w->head, NULL, __ATOMIC_RELAXED);
   w->tail = &w->head;
-  event_free(w->ev);
+  event_free(w->ev); /* the fd itself lives as long as the record */
   w->ev = NULL;
-  close(w->efd);
-  w->efd = -1;
   w->loop = NULL;
   pthread_mutex_unlock(&w->mu);
   scio__loop_source_remove(l);

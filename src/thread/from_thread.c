@@ -52,15 +52,12 @@ static int job_call(scio__job *j, int (*fn)(void *), void *arg) {
   c.fn = fn;
   c.arg = arg;
   c.rc = 0;
-  c.done = 0;
-  pthread_cond_init(&c.cv, NULL);
+  sem_init(&c.done, 0, 0);
   j->call = &c;
   scio__job_send(j, JOB_MSG_CALL);
-  pthread_mutex_lock(&j->pool->mu);
-  while (!c.done)
-    pthread_cond_wait(&c.cv, &j->pool->mu);
-  pthread_mutex_unlock(&j->pool->mu);
-  pthread_cond_destroy(&c.cv);
+  while (sem_wait(&c.done) != 0) {
+  } /* EINTR */
+  sem_destroy(&c.done);
   return c.rc;
 }
 

@@ -78,14 +78,18 @@ static void *worker_main(void *arg) {
     tls_job = j;
     j->result = j->fn(j->arg);
     tls_job = NULL;
-    /* Report under the mutex, so that the loop cannot queue the caller's
-     * next job before this worker is back to take it (it would start a
-     * thread for nothing). */
-    pthread_mutex_lock(&p->mu);
+    /* Counted as returning while it reports, so that a job the caller
+     * queues meanwhile waits for this worker instead of starting a thread
+     * for nothing.  The report is made without the mutex: the loop may
+     * take it at once to queue the next job. */
+    __atomic_add_fetch(&p->nreturning, 1, __ATOMIC_RELAXED);
     scio__job_send(j, JOB_MSG_DONE); /* j may be freed from here on */
+    pthread_mutex_lock(&p->mu);
+    __atomic_sub_fetch(&p->nreturning, 1, __ATOMIC_RELAXED);
   }
 out:
   w->exited = 1;
+  __atomic_store_n(&p->nexited, 1, __ATOMIC_RELAXED);
   p->nalive--;
   pthread_cond_broadcast(&p->exit_cv);
   pthread_mutex_unlock(&p->mu);
@@ -96,7 +100,10 @@ out:
  * recorded under the mutex, so pthread_join returns at once. */
 static void reap_exited(scio__pool *p, int all) {
   scio__worker **pp = &p->workers, *done = NULL;
+  if (!all && !__atomic_load_n(&p->nexited, __ATOMIC_RELAXED))
+    return;
   pthread_mutex_lock(&p->mu);
+  p->nexited = 0;
   while (*pp) {
     scio__worker *w = *pp;
     if (all || w->exited) {
@@ -183,7 +190,11 @@ scio__pool *scio__pool_get(void) {
     return NULL;
   }
   scio_limiter_init(&p->limiter, POOL_DEFAULT_TOKENS);
-  pthread_mutex_init(&p->mu, NULL);
+  pthread_mutexattr_t ma; /* adaptive: short sections, often contended */
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+  pthread_mutex_init(&p->mu, &ma);
+  pthread_mutexattr_destroy(&ma);
   cond_init_monotonic(&p->work_cv);
   cond_init_monotonic(&p->exit_cv);
   if (scio__loop_at_exit(l, pool_at_exit, p) < 0) {
@@ -226,14 +237,15 @@ int scio__pool_submit(scio__pool *p, scio__job *j) {
   j->state = JOB_QUEUED;
   scio__list_push_back(&p->queue, &j->qlink);
   p->nqueued++;
-  int rc = 0;
-  if (p->nqueued <= p->nidle) {
-    pthread_cond_signal(&p->work_cv);
+  int rc = 0, signal = 0;
+  if (p->nqueued <= p->nidle +
+                        __atomic_load_n(&p->nreturning, __ATOMIC_RELAXED)) {
+    signal = p->nidle != 0; /* else a returning worker finds the job */
   } else if ((rc = start_worker(p)) < 0) {
     scio__list_remove(&j->qlink);
     scio__list_init(&j->qlink);
     p->nqueued--;
-    if (p->nidle > 0 || p->nalive > 0) {
+    if (p->nalive > 0) {
       /* A busy worker will come back for it: queue it after all. */
       scio__list_push_back(&p->queue, &j->qlink);
       p->nqueued++;
@@ -241,6 +253,9 @@ int scio__pool_submit(scio__pool *p, scio__job *j) {
     }
   }
   pthread_mutex_unlock(&p->mu);
+  /* After unlocking: the woken worker does not then block on the mutex. */
+  if (signal)
+    pthread_cond_signal(&p->work_cv);
   return rc;
 }
 

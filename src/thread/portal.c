@@ -9,6 +9,7 @@
  * portal's condition variable.  Once stopping, the loop answers every new
  * request SCIO_ECLOSED; a post accepted before the run ended always runs,
  * so no caller waits forever for a request nobody saw. */
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,15 +26,15 @@ typedef struct preq {
   scio_fn fn;
   void *arg;
   int cancel_remaining; /* REQ_STOP */
-  int rc;               /* REQ_CALL: under p->mu */
-  int done;
+  int rc;               /* REQ_CALL: written before `done` is posted */
+  sem_t done;           /* REQ_CALL, REQ_STOP: posted once */
   char msg[256];        /* REQ_CALL: the task's error detail */
 } preq;
 
 struct scio_portal {
   pthread_t th;
   pthread_mutex_t mu;
-  pthread_cond_t cv;      /* calls done, started, stopped */
+  pthread_cond_t cv;      /* started, stopped */
   scio__wakeup *wake;     /* the run's handle: written before `started` */
   scio__loop *loop;
   scio_run_opts run_opts;
@@ -49,19 +50,18 @@ struct scio_portal {
   int stopping;
 };
 
+/* Hand a result back.  A semaphore per request: the caller wakes without
+ * meeting a mutex, and sem_post is safe against the waiter returning (and
+ * destroying it) as soon as the count is up. */
 static void req_complete(preq *r, int rc, const char *msg) {
-  scio_portal *p = r->p;
   if (r->kind == REQ_SOON) {
     scio__free(r);
     return;
   }
-  pthread_mutex_lock(&p->mu);
   r->rc = rc;
   if (msg)
     snprintf(r->msg, sizeof r->msg, "%s", msg);
-  r->done = 1;
-  pthread_cond_broadcast(&p->cv);
-  pthread_mutex_unlock(&p->mu);
+  sem_post(&r->done);
 }
 
 /* On the portal's loop: queue a request for the root task. */
@@ -219,12 +219,14 @@ SCIO_API int scio_portal_call(scio_portal *p, scio_fn fn, void *arg) {
   r.arg = arg;
   r.post.fn = req_posted;
   r.post.arg = &r;
-  if ((rc = scio__wakeup_post_node(p->wake, &r.post)) < 0)
+  sem_init(&r.done, 0, 0);
+  if ((rc = scio__wakeup_post_node(p->wake, &r.post)) < 0) {
+    sem_destroy(&r.done);
     return scio__seterr(rc, "portal_call: the portal has stopped");
-  pthread_mutex_lock(&p->mu);
-  while (!r.done)
-    pthread_cond_wait(&p->cv, &p->mu);
-  pthread_mutex_unlock(&p->mu);
+  }
+  while (sem_wait(&r.done) != 0) {
+  } /* EINTR */
+  sem_destroy(&r.done);
   if (r.rc < 0)
     return scio__seterr(r.rc, "%s", r.msg);
   return r.rc;
@@ -277,8 +279,10 @@ SCIO_API int scio_portal_stop(scio_portal *p, int cancel_remaining) {
   r.cancel_remaining = cancel_remaining;
   r.post.fn = req_posted;
   r.post.arg = &r;
+  sem_init(&r.done, 0, 0); /* posted only if it comes too late */
   scio__wakeup_post_node(p->wake, &r.post); /* ECLOSED: ended already */
   pthread_join(p->th, NULL);
+  sem_destroy(&r.done);
   pthread_mutex_lock(&p->mu);
   p->stop_state = 2;
   rc = p->run_rc;

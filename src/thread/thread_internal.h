@@ -17,6 +17,7 @@
 #define SCIO_THREAD_INTERNAL_H
 
 #include <pthread.h>
+#include <semaphore.h>
 
 #include "core/layer.h"
 #include "scio/thread.h"
@@ -30,13 +31,12 @@ enum { JOB_QUEUED = 1, JOB_RUNNING, JOB_NEVER_RAN };
 enum { JOB_MSG_DONE = 1, JOB_MSG_CALL = 2 };
 
 /* A call from the worker into the loop (scio_from_thread_*), served by the
- * job's caller task.  The worker waits on `done` under the pool's mutex. */
+ * job's caller task.  The worker waits on `done` (posted once rc is set). */
 typedef struct scio__call {
   int (*fn)(void *arg); /* run in the caller task (async: may checkpoint) */
   void *arg;
   int rc;
-  int done;
-  pthread_cond_t cv;
+  sem_t done;
 } scio__call;
 
 struct scio__job {
@@ -70,6 +70,8 @@ struct scio__pool {
   size_t nqueued;
   size_t nidle;            /* workers waiting on work_cv */
   size_t nalive;           /* workers running */
+  size_t nreturning;       /* atomic: workers reporting a job's end */
+  int nexited;             /* atomic: a worker exited, to be joined */
   struct scio__worker *workers; /* every thread not joined yet */
   double idle_timeout;
   int shutdown;

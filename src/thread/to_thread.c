@@ -9,12 +9,12 @@
  * parked again yet) waits in `pending`. */
 #include "thread_internal.h"
 
+/* sem_post is safe against the worker returning (and destroying the
+ * semaphore) as soon as the count is up. */
 static void reply(scio__job *j, scio__call *c, int rc) {
-  pthread_mutex_lock(&j->pool->mu);
+  (void)j;
   c->rc = rc;
-  c->done = 1;
-  pthread_cond_signal(&c->cv);
-  pthread_mutex_unlock(&j->pool->mu);
+  sem_post(&c->done);
 }
 
 /* On the loop (a post): deliver the worker's message. */
