@@ -79,8 +79,8 @@ SCIO_API int scio_to_thread(scio_thread_fn fn, void *arg, void **result,
 
 /* The current run's default limiter for scio_to_thread (40 tokens when the
  * run first asks for it; change it with scio_limiter_set_total_tokens).
- * Owned by the run: valid until scio_run returns; do not destroy it.  Not
- * a checkpoint.  NULL outside scio_run, or when out of memory (SCIO_ENOMEM
+ * Owned by the run: valid until scio_run returns; do not destroy it.
+ * Not a checkpoint.  NULL outside scio_run, or when out of memory (SCIO_ENOMEM
  * in scio_errmsg). */
 SCIO_API scio_limiter *scio_to_thread_default_limiter(void);
 
@@ -105,7 +105,8 @@ typedef struct scio_token scio_token;
  * Returns 0, SCIO_EINVAL (out is NULL, not inside scio_run), SCIO_ENOMEM. */
 SCIO_API int scio_token_open(scio_token **out);
 
-/* Let go of a token (any thread).  NULL is ignored.  Never fails. */
+/* Let go of a token (any thread); the token is the caller's and is gone
+ * afterwards.  NULL is ignored.  Not a checkpoint.  Never fails. */
 SCIO_API void scio_token_close(scio_token *token);
 
 /* From a worker thread of scio_to_thread: run the async function fn(arg) on
@@ -113,8 +114,8 @@ SCIO_API void scio_token_close(scio_token *token);
  * cancel scopes: if they are cancelled, fn's checkpoints return
  * SCIO_ECANCELED), wait for it and return what it returned.  token may be
  * NULL (the worker's own run) or that run's token.  fn and arg are the
- * caller's.  Blocks the calling thread; not a checkpoint of any task.
- * Returns fn's result, or:
+ * caller's.  Blocks the calling thread.  Not a checkpoint (it runs
+ * outside any task of the caller's).  Returns fn's result, or:
  *   SCIO_ECANCELED  the scio_to_thread call was abandoned (fn not run);
  *   SCIO_EINVAL     fn is NULL; not a worker thread (a plain thread must
  *                   use a portal for async functions), or a token of
@@ -126,8 +127,9 @@ SCIO_API int scio_from_thread_run(scio_token *token, scio_fn fn, void *arg);
  * result.  fn must not block or checkpoint.  From a worker thread of
  * scio_to_thread (token NULL or its run's), fn runs in the calling task
  * as scio_from_thread_run does; from any other thread, token names the
- * run and fn runs on its scheduler, outside any task.  Blocks the calling
- * thread.  Returns fn's result, or SCIO_ECANCELED (the worker's call was
+ * run and fn runs on its scheduler, outside any task.  fn and arg are the
+ * caller's; token stays the caller's.  Blocks the calling thread.
+ * Not a checkpoint.  Returns fn's result, or SCIO_ECANCELED (the worker's call was
  * abandoned), SCIO_ECLOSED (the token's run has ended: fn did not run),
  * SCIO_EINVAL (fn NULL; no token outside a worker thread), SCIO_EDEADLK
  * (called from the token's own loop thread), SCIO_ENOMEM. */
@@ -188,15 +190,15 @@ SCIO_API int scio_portal_start_task_soon(scio_portal *p, scio_fn fn,
  * cancel_remaining, cancel the tasks still running, and wait for them all
  * to return and for the portal's thread to end.  Calls waiting on those
  * tasks get their results (SCIO_ECANCELED where cancelled).  Several
- * threads may stop one portal; each returns once it has stopped.  Not a
- * checkpoint.  Returns the portal run's result (0 normally), or
+ * threads may stop one portal; each returns once it has stopped.
+ * Not a checkpoint.  Returns the portal run's result (0 normally), or
  * SCIO_EINVAL (p NULL), SCIO_EDEADLK (called from the portal's own
  * thread). */
 SCIO_API int scio_portal_stop(scio_portal *p, int cancel_remaining);
 
-/* Free a portal, stopping it first (cancelling what runs) if it was not
- * stopped.  No other thread may use it any more.  NULL is ignored.  Never
- * fails. */
+/* Free a portal (the caller's, gone afterwards), stopping it first
+ * (cancelling what runs) if it was not stopped.  No other thread may use
+ * it any more.  NULL is ignored.  Not a checkpoint.  Never fails. */
 SCIO_API void scio_portal_free(scio_portal *p);
 
 #ifdef __cplusplus
