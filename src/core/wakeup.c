@@ -32,6 +32,7 @@ struct scio__wakeup {
   pthread_mutex_t mu;
   int refs;              /* atomic: the loop's (until it closes) + handles */
   int efd;
+  int edge;              /* the eventfd's event is edge-triggered (epoll) */
   int closed;            /* under mu */
   int sleeping;          /* under mu: the loop may be blocked in its poll */
   int signalled;         /* under mu: the eventfd was written this sleep */
@@ -73,9 +74,14 @@ static void run_list(scio__post *p) {
 static void drain_cb(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   scio__wakeup *w = arg;
-  uint64_t v;
-  ssize_t n = read(fd, &v, sizeof v); /* one read takes the whole count */
-  (void)n;
+  if (!w->edge) { /* level-triggered: drain, or the poll never blocks */
+    uint64_t v;
+    ssize_t n = read(fd, &v, sizeof v); /* one read takes the whole count */
+    (void)n;
+  }
+  /* Edge-triggered, the count may grow undrained: every write is an edge
+   * for epoll, and at most one write per sleep of the loop cannot bring a
+   * 64-bit counter near its limit. */
   run_list(take_all(w));
 }
 
@@ -91,7 +97,10 @@ int scio__loop_enable_wakeup(scio__loop *l) {
     scio__free(w);
     return scio__seterr(-e, "wakeup: eventfd failed");
   }
-  w->ev = event_new(l->base, w->efd, EV_READ | EV_PERSIST, drain_cb, w);
+  w->edge = scio__loop_edge_triggered(l);
+  w->ev = event_new(l->base, w->efd,
+                    EV_READ | EV_PERSIST | (w->edge ? EV_ET : 0), drain_cb,
+                    w);
   if (!w->ev || event_add(w->ev, NULL) < 0) {
     if (w->ev)
       event_free(w->ev);
