@@ -14,6 +14,7 @@
 
 #include "scio.h"
 #include "scio/testing.h"
+#include "support/oom.h"
 
 #define CK_OK(expr) ck_assert_int_eq((expr), 0)
 
@@ -856,6 +857,43 @@ START_TEST(portal_from_another_loop) {
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* Allocation failure: every allocation of a run that uses the pool, a
+ * from-thread call and a token fails in turn; nothing leaks.  */
+
+static void *calls_back(void *arg) {
+  rt *r = arg;
+  return (void *)(intptr_t)scio_from_thread_run_sync(NULL, sync_add, r);
+}
+
+static int oom_body(void *arg) {
+  (void)arg;
+  rt r;
+  memset(&r, 0, sizeof r);
+  void *res;
+  int rc = scio_to_thread(plus_one, (void *)1, &res, NULL);
+  if (rc < 0)
+    return rc;
+  ck_assert_int_eq((intptr_t)res, 2);
+  if ((rc = scio_to_thread(calls_back, &r, &res, NULL)) < 0)
+    return rc;
+  ck_assert_int_eq((intptr_t)res, 1001);
+  scio_token *tok;
+  if ((rc = scio_token_open(&tok)) < 0)
+    return rc;
+  scio_token_close(tok);
+  return 0;
+}
+
+START_TEST(allocation_failure_loop) {
+  scio_oom_install(SCIO_OOM_LIBEVENT);
+  scio_oom_run r = {.fn = oom_body};
+  r.opts.backend = scio_test_backend(_i);
+  scio_oom_loop(scio_oom_run_op, &r, r.opts.backend, NULL);
+  scio_oom_uninstall();
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
 /* No leaks across runs                                                      */
 
 static int some_calls(void *arg) {
@@ -887,6 +925,10 @@ static Suite *thread_suite(void) {
   scio_tcase_add(tc, default_limiter_has_40_tokens);
   tcase_add_loop_test(tc, runs_leave_no_fds_or_threads, 0,
                       SCIO_TEST_NBACKENDS);
+  suite_add_tcase(s, tc);
+
+  tc = scio_tcase_new("oom", 60);
+  tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
 
   tc = scio_tcase_new("to_thread_cancel", 30);
