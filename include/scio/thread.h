@@ -171,7 +171,8 @@ SCIO_API int scio_portal_start(scio_portal **out,
                                const scio_portal_opts *opts);
 
 /* Run fn(arg) as a task in the portal's run and wait (blocking the calling
- * thread) for it to return; return what it returned (with its scio_errmsg
+ * thread: called from a task of another run, it blocks that run's loop,
+ * so call it there through scio_to_thread) for it to return; return what it returned (with its scio_errmsg
  * detail copied to the caller's thread).  fn and arg are the caller's.
  * Not a checkpoint.  Returns fn's result, or SCIO_EINVAL (p or fn NULL),
  * SCIO_ECLOSED (the portal is stopping or stopped: fn did not run),
