@@ -828,6 +828,43 @@ START_TEST(portal_stop_cancels_or_waits) {
 }
 END_TEST
 
+/* Several threads each start, use and stop a portal of their own, at the
+ * same time. */
+static int portal_backend_i;
+
+static void *own_portal(void *arg) {
+  (void)arg;
+  scio_run_opts ro = {0};
+  ro.backend = scio_test_backend(portal_backend_i);
+  scio_portal_opts po = {&ro};
+  scio_portal *p;
+  if (scio_portal_start(&p, &po) != 0)
+    return (void *)1;
+  for (int i = 0; i < 20; i++)
+    if (scio_portal_call(p, sleep_then_five, NULL) != 5)
+      return (void *)2;
+  if (scio_portal_stop(p, 0) != 0)
+    return (void *)3;
+  scio_portal_free(p);
+  return NULL;
+}
+
+START_TEST(portals_started_from_several_threads) {
+  portal_backend_i = _i;
+  int threads0 = count_threads(), fds0 = count_fds();
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++)
+    CK_OK(pthread_create(&th[i], NULL, own_portal, NULL));
+  for (int i = 0; i < 4; i++) {
+    void *r;
+    pthread_join(th[i], &r);
+    ck_assert_ptr_null(r);
+  }
+  ck_assert_int_eq(count_threads(), threads0);
+  ck_assert_int_eq(count_fds(), fds0);
+}
+END_TEST
+
 /* A worker of one run calls into a portal (another loop). */
 static void *worker_uses_portal(void *arg) {
   return (void *)(intptr_t)scio_portal_call((scio_portal *)arg,
@@ -955,6 +992,8 @@ static Suite *thread_suite(void) {
   tcase_add_loop_test(tc, portal_stop_cancels_or_waits, 0,
                       SCIO_TEST_NBACKENDS);
   tcase_add_loop_test(tc, portal_from_another_loop, 0, SCIO_TEST_NBACKENDS);
+  tcase_add_loop_test(tc, portals_started_from_several_threads, 0,
+                      SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
 
   tc = scio_tcase_new("to_thread_limits", 60);
