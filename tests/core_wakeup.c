@@ -191,6 +191,43 @@ SCIO_TEST(own_thread_posts_run_at_the_next_poll) {
   return 0;
 }
 
+/* ---- a busy loop gets posts with no eventfd write ---- */
+
+typedef struct busy {
+  scio__wakeup *h;
+  int ran;   /* loop thread */
+  int rc;
+} busy;
+
+static void busy_posted(void *arg) { ((busy *)arg)->ran++; }
+
+static void *busy_poster(void *p) {
+  busy *b = p;
+  for (int i = 0; i < 1000; i++)
+    if ((b->rc = scio__wakeup_post(b->h, busy_posted, b)) != 0)
+      break;
+  return NULL;
+}
+
+SCIO_TEST(posts_to_a_busy_loop_write_no_eventfd) {
+  static busy b;
+  memset(&b, 0, sizeof b);
+  b.h = scio__wakeup_ref(NULL);
+  ck_assert_ptr_nonnull(b.h);
+  unsigned long w0 = scio__wakeup_writes(b.h);
+  pthread_t th;
+  CK_OK(pthread_create(&th, NULL, busy_poster, &b));
+  /* Never idle: the root is always runnable, so the loop never sleeps in
+   * its poll, and posters never need to wake it. */
+  while (b.ran < 1000)
+    CK_OK(scio_checkpoint());
+  pthread_join(th, NULL);
+  CK_OK(b.rc);
+  ck_assert_int_eq(scio__wakeup_writes(b.h), w0);
+  scio__wakeup_unref(b.h);
+  return 0;
+}
+
 /* ---- at-exit: last registered first, posts accepted before still run ---- */
 
 static int exit_log[4], nexit;
@@ -240,6 +277,7 @@ void core_wakeup_tests(Suite *s) {
                       SCIO_TEST_NBACKENDS);
   scio_tcase_add(tc, posted_nodes_run_in_order_and_wake_a_sleeping_loop);
   scio_tcase_add(tc, own_thread_posts_run_at_the_next_poll);
+  scio_tcase_add(tc, posts_to_a_busy_loop_write_no_eventfd);
   tcase_add_loop_test(tc, at_exit_functions_run_last_first, 0,
                       SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);

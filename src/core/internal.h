@@ -480,6 +480,8 @@ void scio__wakeup_poll(scio__loop *l);
  * without blocking then); end runs what was posted. */
 int scio__wakeup_sleep_begin(scio__loop *l);
 void scio__wakeup_sleep_end(scio__loop *l);
+/* How many times posters wrote the eventfd (tests: none while busy). */
+unsigned long scio__wakeup_writes(scio__wakeup *h);
 
 /* ---- instruments (instrument.c) ---- */
 #define SCIO__INSTRUMENT(l, slot, ...)                                        \

@@ -36,6 +36,7 @@ struct scio__wakeup {
   int closed;            /* under mu */
   int sleeping;          /* under mu: the loop may be blocked in its poll */
   int signalled;         /* under mu: the eventfd was written this sleep */
+  unsigned long writes;  /* atomic: eventfd writes made (for tests) */
   scio__post *head, **tail; /* under mu; head also read atomically */
   struct event *ev;      /* loop thread only */
   scio__loop *loop;      /* loop thread only; NULL once closed */
@@ -150,6 +151,10 @@ void scio__wakeup_unref(scio__wakeup *w) {
   scio__free(w);
 }
 
+unsigned long scio__wakeup_writes(scio__wakeup *w) {
+  return __atomic_load_n(&w->writes, __ATOMIC_RELAXED);
+}
+
 int scio__wakeup_is_loop(scio__wakeup *w, const scio__loop *l) {
   pthread_mutex_lock(&w->mu);
   int is = w->loop == l && !w->closed;
@@ -180,6 +185,7 @@ static int post_node(scio__wakeup *w, scio__post *p) {
     uint64_t one = 1;
     ssize_t n = write(w->efd, &one, sizeof one);
     (void)n; /* EAGAIN only when the counter is saturated: signalled */
+    __atomic_add_fetch(&w->writes, 1, __ATOMIC_RELAXED);
   }
   return 0;
 }
