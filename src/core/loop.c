@@ -7,6 +7,7 @@
  */
 #include <event2/event.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -183,15 +184,21 @@ static void scheduler(scio__loop *l) {
 
 /* Is the backend compiled into libevent and usable here?  Returns 1, 0, or
  * SCIO_ENOMEM (libevent allocates the list; it keeps one copy for the life
- * of the process). */
+ * of the process).  Under a lock: libevent frees and remakes that one copy
+ * at every call, so two threads starting runs at once would free it under
+ * each other (found by TSan with portals started from several threads). */
 static int backend_supported(const char *backend) {
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&mu);
   const char **m = event_get_supported_methods();
-  if (!m)
-    return SCIO_ENOMEM;
-  for (int i = 0; m[i]; i++)
-    if (strcmp(m[i], backend) == 0)
-      return 1;
-  return 0;
+  int rc = m ? 0 : SCIO_ENOMEM;
+  for (int i = 0; m && m[i]; i++)
+    if (strcmp(m[i], backend) == 0) {
+      rc = 1;
+      break;
+    }
+  pthread_mutex_unlock(&mu);
+  return rc;
 }
 
 /* Make an event_base with exactly the requested backend. */
