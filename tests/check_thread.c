@@ -422,6 +422,75 @@ SCIO_TEST(many_concurrent_calls) {
   return 0;
 }
 
+/* A call cancelled while it waits in the pool's queue (every worker busy)
+ * never runs, with or without abandon_on_cancel, and gives its token
+ * back. */
+extern int scio__pool_test_max_workers;
+
+static void queued_cancel(int abandon) {
+  ran_flag = 0;
+  gate g;
+  gate_init(&g);
+  scio__pool_test_max_workers = 1;
+  caller busy, queued;
+  memset(&busy, 0, sizeof busy);
+  memset(&queued, 0, sizeof queued);
+  busy.fn = gated;
+  busy.arg = &g;
+  queued.fn = set_ran;
+  queued.opts.abandon_on_cancel = abandon;
+  scio_limiter *lim = scio_to_thread_default_limiter();
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, caller_task, &busy));
+  gate_wait_started(&g, 1); /* the only worker is taken */
+  CK_OK(scio_start_soon(&n, caller_task, &queued));
+  CK_OK(scio_wait_all_tasks_blocked());
+  ck_assert_int_eq(scio_limiter_borrowed_tokens(lim), 2);
+  scio_scope_cancel(&queued.scope);
+  CK_OK(scio_wait_all_tasks_blocked());
+  ck_assert_int_eq(queued.done, 1);
+  ck_assert_int_eq(queued.rc, SCIO_ECANCELED);
+  ck_assert_int_eq(scio_limiter_borrowed_tokens(lim), 1);
+  gate_open(&g);
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(busy.rc, 0);
+  ck_assert_int_eq(__atomic_load_n(&ran_flag, __ATOMIC_RELAXED), 0);
+  ck_assert_int_eq(scio_limiter_borrowed_tokens(lim), 0);
+  scio__pool_test_max_workers = 0;
+  gate_fini(&g);
+}
+
+SCIO_TEST(cancelled_in_the_queue_never_runs) {
+  queued_cancel(0);
+  return 0;
+}
+
+SCIO_TEST(abandoned_in_the_queue_never_runs) {
+  queued_cancel(1);
+  return 0;
+}
+
+/* With the workers capped, queued calls wait for a busy worker and all
+ * complete. */
+SCIO_TEST(queued_calls_wait_for_a_worker) {
+  scio__pool_test_max_workers = 2;
+  static caller c[20];
+  memset(c, 0, sizeof c);
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  for (int i = 0; i < 20; i++) {
+    c[i].fn = slow_plus_one;
+    c[i].arg = (void *)(intptr_t)i;
+    CK_OK(scio_start_soon(&n, caller_task, &c[i]));
+  }
+  CK_OK(scio_nursery_close(&n));
+  for (int i = 0; i < 20; i++)
+    ck_assert_int_eq((intptr_t)c[i].result, i + 1);
+  scio__pool_test_max_workers = 0;
+  return 0;
+}
+
 SCIO_TEST(idle_workers_exit) {
   int threads0 = count_threads();
   CK_OK(scio_to_thread_set_idle_timeout(0));
@@ -1000,6 +1069,9 @@ static Suite *thread_suite(void) {
   scio_tcase_add(tc, a_limiter_bounds_concurrent_calls);
   scio_tcase_add(tc, many_concurrent_calls);
   scio_tcase_add(tc, idle_workers_exit);
+  scio_tcase_add(tc, cancelled_in_the_queue_never_runs);
+  scio_tcase_add(tc, abandoned_in_the_queue_never_runs);
+  scio_tcase_add(tc, queued_calls_wait_for_a_worker);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -231,6 +231,10 @@ static int start_worker(scio__pool *p) {
   return 0;
 }
 
+/* Tests only: at most this many workers (0: no cap), so that a job can be
+ * made to wait in the queue. */
+int scio__pool_test_max_workers;
+
 int scio__pool_submit(scio__pool *p, scio__job *j) {
   reap_exited(p, 0);
   pthread_mutex_lock(&p->mu);
@@ -241,6 +245,9 @@ int scio__pool_submit(scio__pool *p, scio__job *j) {
   if (p->nqueued <= p->nidle +
                         __atomic_load_n(&p->nreturning, __ATOMIC_RELAXED)) {
     signal = p->nidle != 0; /* else a returning worker finds the job */
+  } else if (scio__pool_test_max_workers > 0 &&
+             p->nalive >= (size_t)scio__pool_test_max_workers) {
+    /* (tests) a busy worker will come back for it */
   } else if ((rc = start_worker(p)) < 0) {
     scio__list_remove(&j->qlink);
     scio__list_init(&j->qlink);

@@ -55,6 +55,7 @@ struct scio__job {
   scio__call *call;        /* with JOB_MSG_CALL */
   int parked;              /* loop: the caller waits in its park */
   int pending;             /* loop: a message that came while it did not */
+  int never_ran;           /* loop: job_abort took it back from the queue */
   int cancelled;           /* atomic: the caller saw cancellation */
   int abandoned;           /* atomic: the caller left */
 };
@@ -88,6 +89,8 @@ int scio__pool_submit(scio__pool *p, scio__job *j);
 /* Take a QUEUED job back (the caller was cancelled before it ran): 1 if it
  * was unlinked (it will never run), 0 if a worker has it. */
 int scio__pool_unqueue(scio__pool *p, scio__job *j);
+/* Tests only: cap the number of workers (0: none). */
+extern int scio__pool_test_max_workers;
 scio__job *scio__job_new(scio__pool *p);
 void scio__job_free(scio__job *j);
 /* The job the calling worker thread runs now, NULL in other threads. */

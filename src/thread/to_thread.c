@@ -53,8 +53,10 @@ static void job_abort(scio__task *t, void *ctx) {
   (void)t;
   scio__job *j = ctx;
   j->parked = 0;
-  if (scio__pool_unqueue(j->pool, j))
-    return; /* never ran: state JOB_NEVER_RAN */
+  if (scio__pool_unqueue(j->pool, j)) {
+    j->never_ran = 1; /* read by the caller without the pool's mutex */
+    return;
+  }
   __atomic_store_n(&j->cancelled, 1, __ATOMIC_RELAXED);
   if (j->abandon_on_cancel)
     __atomic_store_n(&j->abandoned, 1, __ATOMIC_RELAXED);
@@ -99,12 +101,12 @@ SCIO_API int scio_to_thread(scio_thread_fn fn, void *arg, void **result,
     scio__job_free(j);
     return rc;
   }
+  j->caller = t;
+  j->abandon_on_cancel = abandon;
   if ((rc = scio__pool_submit(p, j)) < 0) {
     job_finish(j);
     return rc;
   }
-  j->caller = t;
-  j->abandon_on_cancel = abandon;
   int shielded = 0;
   for (;;) {
     int v;
@@ -116,7 +118,7 @@ SCIO_API int scio_to_thread(scio_thread_fn fn, void *arg, void **result,
       v = scio__park(shielded ? NULL : job_abort, j, "to_thread");
     }
     if (v == SCIO_ECANCELED) {
-      if (j->state == JOB_NEVER_RAN) { /* set by job_abort, this thread */
+      if (j->never_ran) {
         job_finish(j);
         return SCIO_ECANCELED;
       }
