@@ -7,6 +7,7 @@
 #   ./build.sh check   deps, build, then every test phase:
 #                        1. make check              (build/)
 #                        2. make check, ASan+UBSan  (build-asan/)
+#                        2b. check_thread, check_core under TSan (build-tsan/)
 #                        3. make check-valgrind     (build/)
 #                        4. make distcheck          (build/; includes installcheck)
 #                      and a last line "check: N passed, N failed" (test programs
@@ -30,6 +31,7 @@ DEB_PACKAGES=(
 
 MAIN_CONFIGURE_FLAGS=(--enable-werror)
 ASAN_FLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
+TSAN_FLAGS="-O1 -g -fsanitize=thread"
 CHECK_JOBS=2
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -212,11 +214,31 @@ asan_check() {
   return $rc
 }
 
+# ThreadSanitizer over the code that threads touch: the worker pool,
+# from-thread calls and portals (check_thread) and the cross-thread wake-up
+# of the core (check_core, whose coroutine switches TSan follows through
+# the fiber annotations in src/core/ctx.c).  Only these two programs are
+# built, to keep the phase short.
+TSAN_TESTS="tests/check_thread tests/check_core"
+tsan_check() {
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
+  export CK_TIMEOUT_MULTIPLIER="${CK_TIMEOUT_MULTIPLIER:-5}"
+  configure_in build-tsan --disable-shared --disable-lto CFLAGS="$TSAN_FLAGS" LDFLAGS="$TSAN_FLAGS" || return
+  cd build-tsan
+  make -j"$JOBS" libscio_internal.la || return
+  make -j"$CHECK_JOBS" check TESTS="$TSAN_TESTS" check_PROGRAMS="$TSAN_TESTS" \
+    check_DATA= && return 0
+  local rc=$?
+  show_suite_log test-suite.log
+  return $rc
+}
+
 check() {
   export AM_COLOR_TESTS=no
   local ok=yes
   phase make-check count_harness build make_check || ok=no
   phase asan count_harness . asan_check || ok=no
+  phase tsan count_harness . tsan_check || ok=no
   phase valgrind count_valgrind build make -j"$CHECK_JOBS" check-valgrind || ok=no
   phase distcheck count_harness build distcheck || ok=no
 
@@ -294,7 +316,7 @@ demo_net() {
 }
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 

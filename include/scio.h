@@ -13,6 +13,7 @@
 #include "scio/error.h"
 #include "scio/core.h"
 #include "scio/sync.h"
+#include "scio/thread.h"
 #include "scio/stream.h"
 #include "scio/pipe.h"
 #include "scio/stapled.h"

@@ -29,6 +29,8 @@ void core_scopes_tests(Suite *s);
 void core_nursery_tests(Suite *s);
 /* tests/core_fd.c */
 void core_fd_tests(Suite *s);
+/* tests/core_wakeup.c */
+void core_wakeup_tests(Suite *s);
 
 /* ------------------------------------------------------------------------ */
 /* Running                                                                   */
@@ -286,6 +288,9 @@ SCIO_TEST(guard_pages_exhausting_map_count_is_enomem) {
 #ifdef HAVE_VALGRIND_VALGRIND_H
   if (RUNNING_ON_VALGRIND)
     return 0; /* valgrind has its own, smaller, mapping limits */
+#endif
+#ifdef __SANITIZE_THREAD__
+  return 0; /* TSan's own mappings make it slow and it reports the end */
 #endif
   scio__stack_force_mprotect_guards(1);
   scio_nursery n;
@@ -1176,7 +1181,7 @@ START_TEST(run_options_are_honoured) {
 }
 END_TEST
 
-#if !defined(__SANITIZE_ADDRESS__)
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 static int overflows(void *arg) {
   (void)arg;
   return deep(1000000);
@@ -1446,7 +1451,7 @@ static Suite *core_suite(void) {
   tc = scio_tcase_new("options", 20);
   scio_tcase_add(tc, posts_from_another_thread_run_on_the_loop);
   tcase_add_loop_test(tc, run_options_are_honoured, 0, SCIO_TEST_NBACKENDS);
-#if !defined(__SANITIZE_ADDRESS__)
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   /* ASan turns the fault into its own report, and valgrind reports the
    * overflow as an error: only a plain run can see the bare signal. */
 #ifdef HAVE_VALGRIND_VALGRIND_H
@@ -1468,6 +1473,7 @@ static Suite *core_suite(void) {
 
   core_nursery_tests(s);
   core_fd_tests(s);
+  core_wakeup_tests(s);
   core_oom_tests(s);
   core_overflow_tests(s);
   return s;

@@ -20,9 +20,10 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
-/* ASan and valgrind own SIGSEGV (ASan installs its handler, so scio
- * rightly stays away); only a plain build can see scio's report. */
-#if defined(__SANITIZE_ADDRESS__)
+/* ASan, TSan and valgrind own SIGSEGV (the sanitizers install their
+ * handler, so scio rightly stays away); only a plain build can see scio's
+ * report. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define PLAIN_BUILD 0
 #else
 #define PLAIN_BUILD 1

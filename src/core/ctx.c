@@ -9,6 +9,11 @@
  *   thing done on arrival is __sanitizer_finish_switch_fiber.  Without this,
  *   a longjmp or an exception on a coroutine stack makes ASan unpoison a
  *   bogus range ("ASan is ignoring requested __asan_handle_no_return").
+ * - TSan is told too: each made context is a TSan fiber, created with it
+ *   and destroyed when it is released, and every switch names the fiber it
+ *   goes to (__tsan_switch_to_fiber), so TSan keeps one shadow call stack
+ *   and one happens-before clock per coroutine instead of seeing the stack
+ *   pointer jump inside one thread.
  * - Each made context's stack is registered with valgrind until it is
  *   released, so that valgrind sees a stack switch and not a huge SP change.
  * - A new context inherits the floating-point control state (rounding mode,
@@ -38,6 +43,14 @@
 
 #ifdef HAVE_VALGRIND_VALGRIND_H
 #include <valgrind/valgrind.h>
+#endif
+
+#if defined(__SANITIZE_THREAD__)
+#define CTX_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CTX_TSAN 1
+#endif
 #endif
 
 /* Smallest stack scio__ctx_make accepts: room for the initial frame the
@@ -90,6 +103,34 @@ static inline void asan_clean(void *lo, size_t size)
   (void)lo;
   (void)size;
 }
+#endif
+
+/* ------------------------------------------------------------------------
+ * ThreadSanitizer (the fiber interface of tsan_interface.h, declared here so
+ * that no particular compiler's header is needed).
+ */
+#ifdef CTX_TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+
+static inline void *tsan_current(void) { return __tsan_get_current_fiber(); }
+static inline void *tsan_create(void) { return __tsan_create_fiber(0); }
+static inline void tsan_destroy(void *f)
+{
+  if (f)
+    __tsan_destroy_fiber(f);
+}
+static inline void tsan_switch(const scio__ctx *to)
+{
+  __tsan_switch_to_fiber(to->tsan_fiber, 0);
+}
+#else
+static inline void *tsan_current(void) { return NULL; }
+static inline void *tsan_create(void) { return NULL; }
+static inline void tsan_destroy(void *f) { (void)f; }
+static inline void tsan_switch(const scio__ctx *to) { (void)to; }
 #endif
 
 /* ------------------------------------------------------------------------
@@ -278,6 +319,7 @@ int scio__ctx_init_main(scio__ctx *m)
   }
   m->stack_lo = cached_lo;
   m->stack_size = cached_size;
+  m->tsan_fiber = tsan_current(); /* the thread's own fiber */
   return be_main_init(m);
 }
 
@@ -298,6 +340,7 @@ int scio__ctx_make(scio__ctx *c, void *stack_lo, size_t size,
   if (rc != 0)
     return rc;
   c->valgrind_id = vg_register(stack_lo, size);
+  c->tsan_fiber = tsan_create();
   return 0;
 }
 
@@ -307,6 +350,7 @@ int scio__ctx_make(scio__ctx *c, void *stack_lo, size_t size,
 void scio__ctx_switch(scio__ctx *from, scio__ctx *to)
 {
   asan_leave(&from->asan_fake, to);
+  tsan_switch(to);
   be_swap(from, to);
   asan_arrive(from->asan_fake);
 }
@@ -321,6 +365,7 @@ void scio__ctx_exit_to(scio__ctx *cur, scio__ctx *to)
   cur->uc = NULL;
   cur->ip = NULL;
   asan_leave(NULL, to);
+  tsan_switch(to);
   be_jump(to);
 }
 
@@ -330,6 +375,8 @@ void scio__ctx_release(scio__ctx *c)
     vg_deregister(c->valgrind_id);
     c->valgrind_id = 0;
   }
+  tsan_destroy(c->tsan_fiber); /* not the running fiber: we left it */
+  c->tsan_fiber = NULL;
 }
 
 const char *scio__ctx_backend(void) { return CTX_BACKEND; }

@@ -11,7 +11,8 @@
  * (ctx_x86_64.S describes the protocol).
  *
  * Sanitizer and valgrind support live here too, so that callers never think
- * about them: every switch is announced to ASan (fiber annotations), and each
+ * about them: every switch is announced to ASan and TSan (fiber
+ * annotations), and each
  * coroutine stack is registered with valgrind for as long as it is used.
  */
 #ifndef SCIO_CORE_CTX_H
@@ -34,6 +35,7 @@ struct scio__ctx {
   void *bp;              /* rbp */
   unsigned mxcsr;
   unsigned short x87cw;
+  void *tsan_fiber;      /* ThreadSanitizer fiber, NULL without TSan */
 };
 
 /* Describe the current thread's own stack as a context (the scheduler runs
@@ -99,6 +101,16 @@ void scio__ctx_uc_main_fini(scio__ctx *main_ctx);
 #if __has_feature(address_sanitizer)
 #define SCIO__CTX_ASAN 1
 #endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define SCIO__CTX_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SCIO__CTX_TSAN 1
+#endif
+#endif
+#if defined(SCIO__CTX_TSAN) && !defined(SCIO__CTX_ASAN)
+#define SCIO__CTX_ASAN 1 /* TSan too needs the out-of-line, annotated switch */
 #endif
 #if !defined(SCIO_CTX_UCONTEXT) && !defined(SCIO__CTX_ASAN) &&               \
     defined(__x86_64__)

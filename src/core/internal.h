@@ -191,7 +191,6 @@ enum { SCIO__TS_BY_START = 1, SCIO__TS_STARTED = 2 };
 /* ------------------------------------------------------------------------ */
 
 typedef struct scio__fdrec scio__fdrec;
-typedef struct scio__wakeup scio__wakeup;
 
 #define SCIO__MAX_INSTRUMENTS 8
 
@@ -242,6 +241,7 @@ struct scio__loop {
   int nins;
 
   scio__wakeup *wakeup;      /* cross-thread posts, lazily created */
+  struct at_exit_node *at_exit; /* scio__loop_at_exit, run by loop_finish */
 };
 
 /* initial-exec: inside libscio.so the default model would call
@@ -470,6 +470,18 @@ int scio__fds_dispatch_failed(scio__loop *l);
 
 /* ---- cross-thread wakeup (wakeup.c) ---- */
 void scio__wakeup_free(scio__loop *l);
+/* The run's end: at-exit functions, then close the record to posters and
+ * run what they posted before. */
+void scio__loop_finish(scio__loop *l);
+/* Called with l->wakeup set: run posts if any are queued (one atomic load
+ * when none). */
+void scio__wakeup_poll(scio__loop *l);
+/* Around a blocking poll: begin returns 1 if posts are already queued (poll
+ * without blocking then); end runs what was posted. */
+int scio__wakeup_sleep_begin(scio__loop *l);
+void scio__wakeup_sleep_end(scio__loop *l);
+/* How many times posters wrote the eventfd (tests: none while busy). */
+unsigned long scio__wakeup_writes(scio__wakeup *h);
 
 /* ---- instruments (instrument.c) ---- */
 #define SCIO__INSTRUMENT(l, slot, ...)                                        \

@@ -125,13 +125,52 @@ struct event_base *scio__loop_base(scio__loop *l);
  * select): a layer that wants to skip a syscall must know which. */
 int scio__loop_edge_triggered(scio__loop *l);
 
-/* ---- cross-thread wakeup (wakeup.c) ---- */
-/* Make the loop able to receive posts from other threads; call from the
- * loop's own thread.  Returns 0 or SCIO_ENOMEM / -errno.  The wake-up fd
- * is a source: once enabled, the loop polls at its usual cadence. */
+/* ---- cross-thread wakeup (wakeup.c) ----
+ * A thread other than the loop's reaches the loop only through a wake-up
+ * handle: a reference-counted record that outlives the loop for as long as
+ * someone holds it.  Posted functions run on the loop's scheduler context
+ * (not in a task) in the order posted; a post that was accepted always
+ * runs, at the latest when the loop's run ends (after its last task and
+ * its at-exit functions).  Posts share one eventfd per loop, written only
+ * while the loop may be blocked in its poll. */
+typedef struct scio__wakeup scio__wakeup;
+/* A post embedded in the poster's own record (no allocation per post).
+ * Set fn and arg; it must stay valid until fn has been called. */
+typedef struct scio__post {
+  struct scio__post *next;
+  void (*fn)(void *);
+  void *arg;
+  int owned; /* internal: 0 for a caller's node */
+} scio__post;
+/* From the loop's own thread (l NULL: the current loop): a handle on l's
+ * wake-up record, creating it on first use (the eventfd is then a source).
+ * NULL on error (SCIO_ENOMEM, -errno of eventfd; errmsg set). */
+scio__wakeup *scio__wakeup_ref(scio__loop *l);
+/* Any thread holding a handle: one more reference to it. */
+void scio__wakeup_hold(scio__wakeup *h);
+/* Any thread: let go of a reference (the last one frees the record and
+ * closes its eventfd: a handle held after the run keeps one fd open).
+ * NULL is ignored. */
+void scio__wakeup_unref(scio__wakeup *h);
+/* Any thread holding a handle: run fn(arg) on the loop.  Returns 0,
+ * SCIO_ENOMEM, or SCIO_ECLOSED once the loop's run has ended (fn will
+ * never run).  Never touches freed memory, whenever the loop ends. */
+int scio__wakeup_post(scio__wakeup *h, void (*fn)(void *), void *arg);
+/* The same with the caller's node: no allocation; SCIO_ECLOSED or 0. */
+int scio__wakeup_post_node(scio__wakeup *h, scio__post *node);
+/* Any thread holding a handle: whether it is the handle of loop l (which
+ * must be alive, e.g. the caller's own loop).  0 once the loop ended. */
+int scio__wakeup_is_loop(scio__wakeup *h, const scio__loop *l);
+/* The old interface, kept for the loop's own thread (or any code that knows
+ * the loop is alive): enable, then post through the loop's own record. */
 int scio__loop_enable_wakeup(scio__loop *l);
-/* From any thread: run fn(arg) on the loop's scheduler at its next poll.
- * Returns 0 or SCIO_ENOMEM, or SCIO_ECLOSED if the loop has ended. */
 int scio__loop_post(scio__loop *l, void (*fn)(void *), void *arg);
+/* From the loop thread: run the posts queued now (a layer that must settle
+ * its threads' posts itself, in an at-exit function). */
+void scio__loop_run_posts(scio__loop *l);
+/* From the loop thread: call fn(arg) when the run ends, after the last task
+ * and before the wake-up record closes (last registered runs first).  For
+ * a layer that must join its threads.  0 or SCIO_ENOMEM. */
+int scio__loop_at_exit(scio__loop *l, void (*fn)(void *), void *arg);
 
 #endif

@@ -7,6 +7,7 @@
  */
 #include <event2/event.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -73,6 +74,8 @@ static void poll_nonblocking(scio__loop *l) {
     if (event_base_loop(l->base, EVLOOP_NONBLOCK | EVLOOP_ONCE) < 0)
       scio__fds_dispatch_failed(l);
     SCIO__INSTRUMENT(l, after_io_wait, 0.0);
+    if (l->wakeup) /* posts made while the loop was busy wrote no eventfd */
+      scio__wakeup_poll(l);
   }
   scio__timers_fire(l, scio__clock_read(l));
 }
@@ -93,10 +96,15 @@ static void poll_blocking(scio__loop *l, double timeout) {
     tv.tv_usec = (suseconds_t)((t - (double)tv.tv_sec) * 1e6);
     event_add(l->timeout_ev, &tv);
   }
+  /* Posters write the wake-up eventfd only while the loop may sleep. */
+  int posted = l->wakeup ? scio__wakeup_sleep_begin(l) : 0;
   SCIO__INSTRUMENT(l, before_io_wait, timeout);
-  if (event_base_loop(l->base, EVLOOP_ONCE) < 0)
+  if (event_base_loop(l->base, posted ? EVLOOP_NONBLOCK | EVLOOP_ONCE
+                                      : EVLOOP_ONCE) < 0)
     scio__fds_dispatch_failed(l);
   SCIO__INSTRUMENT(l, after_io_wait, timeout);
+  if (l->wakeup)
+    scio__wakeup_sleep_end(l);
   if (armed)
     event_del(l->timeout_ev);
   scio__timers_fire(l, scio__clock_read(l));
@@ -176,15 +184,21 @@ static void scheduler(scio__loop *l) {
 
 /* Is the backend compiled into libevent and usable here?  Returns 1, 0, or
  * SCIO_ENOMEM (libevent allocates the list; it keeps one copy for the life
- * of the process). */
+ * of the process).  Under a lock: libevent frees and remakes that one copy
+ * at every call, so two threads starting runs at once would free it under
+ * each other (found by TSan with portals started from several threads). */
 static int backend_supported(const char *backend) {
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&mu);
   const char **m = event_get_supported_methods();
-  if (!m)
-    return SCIO_ENOMEM;
-  for (int i = 0; m[i]; i++)
-    if (strcmp(m[i], backend) == 0)
-      return 1;
-  return 0;
+  int rc = m ? 0 : SCIO_ENOMEM;
+  for (int i = 0; m && m[i]; i++)
+    if (strcmp(m[i], backend) == 0) {
+      rc = 1;
+      break;
+    }
+  pthread_mutex_unlock(&mu);
+  return rc;
 }
 
 /* Make an event_base with exactly the requested backend. */
@@ -335,6 +349,7 @@ SCIO_API int scio_run(scio_fn fn, void *arg, const scio_run_opts *opts) {
   scio__ready_push(l, root);
   scio__overflow_guard_enter(l); /* overflow.c: names an overflowing task */
   scheduler(l);
+  scio__loop_finish(l); /* at-exit functions, last cross-thread posts */
   scio__overflow_guard_leave();
   rc = l->root_result;
   scio__tls_loop = NULL;
