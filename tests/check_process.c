@@ -184,9 +184,408 @@ static void pipe_tests(Suite *s) {
   suite_add_tcase(s, tc);
 }
 
+
+/* ---- processes ---- */
+
+extern int scio__process_no_pidfd;
+
+static scio_process *open_ready(const char *script, double grace);
+
+/* Run argv with opts; the result and the return code. */
+static int run(const char *const *argv, const scio_process_opts *o,
+               scio_process_result *r) {
+  return scio_run_process(argv, o, r);
+}
+
+#define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void check_exit_codes(void) {
+  scio_process_result r;
+  CK_OK(run(ARGV("true"), NULL, &r));
+  ck_assert_int_eq(r.returncode, 0);
+  ck_assert_uint_eq(r.out_len, 0);
+  ck_assert_ptr_nonnull(r.out);
+  ck_assert_str_eq(r.out, "");
+  scio_process_result_free(&r);
+  CK_OK(run(ARGV("false"), NULL, &r));
+  ck_assert_int_eq(r.returncode, 1);
+  scio_process_result_free(&r);
+  CK_OK(run(ARGV("/bin/sh", "-c", "echo out; echo err >&2; exit 3"), NULL,
+            &r));
+  ck_assert_int_eq(r.returncode, 3);
+  ck_assert_str_eq(r.out, "out\n");
+  ck_assert_uint_eq(r.out_len, 4);
+  ck_assert_str_eq(r.err, "err\n");
+  scio_process_result_free(&r);
+  CK_OK(run(ARGV("/bin/sh", "-c", "kill -9 $$"), NULL, &r));
+  ck_assert_int_eq(r.returncode, -SIGKILL);
+  scio_process_result_free(&r);
+}
+
+SCIO_TEST(process_exit_codes) {
+  int before = count_fds();
+  check_exit_codes();
+  ck_assert_int_eq(count_fds(), before);
+  assert_no_children();
+  return 0;
+}
+
+/* The same through the SIGCHLD path (no pidfd). */
+SCIO_TEST(process_exit_codes_sigchld) {
+  int before = count_fds();
+  scio__process_no_pidfd = 1;
+  check_exit_codes();
+  scio__process_no_pidfd = 0;
+  ck_assert_int_eq(count_fds(), before);
+  assert_no_children();
+  return 0;
+}
+
+SCIO_TEST(process_check) {
+  scio_process_result r;
+  scio_process_opts o = {.check = 1};
+  ck_assert_int_eq(run(ARGV("false"), &o, &r), SCIO_EPROCESS);
+  ck_assert_str_eq(scio_errmsg(), "process false: exit status 1");
+  ck_assert_int_eq(r.returncode, 1);
+  scio_process_result_free(&r);
+  ck_assert_int_eq(run(ARGV("/bin/sh", "-c", "kill -TERM $$"), &o, &r),
+                   SCIO_EPROCESS);
+  ck_assert_ptr_nonnull(strstr(scio_errmsg(), "killed by signal 15"));
+  scio_process_result_free(&r);
+  CK_OK(run(ARGV("true"), &o, &r));
+  scio_process_result_free(&r);
+  assert_no_children();
+  return 0;
+}
+
+SCIO_TEST(process_exec_failure) {
+  int before = count_fds();
+  scio_process_result r;
+  scio_process *p = (scio_process *)1;
+  ck_assert_int_eq(scio_open_process(ARGV("nosuch"), NULL, &p), SCIO_ENOENT);
+  ck_assert_str_eq(scio_errmsg(), "spawn nosuch: no such file");
+  ck_assert_ptr_null(p);
+  ck_assert_int_eq(run(ARGV("/nonexistent/prog"), NULL, &r), SCIO_ENOENT);
+  ck_assert_ptr_null(r.out);
+  ck_assert_int_eq(run(ARGV("/etc/passwd"), NULL, &r), SCIO_EACCES);
+  scio_process_opts o = {.cwd = "/nonexistent-dir"};
+  ck_assert_int_eq(run(ARGV("true"), &o, &r), SCIO_ENOENT);
+  ck_assert_int_eq(count_fds(), before);
+  assert_no_children();
+  return 0;
+}
+
+SCIO_TEST(process_bad_args) {
+  scio_process *p = (scio_process *)1;
+  scio_process_result r;
+  ck_assert_int_eq(scio_open_process(NULL, NULL, &p), SCIO_EINVAL);
+  ck_assert_ptr_null(p);
+  ck_assert_int_eq(scio_open_process(ARGV("true"), NULL, NULL), SCIO_EINVAL);
+  const char *empty[] = {NULL};
+  ck_assert_int_eq(scio_open_process(empty, NULL, &p), SCIO_EINVAL);
+  scio_process_opts o = {.stdin_mode = SCIO_PROCESS_STDOUT};
+  ck_assert_int_eq(scio_open_process(ARGV("true"), &o, &p), SCIO_EINVAL);
+  o = (scio_process_opts){.stdout_mode = 99};
+  ck_assert_int_eq(scio_open_process(ARGV("true"), &o, &p), SCIO_EINVAL);
+  o = (scio_process_opts){.stdout_mode = SCIO_PROCESS_FD, .stdout_fd = -1};
+  ck_assert_int_eq(scio_open_process(ARGV("true"), &o, &p), SCIO_EINVAL);
+  ck_assert_int_eq(run(ARGV("true"), NULL, NULL), SCIO_EINVAL);
+  o = (scio_process_opts){.input_len = 3};
+  ck_assert_int_eq(run(ARGV("true"), &o, &r), SCIO_EINVAL);
+  ck_assert_int_eq(scio_process_wait(NULL, NULL), SCIO_EINVAL);
+  ck_assert_int_eq(scio_process_poll(NULL, NULL), SCIO_EINVAL);
+  ck_assert_int_eq(scio_process_kill(NULL), SCIO_EINVAL);
+  CK_OK(scio_process_close(NULL));
+  CK_OK(scio_process_close_nowait(NULL));
+  scio_process_result_free(NULL);
+  assert_no_children();
+  return 0;
+}
+
+SCIO_TEST(process_cwd_env_stdio) {
+  scio_process_result r;
+  scio_process_opts o = {.cwd = "/tmp"};
+  CK_OK(run(ARGV("/bin/sh", "-c", "pwd"), &o, &r));
+  ck_assert_str_eq(r.out, "/tmp\n");
+  scio_process_result_free(&r);
+  char *env[] = {"FOO=bar", NULL};
+  o = (scio_process_opts){.env = env};
+  CK_OK(run(ARGV("/bin/sh", "-c", "echo $FOO"), &o, &r));
+  ck_assert_str_eq(r.out, "bar\n");
+  scio_process_result_free(&r);
+  /* stderr into stdout; stdout not captured means NULL. */
+  o = (scio_process_opts){.stderr_mode = SCIO_PROCESS_STDOUT};
+  CK_OK(run(ARGV("/bin/sh", "-c", "echo a; echo b >&2"), &o, &r));
+  ck_assert_str_eq(r.out, "a\nb\n");
+  ck_assert_ptr_null(r.err);
+  scio_process_result_free(&r);
+  o = (scio_process_opts){.stdout_mode = SCIO_PROCESS_DEVNULL};
+  CK_OK(run(ARGV("/bin/sh", "-c", "echo a"), &o, &r));
+  ck_assert_ptr_null(r.out);
+  scio_process_result_free(&r);
+  /* Without input, stdin is /dev/null: cat ends at once. */
+  CK_OK(run(ARGV("cat"), NULL, &r));
+  ck_assert_uint_eq(r.out_len, 0);
+  scio_process_result_free(&r);
+  /* A given fd: the caller keeps it. */
+  int fds[2];
+  CK_OK(pipe2(fds, O_CLOEXEC));
+  o = (scio_process_opts){.stdout_mode = SCIO_PROCESS_FD, .stdout_fd = fds[1]};
+  CK_OK(run(ARGV("/bin/sh", "-c", "echo via-fd"), &o, &r));
+  scio_process_result_free(&r);
+  close(fds[1]);
+  char buf[32];
+  ck_assert_int_eq(read(fds[0], buf, sizeof buf), 7);
+  ck_assert(memcmp(buf, "via-fd\n", 7) == 0);
+  close(fds[0]);
+  /* Everything of ours is close-on-exec: a child sees as many fds while
+   * we hold pipes and another child (its pipes and pidfd) as without. */
+  const char *const *count = ARGV("ls", "/proc/self/fd");
+  CK_OK(run(count, NULL, &r));
+  char baseline[256];
+  snprintf(baseline, sizeof baseline, "%s", r.out);
+  scio_process_result_free(&r);
+  scio_stream *pr, *pw;
+  CK_OK(scio_pipe_stream_open(&pr, &pw));
+  scio_process *other = open_ready("echo ready; exec sleep 100", -1);
+  CK_OK(run(count, NULL, &r));
+  ck_assert_str_eq(r.out, baseline);
+  scio_process_result_free(&r);
+  CK_OK(scio_process_close_nowait(other));
+  CK_OK(scio_close(pr));
+  CK_OK(scio_close(pw));
+  assert_no_children();
+  return 0;
+}
+
+/* MBs on stdout and stderr at once, and MBs of input: nothing stalls. */
+SCIO_TEST(process_write_a_lot) {
+  scio_process_result r;
+  CK_OK(run(ARGV("/bin/sh", "-c",
+                 "head -c 3000000 /dev/zero >&2 & "
+                 "head -c 4000000 /dev/zero; wait"),
+            NULL, &r));
+  ck_assert_int_eq(r.returncode, 0);
+  ck_assert_uint_eq(r.out_len, 4000000);
+  ck_assert_uint_eq(r.err_len, 3000000);
+  scio_process_result_free(&r);
+  size_t n = 3u << 20;
+  char *in = malloc(n);
+  for (size_t i = 0; i < n; i++)
+    in[i] = (char)(i * 7 + (i >> 13));
+  scio_process_opts o = {.input = in, .input_len = n};
+  CK_OK(run(ARGV("cat"), &o, &r));
+  ck_assert_uint_eq(r.out_len, n);
+  ck_assert(memcmp(r.out, in, n) == 0);
+  scio_process_result_free(&r);
+  /* A child that reads none of its input: not an error. */
+  CK_OK(run(ARGV("true"), &o, &r));
+  scio_process_result_free(&r);
+  free(in);
+  assert_no_children();
+  return 0;
+}
+
+/* Streams of an open process: send, receive, EOF, wait. */
+SCIO_TEST(process_open_streams) {
+  int before = count_fds();
+  scio_process *p;
+  CK_OK(scio_open_process(ARGV("cat"), NULL, &p));
+  ck_assert_int_gt(scio_process_pid(p), 0);
+  int code = -1;
+  ck_assert_int_eq(scio_process_poll(p, &code), 0);
+  CK_OK(scio_send(scio_process_stdin(p), "hello", 5));
+  CK_OK(scio_send_eof(scio_process_stdin(p)));
+  char buf[16];
+  size_t got = 0;
+  ssize_t n;
+  while ((n = scio_receive(scio_process_stdout(p), buf + got,
+                           sizeof buf - got)) > 0)
+    got += (size_t)n;
+  ck_assert_int_eq(n, SCIO_EOF);
+  ck_assert_uint_eq(got, 5);
+  ck_assert(memcmp(buf, "hello", 5) == 0);
+  ck_assert_int_eq(scio_receive(scio_process_stderr(p), buf, sizeof buf),
+                   SCIO_EOF);
+  CK_OK(scio_process_wait(p, &code));
+  ck_assert_int_eq(code, 0);
+  /* Reaped: wait again returns at once, signals are no-ops. */
+  CK_OK(scio_process_wait(p, &code));
+  ck_assert_int_eq(scio_process_poll(p, &code), 1);
+  CK_OK(scio_process_kill(p));
+  CK_OK(scio_process_close(p));
+  /* Modes other than pipes have no stream. */
+  scio_process_opts o = {.stdin_mode = SCIO_PROCESS_DEVNULL,
+                         .stdout_mode = SCIO_PROCESS_DEVNULL,
+                         .stderr_mode = SCIO_PROCESS_INHERIT};
+  CK_OK(scio_open_process(ARGV("true"), &o, &p));
+  ck_assert_ptr_null(scio_process_stdin(p));
+  ck_assert_ptr_null(scio_process_stdout(p));
+  ck_assert_ptr_null(scio_process_stderr(p));
+  CK_OK(scio_process_close(p));
+  ck_assert_int_eq(count_fds(), before);
+  assert_no_children();
+  return 0;
+}
+
+/* A child that is ready once it printed its line; the line is read. */
+static scio_process *open_ready(const char *script, double grace) {
+  scio_process *p;
+  scio_process_opts o = {.stdin_mode = SCIO_PROCESS_DEVNULL,
+                         .kill_grace = grace};
+  CK_OK(scio_open_process(ARGV("/bin/sh", "-c", script), &o, &p));
+  char buf[16];
+  ck_assert_int_eq(scio_receive(scio_process_stdout(p), buf, sizeof buf), 6);
+  return p;
+}
+
+static void check_signals(void) {
+  scio_process *p = open_ready("echo ready; exec sleep 100", 0);
+  int code;
+  CK_OK(scio_process_terminate(p));
+  CK_OK(scio_process_wait(p, &code));
+  ck_assert_int_eq(code, -SIGTERM);
+  CK_OK(scio_process_close(p));
+  p = open_ready("echo ready; exec sleep 100", 0);
+  CK_OK(scio_process_send_signal(p, SIGUSR1));
+  CK_OK(scio_process_wait(p, &code));
+  ck_assert_int_eq(code, -SIGUSR1);
+  ck_assert_int_eq(scio_process_send_signal(p, 0), SCIO_EINVAL);
+  CK_OK(scio_process_close(p));
+}
+
+SCIO_TEST(process_signals) {
+  check_signals();
+  scio__process_no_pidfd = 1;
+  check_signals();
+  scio__process_no_pidfd = 0;
+  assert_no_children();
+  return 0;
+}
+
+/* A cancelled wait terminates the child (real clock: the child dies of
+ * SIGTERM well within the grace period), or kills it at once. */
+static void check_cancelled_wait(void) {
+  scio_process *p = open_ready("echo ready; exec sleep 100", 60);
+  scio_scope cs;
+  CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
+  scio_scope_cancel(&cs);
+  int code = 7;
+  ck_assert_int_eq(scio_process_wait(p, &code), SCIO_ECANCELED);
+  ck_assert_int_eq(code, 0);
+  ck_assert_ptr_nonnull(strstr(scio_errmsg(), "cancelled"));
+  scio_scope_close(&cs);
+  ck_assert_int_eq(scio_process_poll(p, &code), 1);
+  ck_assert_int_eq(code, -SIGTERM);
+  CK_OK(scio_process_close(p));
+  p = open_ready("echo ready; exec sleep 100", -1);
+  CK_OK(scio_move_on_after(&cs, 0.05));
+  ck_assert_int_eq(scio_process_wait(p, &code), SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  ck_assert(scio_scope_cancelled_caught(&cs));
+  ck_assert_int_eq(scio_process_poll(p, &code), 1);
+  ck_assert_int_eq(code, -SIGKILL);
+  CK_OK(scio_process_close(p));
+}
+
+SCIO_TEST(process_cancelled_wait) {
+  int before = count_fds();
+  check_cancelled_wait();
+  scio__process_no_pidfd = 1;
+  check_cancelled_wait();
+  scio__process_no_pidfd = 0;
+  ck_assert_int_eq(count_fds(), before);
+  assert_no_children();
+  return 0;
+}
+
+/* A child that ignores SIGTERM: the cancelled wait escalates to SIGKILL
+ * after the grace period (autojump clock: no real time). */
+SCIO_TEST_AUTOJUMP(process_ignores_sigterm) {
+  scio_process *p = open_ready("trap '' TERM; echo ready; exec sleep 100", 0);
+  double t0 = scio_now();
+  scio_scope cs;
+  CK_OK(scio_move_on_after(&cs, 1));
+  int code;
+  ck_assert_int_eq(scio_process_wait(p, &code), SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  ck_assert_double_ge(scio_now() - t0, 1 + SCIO_PROCESS_KILL_GRACE);
+  ck_assert_int_eq(scio_process_poll(p, &code), 1);
+  ck_assert_int_eq(code, -SIGKILL);
+  CK_OK(scio_process_close(p));
+  assert_no_children();
+  return 0;
+}
+
+static int second_wait(void *arg) {
+  int code;
+  ck_assert_int_eq(scio_process_wait(arg, &code), SCIO_EBUSY);
+  return 0;
+}
+
+/* Cancellation at each checkpoint: wait (above), close, run_process
+ * before it starts and while it runs; a second waiter is SCIO_EBUSY. */
+SCIO_TEST_AUTOJUMP(process_cancel_points) {
+  int before = count_fds();
+  scio_process *p = open_ready("echo ready; exec sleep 100", -1);
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, second_wait, p));
+  scio_scope cs;
+  CK_OK(scio_move_on_after(&cs, 1));
+  ck_assert_int_eq(scio_process_wait(p, NULL), SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  CK_OK(scio_nursery_close(&n));
+  CK_OK(scio_process_close(p));
+  /* A cancelled close still kills, reaps and frees. */
+  p = open_ready("echo ready; exec sleep 100", -1);
+  CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
+  scio_scope_cancel(&cs);
+  ck_assert_int_eq(scio_process_close(p), SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  assert_no_children();
+  /* run_process pre-cancelled, and cancelled while the child runs. */
+  scio_process_result r;
+  CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
+  scio_scope_cancel(&cs);
+  ck_assert_int_eq(run(ARGV("sleep", "100"), NULL, &r), SCIO_ECANCELED);
+  ck_assert_ptr_null(r.out);
+  scio_scope_close(&cs);
+  assert_no_children();
+  scio_process_opts o = {.kill_grace = -1};
+  CK_OK(scio_move_on_after(&cs, 2));
+  ck_assert_int_eq(run(ARGV("sleep", "100"), &o, &r), SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  ck_assert(scio_scope_cancelled_caught(&cs));
+  assert_no_children();
+  /* close_nowait kills a running child and reaps it. */
+  p = open_ready("echo ready; exec sleep 100", 0);
+  CK_OK(scio_process_close_nowait(p));
+  assert_no_children();
+  ck_assert_int_eq(count_fds(), before);
+  return 0;
+}
+
+static void process_tests(Suite *s) {
+  TCase *tc = scio_tcase_new("process", 60);
+  scio_tcase_add(tc, process_exit_codes);
+  scio_tcase_add(tc, process_exit_codes_sigchld);
+  scio_tcase_add(tc, process_check);
+  scio_tcase_add(tc, process_exec_failure);
+  scio_tcase_add(tc, process_bad_args);
+  scio_tcase_add(tc, process_cwd_env_stdio);
+  scio_tcase_add(tc, process_write_a_lot);
+  scio_tcase_add(tc, process_open_streams);
+  scio_tcase_add(tc, process_signals);
+  scio_tcase_add(tc, process_cancelled_wait);
+  scio_tcase_add(tc, process_ignores_sigterm);
+  scio_tcase_add(tc, process_cancel_points);
+  suite_add_tcase(s, tc);
+}
+
 int main(void) {
   Suite *s = suite_create("process");
   pipe_tests(s);
-  (void)assert_no_children;
+  process_tests(s);
   return scio_test_main(s);
 }

@@ -96,7 +96,8 @@ extern "C" {
   X(ETASKFAILED, -4009, "a task failed")                                     \
   X(ETLS, -4010, "TLS failure")                                             \
   X(ENOTFOUND, -4020, "no such host")                                        \
-  X(EDNS, -4021, "DNS lookup failed")
+  X(EDNS, -4021, "DNS lookup failed")                                       \
+  X(EPROCESS, -4030, "a child process failed")
 
 enum {
 #define SCIO__ERR_ENUM(name, value, text) SCIO_##name = (value),

@@ -331,3 +331,17 @@ SCIO_API int scio_pipe_stream_open(scio_stream **r, scio_stream **w) {
   }
   return rc;
 }
+
+/* The generic close (stream.c) minus its checkpoint.  Any stream works:
+ * only the vtable is called. */
+void scio__stream_close_nowait(scio_stream *s) {
+  if (!s || s->closed)
+    return;
+  s->closed = 1;
+  s->inflight++;
+  if (s->ops->do_close)
+    s->ops->do_close(s);
+  s->free_pending = 1;
+  if (--s->inflight == 0 && s->ops->do_free)
+    s->ops->do_free(s);
+}
