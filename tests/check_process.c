@@ -583,9 +583,194 @@ static void process_tests(Suite *s) {
   suite_add_tcase(s, tc);
 }
 
+/* ---- signals ---- */
+
+static int recv_sig(scio_ostream *rx) {
+  int sig = 0;
+  CK_OK(scio_ostream_receive(rx, &sig));
+  return sig;
+}
+
+/* Nothing more arrives within a (jumped) second. */
+static void assert_no_signal(scio_ostream *rx) {
+  scio_scope cs;
+  int sig;
+  CK_OK(scio_move_on_after(&cs, 1));
+  ck_assert_int_eq(scio_ostream_receive(rx, &sig), SCIO_ECANCELED);
+  scio_scope_close(&cs);
+}
+
+static void on_usr1(int sig) { (void)sig; }
+
+/* Delivery, order, coalescing while the loop is busy, the previous
+ * disposition restored. */
+SCIO_TEST_AUTOJUMP(signal_basics) {
+  int before = count_fds();
+  struct sigaction mine = {.sa_handler = on_usr1}, cur;
+  sigaction(SIGUSR1, &mine, NULL);
+  int sigs[] = {SIGUSR1, SIGUSR2};
+  scio_ostream *rx;
+  CK_OK(scio_signal_receiver_open(sigs, 2, &rx));
+  char name[32];
+  CK_OK(scio_ostream_attr(rx, SCIO_ATTR_LAYER, name, sizeof name));
+  ck_assert_str_eq(name, "signal-receiver");
+  sigaction(SIGUSR1, NULL, &cur);
+  ck_assert_ptr_ne((void *)cur.sa_handler, (void *)on_usr1);
+  /* The loop does not run between these: each lands in the handler. */
+  raise(SIGUSR2);
+  raise(SIGUSR1);
+  raise(SIGUSR2);
+  kill(getpid(), SIGUSR1);
+  ck_assert_int_eq(recv_sig(rx), SIGUSR2);
+  ck_assert_int_eq(recv_sig(rx), SIGUSR1);
+  assert_no_signal(rx);
+  raise(SIGUSR1);
+  ck_assert_int_eq(recv_sig(rx), SIGUSR1);
+  int x = 1;
+  ck_assert_int_eq(scio_ostream_send(rx, &x), SCIO_ENOSYS);
+  CK_OK(scio_ostream_close(rx));
+  sigaction(SIGUSR1, NULL, &cur);
+  ck_assert_ptr_eq((void *)cur.sa_handler, (void *)on_usr1);
+  sigaction(SIGUSR2, NULL, &cur);
+  ck_assert_ptr_eq((void *)cur.sa_handler, (void *)SIG_DFL);
+  ck_assert_int_eq(count_fds(), before);
+  return 0;
+}
+
+/* More signals than the self-pipe holds: none is lost. */
+SCIO_TEST(signal_pipe_overflow) {
+  int sigs[] = {SIGUSR1, SIGUSR2};
+  scio_ostream *rx;
+  CK_OK(scio_signal_receiver_open(sigs, 2, &rx));
+  for (int i = 0; i < 70000; i++)
+    raise(SIGUSR2);
+  raise(SIGUSR1); /* its byte does not fit: its bit is kept */
+  ck_assert_int_eq(recv_sig(rx), SIGUSR2);
+  ck_assert_int_eq(recv_sig(rx), SIGUSR1);
+  CK_OK(scio_ostream_close(rx));
+  return 0;
+}
+
+/* Two receivers of one signal both get it; the disposition stays until
+ * the last closes. */
+SCIO_TEST(signal_two_receivers) {
+  int sig = SIGUSR1;
+  scio_ostream *a, *b;
+  CK_OK(scio_signal_receiver_open(&sig, 1, &a));
+  CK_OK(scio_signal_receiver_open(&sig, 1, &b));
+  raise(SIGUSR1);
+  ck_assert_int_eq(recv_sig(a), SIGUSR1);
+  ck_assert_int_eq(recv_sig(b), SIGUSR1);
+  CK_OK(scio_ostream_close(a));
+  raise(SIGUSR1); /* still ours: it does not kill the process */
+  ck_assert_int_eq(recv_sig(b), SIGUSR1);
+  CK_OK(scio_ostream_close(b));
+  struct sigaction cur;
+  sigaction(SIGUSR1, NULL, &cur);
+  ck_assert_ptr_eq((void *)cur.sa_handler, (void *)SIG_DFL);
+  return 0;
+}
+
+/* A signal sent by another process while the loop is busy running it. */
+SCIO_TEST(signal_from_child) {
+  int sig = SIGUSR1;
+  scio_ostream *rx;
+  CK_OK(scio_signal_receiver_open(&sig, 1, &rx));
+  char script[64];
+  snprintf(script, sizeof script, "kill -USR1 %d", (int)getpid());
+  scio_process_result r;
+  CK_OK(scio_run_process(ARGV("/bin/sh", "-c", script), NULL, &r));
+  ck_assert_int_eq(r.returncode, 0);
+  scio_process_result_free(&r);
+  ck_assert_int_eq(recv_sig(rx), SIGUSR1);
+  CK_OK(scio_ostream_close(rx));
+  return 0;
+}
+
+static int blocked_receive(void *arg) {
+  int sig;
+  ck_assert_int_eq(scio_ostream_receive(arg, &sig), SCIO_ECLOSED);
+  return 0;
+}
+
+static int second_receive(void *arg) {
+  int sig;
+  ck_assert_int_eq(scio_ostream_receive(arg, &sig), SCIO_EBUSY);
+  return 0;
+}
+
+/* Cancelled receives lose nothing; a second receiver is busy; close wakes
+ * a blocked receive. */
+SCIO_TEST_AUTOJUMP(signal_cancel_close) {
+  int before = count_fds();
+  int sig = SIGUSR2;
+  scio_ostream *rx;
+  CK_OK(scio_signal_receiver_open(&sig, 1, &rx));
+  assert_no_signal(rx);
+  raise(SIGUSR2);
+  scio_scope cs;
+  CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
+  scio_scope_cancel(&cs);
+  ck_assert_int_eq(scio_ostream_receive(rx, &sig), SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  ck_assert_int_eq(recv_sig(rx), SIGUSR2);
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, blocked_receive, rx));
+  CK_OK(scio_wait_all_tasks_blocked());
+  CK_OK(scio_start_soon(&n, second_receive, rx));
+  CK_OK(scio_wait_all_tasks_blocked());
+  CK_OK(scio_ostream_close(rx));
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(count_fds(), before);
+  return 0;
+}
+
+SCIO_TEST(signal_bad_args) {
+  scio_ostream *rx = (scio_ostream *)1;
+  int bad[] = {0, 65, SIGKILL, SIGSTOP, SIGSEGV, SIGFPE, -1};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    ck_assert_int_eq(scio_signal_receiver_open(&bad[i], 1, &rx), SCIO_EINVAL);
+    ck_assert_ptr_null(rx);
+  }
+  int ok = SIGUSR1;
+  ck_assert_int_eq(scio_signal_receiver_open(NULL, 1, &rx), SCIO_EINVAL);
+  ck_assert_int_eq(scio_signal_receiver_open(&ok, 0, &rx), SCIO_EINVAL);
+  ck_assert_int_eq(scio_signal_receiver_open(&ok, 1, NULL), SCIO_EINVAL);
+  /* A bad signal after a good one changes no disposition. */
+  int mixed[] = {SIGUSR1, SIGKILL};
+  ck_assert_int_eq(scio_signal_receiver_open(mixed, 2, &rx), SCIO_EINVAL);
+  struct sigaction cur;
+  sigaction(SIGUSR1, NULL, &cur);
+  ck_assert_ptr_eq((void *)cur.sa_handler, (void *)SIG_DFL);
+  /* At most 32 receivers. */
+  scio_ostream *many[33];
+  int opened = 0;
+  while (opened < 33 &&
+         scio_signal_receiver_open(&ok, 1, &many[opened]) == 0)
+    opened++;
+  ck_assert_int_eq(opened, 32);
+  ck_assert_int_eq(scio_signal_receiver_open(&ok, 1, &rx), SCIO_ENOSPC);
+  for (int i = 0; i < opened; i++)
+    CK_OK(scio_ostream_close(many[i]));
+  return 0;
+}
+
+static void signal_tests(Suite *s) {
+  TCase *tc = scio_tcase_new("signal", 60);
+  scio_tcase_add(tc, signal_basics);
+  scio_tcase_add(tc, signal_pipe_overflow);
+  scio_tcase_add(tc, signal_two_receivers);
+  scio_tcase_add(tc, signal_from_child);
+  scio_tcase_add(tc, signal_cancel_close);
+  scio_tcase_add(tc, signal_bad_args);
+  suite_add_tcase(s, tc);
+}
+
 int main(void) {
   Suite *s = suite_create("process");
   pipe_tests(s);
   process_tests(s);
+  signal_tests(s);
   return scio_test_main(s);
 }

@@ -214,6 +214,46 @@ SCIO_API int scio_run_process(const char *const *argv,
  * checkpoint.  Never fails. */
 SCIO_API void scio_process_result_free(scio_process_result *result);
 
+/* ------------------------------------------------------------------------ */
+/* Signals                                                                   */
+
+/* Open a receiver of the signals signals[0..n-1] (Trio's
+ * open_signal_receiver): an object stream whose items are ints, the
+ * numbers of the signals delivered to the process since it opened, in the
+ * order they arrived.  Receive them with scio_ostream_receive (a
+ * checkpoint; it waits for the next signal); close it with
+ * scio_ostream_close, which restores each signal's previous disposition
+ * once no receiver of it is left.
+ *
+ * Coalescing, as in Trio: a signal that arrives again before the first
+ * delivery of it was received is delivered once; so the stream tells that
+ * a signal came, not how often.  No signal is lost while the loop is busy:
+ * the handler records it (async-signal-safe: an atomic bit and a byte on a
+ * self-pipe) and the next receive returns it.  Several receivers may watch
+ * one signal: each gets it.  The handler is process-wide and runs in any
+ * thread where the signal is not blocked; a signal blocked in every
+ * thread is never delivered (scio does not change signal masks).  While a
+ * receiver is open, the signal's disposition is scio's handler: SIGINT
+ * then no longer ends the program, for example.
+ *
+ * signals is only read during the call; *out is the caller's.  Not a
+ * checkpoint.  Returns 0, or:
+ *   SCIO_EINVAL  signals or out is NULL, n is 0, or a signal that cannot
+ *                be watched: outside 1..64, SIGKILL, SIGSTOP, or a
+ *                synchronous fault (SIGSEGV, SIGBUS, SIGILL, SIGFPE);
+ *   SCIO_ENOSPC  too many receivers are open (at most 32 in the process);
+ *   SCIO_EMFILE, SCIO_ENFILE  no fds left for the self-pipe;
+ *   SCIO_ENOMEM  out of memory.
+ * On error *out (if out is not NULL) is NULL and no disposition changed.
+ *
+ * The stream: scio_ostream_receive returns 0 with the signal number in
+ * *(int *)item, or SCIO_ECLOSED (closed, also while waiting),
+ * SCIO_ECANCELED (nothing taken: the signal stays for the next receive),
+ * SCIO_EBUSY (another task is receiving).  scio_ostream_send is
+ * SCIO_ENOSYS.  SCIO_ATTR_LAYER is "signal-receiver". */
+SCIO_API int scio_signal_receiver_open(const int *signals, size_t n,
+                                       scio_ostream **out);
+
 #ifdef __cplusplus
 }
 #endif

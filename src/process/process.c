@@ -4,8 +4,9 @@
  * child exits; it is waited on through the fd contract like any stream fd
  * (one edge-triggered registration on epoll), then waitpid(WNOHANG) reaps.
  * Without pidfd (older kernels, other systems) the wait parks on SIGCHLD
- * through the signal machinery of sigwatch.c (sigchld_wait) and tries
- * waitpid again after every SIGCHLD.
+ * through a signal receiver (sigwatch.c) and tries waitpid again after
+ * every SIGCHLD.  Each waiting process holds a receiver while it waits,
+ * so at most 32 processes can be waited on at once there.
  *
  * No zombies: the child is reaped by the wait, by a poll that sees it
  * exited, or by close, which kills it if need be.  The pid stays reserved
@@ -25,6 +26,9 @@ struct scio_process {
   int reaped, returncode, lost, waiting;
   double kill_grace;
   scio_stream *io[3];
+  /* Without pidfd: a SIGCHLD receiver, opened before the waitpid that
+   * found the child running, so its exit cannot slip in between. */
+  scio_ostream *chld;
 };
 
 /* Tests set it to exercise the SIGCHLD path on a kernel with pidfd. */
@@ -48,6 +52,9 @@ static void set_status(scio_process *p, int st) {
                   : WIFSIGNALED(st) ? -WTERMSIG(st)
                                     : -1;
   p->reaped = 1;
+  /* Wakes a task receiving on it (SCIO_ECLOSED, then it sees reaped). */
+  scio__ostream_close_nowait(p->chld);
+  p->chld = NULL;
   if (p->pidfd >= 0) {
     int fd = p->pidfd;
     p->pidfd = -1;
@@ -99,8 +106,14 @@ static int wait_exit(scio_process *p, int *yielded) {
       rc = scio__fd_wait(p->pidfd, SCIO__FD_READ);
       if (rc == 0)
         *yielded = 1;
+    } else if (!p->chld) {
+      static const int sigchld = SIGCHLD;
+      rc = scio_signal_receiver_open(&sigchld, 1, &p->chld);
+      if (rc == 0)
+        continue; /* waitpid again: the receiver sees any later exit */
     } else {
-      rc = scio__sigchld_wait();
+      int sig;
+      rc = scio_ostream_receive(p->chld, &sig);
       *yielded = 1;
     }
     if (rc < 0 && !p->reaped)
@@ -221,6 +234,7 @@ SCIO_API scio_stream *scio_process_stderr(scio_process *p) {
 }
 
 static void free_process(scio_process *p) {
+  scio__ostream_close_nowait(p->chld);
   if (p->pidfd >= 0)
     scio__fd_close(p->pidfd);
   scio__free(p);

@@ -27,10 +27,8 @@ int scio__proc_spawn(const char *const *argv, const scio_process_opts *o,
 int scio__process_open(const char *const *argv, const scio_process_opts *o,
                        const int defaults[3], scio_process **out);
 
-/* Park until a SIGCHLD may have arrived (sigchld.c), for exit watching
- * without pidfd: returns 0 after one (or a spurious wake-up), or an error
- * of the wait (SCIO_ECANCELED).  The caller retries waitpid. */
-int scio__sigchld_wait(void);
+/* scio_ostream_close without the checkpoint (sigwatch.c). */
+void scio__ostream_close_nowait(scio_ostream *s);
 
 /* scio_close without the checkpoint, for a stream the process owns: the
  * same effects (the free deferred while a call is inside it).  A stream
