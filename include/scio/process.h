@@ -165,7 +165,9 @@ SCIO_API int scio_process_send_signal(scio_process *p, int sig);
 /* Close the child's pipes (stdin first: the child reads EOF), wait for it
  * to exit as scio_process_wait does (killing it if the wait is cancelled),
  * reap it and free p, always, even when it returns an error.  p must not
- * be used afterwards; NULL is a no-op returning 0.  A checkpoint.  Returns
+ * be used afterwards, and no other task may be inside scio_process_wait on
+ * it (tasks blocked on its streams are fine: they are woken with
+ * SCIO_ECLOSED); NULL is a no-op returning 0.  A checkpoint.  Returns
  * 0 or SCIO_ECANCELED (the child was killed, reaped and p released) or
  * -ECHILD as scio_process_wait. */
 SCIO_API int scio_process_close(scio_process *p);

@@ -7,6 +7,9 @@
  * close-on-exec; the child's stdin, stdout and stderr are dup2'd into
  * place by file actions (dup2 clears close-on-exec on the copy).
  *
+ * Under valgrind that clone runs as a fork (no shared memory), so an exec
+ * failure is not seen by the parent: the child exits with status 127.
+ *
  * Hazard: a source fd below 3 (the parent has closed its own stdin, say,
  * so pipe2 returned 0) would be overwritten by an earlier dup2 or, when it
  * already is its target, keep its close-on-exec flag.  Every source is
