@@ -20,6 +20,7 @@
 #endif
 
 #define CK_OK(expr) ck_assert_int_eq((expr), 0)
+#define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* Open fds of the process, from /proc/self/fd (the directory's own fd not
  * counted). */
@@ -78,6 +79,56 @@ SCIO_TEST_AUTOJUMP(pipe_kit) {
   scio_stream_kit kit = {.make = kit_pipe, .make_clogged = kit_pipe_clogged};
   scio_check_one_way_stream(&kit);
   ck_assert_int_eq(count_fds(), before);
+  return 0;
+}
+
+/* The one-way kit through a child: a pipe into `cat`, a pipe out of it.
+ * The streams are ours (the child got the other ends through
+ * SCIO_PROCESS_FD); the children are kept to be reaped after the kit. */
+typedef struct cats {
+  scio_process *p[64];
+  int n;
+} cats;
+
+static int kit_cat(scio_stream **a, scio_stream **b, void *arg) {
+  cats *c = arg;
+  int in[2], out[2];
+  *a = *b = NULL;
+  if (c->n == 64 || pipe2(in, O_CLOEXEC) < 0)
+    return -EMFILE;
+  if (pipe2(out, O_CLOEXEC) < 0) {
+    close(in[0]);
+    close(in[1]);
+    return -EMFILE;
+  }
+  scio_process_opts o = {.stdin_mode = SCIO_PROCESS_FD, .stdin_fd = in[0],
+                         .stdout_mode = SCIO_PROCESS_FD, .stdout_fd = out[1],
+                         .stderr_mode = SCIO_PROCESS_DEVNULL};
+  int rc = scio_open_process(ARGV("cat"), &o, &c->p[c->n]);
+  close(in[0]);
+  close(out[1]);
+  if (rc == 0) {
+    c->n++;
+    rc = scio_pipe_stream_from_fd(in[1], 0, a);
+  }
+  if (rc == 0 && (rc = scio_pipe_stream_from_fd(out[0], 0, b)) < 0)
+    close(out[0]);
+  if (rc < 0 && !*a)
+    close(in[1]);
+  return rc;
+}
+
+SCIO_TEST(pipe_kit_through_cat) {
+  int before = count_fds();
+  cats c = {.n = 0};
+  scio_stream_kit kit = {.make = kit_cat, .arg = &c, .large = 1 << 20,
+                         .timeout = 20};
+  scio_check_one_way_stream(&kit);
+  /* Every pair was closed: each cat saw EOF (or a broken pipe). */
+  for (int i = 0; i < c.n; i++)
+    CK_OK(scio_process_close(c.p[i]));
+  ck_assert_int_eq(count_fds(), before);
+  assert_no_children();
   return 0;
 }
 
@@ -184,6 +235,7 @@ SCIO_TEST(pipe_broken_no_sigpipe) {
 static void pipe_tests(Suite *s) {
   TCase *tc = scio_tcase_new("pipe", 60);
   scio_tcase_add(tc, pipe_kit);
+  scio_tcase_add(tc, pipe_kit_through_cat);
   scio_tcase_add(tc, pipe_from_fd_bad);
   scio_tcase_add(tc, pipe_from_fd_directions);
   scio_tcase_add(tc, pipe_broken_no_sigpipe);
@@ -203,7 +255,6 @@ static int run(const char *const *argv, const scio_process_opts *o,
   return scio_run_process(argv, o, r);
 }
 
-#define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static void check_exit_codes(void) {
   scio_process_result r;
