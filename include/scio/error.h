@@ -85,6 +85,7 @@ extern "C" {
   X(EDESTADDRREQ, -EDESTADDRREQ, "destination address required")              \
   X(ESHUTDOWN, -ESHUTDOWN, "cannot send after shutdown")                      \
   X(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                             \
+  X(ECHILD, -ECHILD, "no such child process")                               \
   X(EOF, -4001, "end of stream")                                              \
   X(EBROKEN, -4002, "broken: the peer is gone")                               \
   X(ECLOSED, -4003, "resource closed")                                        \

@@ -120,18 +120,24 @@ SCIO_API int scio_open_process(const char *const *argv,
                                const scio_process_opts *opts,
                                scio_process **out);
 
-/* The child's stdin (a send stream), stdout or stderr (receive streams)
- * when that one is a pipe, else NULL.  Borrowed: the process owns them and
- * scio_process_close closes them; do not scio_close them yourself.
- * scio_send_eof on stdin closes it early (the child reads EOF).  Not a
- * checkpoint.  Never fails (NULL for a NULL process). */
+/* The child's stdin as a send stream when it is a pipe, else NULL.
+ * Borrowed: the process owns it and scio_process_close closes it; do not
+ * scio_close it yourself.  scio_send_eof on it closes the pipe early (the
+ * child reads EOF).  Not a checkpoint.  Never fails (NULL for a NULL
+ * process). */
 SCIO_API scio_stream *scio_process_stdin(scio_process *p);
+/* The child's stdout as a receive stream when it is a pipe, else NULL.
+ * Borrowed, as scio_process_stdin.  Not a checkpoint.  Never fails (NULL
+ * for a NULL process). */
 SCIO_API scio_stream *scio_process_stdout(scio_process *p);
+/* The child's stderr as a receive stream when it is a pipe, else NULL.
+ * Borrowed, as scio_process_stdin.  Not a checkpoint.  Never fails (NULL
+ * for a NULL process). */
 SCIO_API scio_stream *scio_process_stderr(scio_process *p);
 
-/* The child's process id; it stays valid (not reused) until the child is
- * reaped by scio_process_wait, _poll or _close.  Not a checkpoint.  Never
- * fails (-1 for a NULL process). */
+/* The child's process id (p is borrowed); it stays the child's (not
+ * reused) until the child is reaped by scio_process_wait, _poll or _close.
+ * Not a checkpoint.  Never fails (-1 for a NULL process). */
 SCIO_API pid_t scio_process_pid(const scio_process *p);
 
 /* Wait until the child exits and reap it; *returncode (if not NULL) gets
@@ -145,22 +151,29 @@ SCIO_API pid_t scio_process_pid(const scio_process *p);
  *   SCIO_ECANCELED  cancelled (the child was killed and reaped);
  *   SCIO_EINVAL     p is NULL;
  *   SCIO_EBUSY      another task is waiting on p;
- *   -ECHILD         someone else reaped the child (a SIGCHLD set to
+ *   SCIO_ENOSPC     (only where there is no pidfd) the 32 signal
+ *                   receivers are taken, one per waiting process;
+ *   SCIO_ECHILD     someone else reaped the child (a SIGCHLD set to
  *                   SIG_IGN, a waitpid(-1)): its status is lost. */
 SCIO_API int scio_process_wait(scio_process *p, int *returncode);
 
 /* Reap the child if it has exited, without waiting.  Not a checkpoint.
  * Returns 1 (exited: *returncode, if not NULL, as scio_process_wait),
- * 0 (still running), or SCIO_EINVAL (p NULL) or -ECHILD (as above). */
+ * 0 (still running), or SCIO_EINVAL (p NULL) or SCIO_ECHILD (as above). */
 SCIO_API int scio_process_poll(scio_process *p, int *returncode);
 
-/* Send a signal to the child: SIGTERM (terminate), SIGKILL (kill), or
- * `sig`.  Once the child was reaped these do nothing and return 0 (its pid
- * may belong to another process by then).  Not checkpoints.  Return 0, or
- * SCIO_EINVAL (p NULL, a bad signal number) or a negative errno of kill. */
-SCIO_API int scio_process_terminate(scio_process *p);
-SCIO_API int scio_process_kill(scio_process *p);
+/* Send signal `sig` to the child.  Once the child was reaped this does
+ * nothing and returns 0 (its pid may belong to another process by then).
+ * p is borrowed.  Not a checkpoint.  Returns 0, or SCIO_EINVAL (p NULL,
+ * sig not a valid signal number), or the negative errno of kill(2)
+ * (SCIO_EPERM). */
 SCIO_API int scio_process_send_signal(scio_process *p, int sig);
+/* scio_process_send_signal(p, SIGTERM).  Not a checkpoint.  Returns 0, or
+ * SCIO_EINVAL (p NULL), or SCIO_EPERM as above. */
+SCIO_API int scio_process_terminate(scio_process *p);
+/* scio_process_send_signal(p, SIGKILL).  Not a checkpoint.  Returns 0, or
+ * SCIO_EINVAL (p NULL), or SCIO_EPERM as above. */
+SCIO_API int scio_process_kill(scio_process *p);
 
 /* Close the child's pipes (stdin first: the child reads EOF), wait for it
  * to exit as scio_process_wait does (killing it if the wait is cancelled),
@@ -169,13 +182,13 @@ SCIO_API int scio_process_send_signal(scio_process *p, int sig);
  * it (tasks blocked on its streams are fine: they are woken with
  * SCIO_ECLOSED); NULL is a no-op returning 0.  A checkpoint.  Returns
  * 0 or SCIO_ECANCELED (the child was killed, reaped and p released) or
- * -ECHILD as scio_process_wait. */
+ * SCIO_ECHILD as scio_process_wait. */
 SCIO_API int scio_process_close(scio_process *p);
 
 /* scio_process_close without a checkpoint, for error paths: close the
  * pipes, SIGKILL the child if it has not exited, reap it (blocking the
  * thread for the moment a killed process takes to die) and free p.  Not a
- * checkpoint; callable outside a task.  Returns 0; NULL is a no-op. */
+ * checkpoint.  Callable outside a task.  Returns 0; NULL is a no-op. */
 SCIO_API int scio_process_close_nowait(scio_process *p);
 
 /* What scio_run_process collected.  Caller storage; free it with
