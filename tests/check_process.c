@@ -12,6 +12,7 @@
 
 #include "scio/process.h"
 #include "scio/testing.h"
+#include "support/oom.h"
 
 #ifdef HAVE_VALGRIND_VALGRIND_H
 #include <valgrind/valgrind.h>
@@ -836,10 +837,58 @@ static void signal_tests(Suite *s) {
   suite_add_tcase(s, tc);
 }
 
+/* ---- allocation failures ---- */
+
+static int oom_body(void *arg) {
+  (void)arg;
+  scio_process_result r;
+  scio_process_opts o = {.input = "abc", .input_len = 3};
+  int rc = scio_run_process(ARGV("/bin/sh", "-c", "cat; echo err >&2"), &o,
+                            &r);
+  if (rc < 0)
+    return rc;
+  ck_assert_str_eq(r.out, "abc");
+  ck_assert_str_eq(r.err, "err\n");
+  scio_process_result_free(&r);
+  scio_process *p;
+  if ((rc = scio_open_process(ARGV("true"), NULL, &p)) < 0)
+    return rc;
+  int code;
+  rc = scio_process_wait(p, &code);
+  int crc = scio_process_close(p);
+  if (rc < 0 || crc < 0)
+    return rc < 0 ? rc : crc;
+  int sig = SIGUSR1;
+  scio_ostream *rx;
+  if ((rc = scio_signal_receiver_open(&sig, 1, &rx)) < 0)
+    return rc;
+  raise(SIGUSR1);
+  rc = scio_ostream_receive(rx, &sig);
+  scio_ostream_close(rx);
+  return rc;
+}
+
+START_TEST(process_allocation_failures) {
+  scio_oom_install(SCIO_OOM_LIBEVENT);
+  scio_oom_run r = {.fn = oom_body};
+  r.opts.backend = scio_test_backend(_i);
+  scio_oom_loop(scio_oom_run_op, &r, r.opts.backend, NULL);
+  scio_oom_uninstall();
+  assert_no_children();
+}
+END_TEST
+
+static void oom_tests(Suite *s) {
+  TCase *tc = scio_tcase_new("oom", 120);
+  scio_tcase_add(tc, process_allocation_failures);
+  suite_add_tcase(s, tc);
+}
+
 int main(void) {
   Suite *s = suite_create("process");
   pipe_tests(s);
   process_tests(s);
   signal_tests(s);
+  oom_tests(s);
   return scio_test_main(s);
 }

@@ -254,6 +254,12 @@ SCIO_API int scio_process_close(scio_process *p) {
   /* A close cancelled in its checkpoint leaves the cancellation pending:
    * the wait sees it at once and kills the child. */
   int rc = scio_process_wait(p, NULL);
+  /* A wait that failed otherwise (SCIO_ENOMEM registering the pidfd)
+   * still must not leave a zombie. */
+  if (!p->reaped) {
+    kill(p->pid, SIGKILL);
+    reap_blocking(p);
+  }
   free_process(p);
   return rc < 0 ? rc : crc;
 }
