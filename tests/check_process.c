@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "scio/process.h"
@@ -233,6 +234,35 @@ SCIO_TEST(pipe_broken_no_sigpipe) {
   return 0;
 }
 
+/* A terminal (a pty's master, opened read-write) is a two-way "pipe". */
+SCIO_TEST(pipe_terminal) {
+  int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ck_assert_int_ge(m, 0);
+  CK_OK(grantpt(m));
+  CK_OK(unlockpt(m));
+  int sl = open(ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ck_assert_int_ge(sl, 0);
+  struct termios t;
+  CK_OK(tcgetattr(sl, &t));
+  cfmakeraw(&t);
+  CK_OK(tcsetattr(sl, TCSANOW, &t));
+  scio_stream *s;
+  CK_OK(scio_pipe_stream_from_fd(m, 0, &s));
+  char name[16], buf[8];
+  CK_OK(scio_stream_layer(s, name, sizeof name));
+  ck_assert_str_eq(name, "pipe");
+  ck_assert_int_eq(write(sl, "tty", 3), 3);
+  ck_assert_int_eq(scio_receive(s, buf, sizeof buf), 3);
+  ck_assert(memcmp(buf, "tty", 3) == 0);
+  CK_OK(scio_send(s, "back", 4));
+  ck_assert_int_eq(read(sl, buf, sizeof buf), 4);
+  /* The other end closed: a terminal reads EIO, which is its EOF. */
+  close(sl);
+  ck_assert_int_eq(scio_receive(s, buf, sizeof buf), SCIO_EOF);
+  CK_OK(scio_close(s));
+  return 0;
+}
+
 static void pipe_tests(Suite *s) {
   TCase *tc = scio_tcase_new("pipe", 60);
   scio_tcase_add(tc, pipe_kit);
@@ -240,6 +270,7 @@ static void pipe_tests(Suite *s) {
   scio_tcase_add(tc, pipe_from_fd_bad);
   scio_tcase_add(tc, pipe_from_fd_directions);
   scio_tcase_add(tc, pipe_broken_no_sigpipe);
+  scio_tcase_add(tc, pipe_terminal);
   suite_add_tcase(s, tc);
 }
 
@@ -636,6 +667,33 @@ SCIO_TEST_AUTOJUMP(process_cancel_points) {
   return 0;
 }
 
+static int run_one(void *arg) {
+  int i = (int)(intptr_t)arg;
+  char script[32];
+  snprintf(script, sizeof script, "sleep 0.0%d; exit %d", i, i);
+  scio_process_result r;
+  CK_OK(scio_run_process(ARGV("/bin/sh", "-c", script), NULL, &r));
+  ck_assert_int_eq(r.returncode, i);
+  scio_process_result_free(&r);
+  return 0;
+}
+
+/* Several children waited on at once, with pidfds and through SIGCHLD
+ * (every waiting process's receiver sees every SIGCHLD). */
+SCIO_TEST(process_concurrent) {
+  for (int mode = 0; mode < 2; mode++) {
+    scio__process_no_pidfd = mode;
+    scio_nursery n;
+    CK_OK(scio_nursery_open(&n));
+    for (int i = 1; i <= 8; i++)
+      CK_OK(scio_start_soon(&n, run_one, (void *)(intptr_t)i));
+    CK_OK(scio_nursery_close(&n));
+  }
+  scio__process_no_pidfd = 0;
+  assert_no_children();
+  return 0;
+}
+
 static void process_tests(Suite *s) {
   TCase *tc = scio_tcase_new("process", 60);
   scio_tcase_add(tc, process_exit_codes);
@@ -650,6 +708,7 @@ static void process_tests(Suite *s) {
   scio_tcase_add(tc, process_cancelled_wait);
   scio_tcase_add(tc, process_ignores_sigterm);
   scio_tcase_add(tc, process_cancel_points);
+  scio_tcase_add(tc, process_concurrent);
   suite_add_tcase(s, tc);
 }
 
