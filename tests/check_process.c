@@ -424,6 +424,17 @@ SCIO_TEST(process_cwd_env_stdio) {
   CK_OK(run(ARGV("/bin/sh", "-c", "echo a"), &o, &r));
   ck_assert_ptr_null(r.out);
   scio_process_result_free(&r);
+  /* A new session: the child is its session's leader (field 6 of its
+   * /proc stat is the session id), and without the option it is not. */
+  const char *const *leader = ARGV(
+      "/bin/sh", "-c", "test \"$(cut -d' ' -f6 /proc/$$/stat)\" = $$");
+  o = (scio_process_opts){.new_session = 1};
+  CK_OK(run(leader, &o, &r));
+  ck_assert_int_eq(r.returncode, 0);
+  scio_process_result_free(&r);
+  CK_OK(run(leader, NULL, &r));
+  ck_assert_int_eq(r.returncode, 1);
+  scio_process_result_free(&r);
   /* Without input, stdin is /dev/null: cat ends at once. */
   CK_OK(run(ARGV("cat"), NULL, &r));
   ck_assert_uint_eq(r.out_len, 0);

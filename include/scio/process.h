@@ -94,6 +94,11 @@ typedef struct scio_process_opts {
   /* scio_run_process only: a non-zero exit status (or death by a signal)
    * is the error SCIO_EPROCESS. */
   int check;
+  /* Non-zero: the child starts a new session (setsid), so it is the leader
+   * of its own process group and has no controlling terminal: a terminal's
+   * Ctrl-C does not reach it, and kill(-pid, sig) reaches the group
+   * (Trio's and AnyIO's start_new_session). */
+  int new_session;
 } scio_process_opts;
 
 typedef struct scio_process scio_process;

@@ -113,8 +113,17 @@ static int set_actions(posix_spawn_file_actions_t *fa, const int src[3],
 
 /* Signals: none blocked in the child, and SIGPIPE/SIGXFSZ at their
  * defaults even if the parent ignores them (a child writing to a closed
- * pipe should die as usual, not see EPIPE it never asked for). */
-static int set_attrs(posix_spawnattr_t *at) {
+ * pipe should die as usual, not see EPIPE it never asked for); setsid
+ * when asked. */
+static int set_attrs(posix_spawnattr_t *at, int new_session) {
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (new_session) {
+#ifdef POSIX_SPAWN_SETSID
+    flags |= POSIX_SPAWN_SETSID;
+#else
+    return -ENOSYS;
+#endif
+  }
   sigset_t none, def;
   sigemptyset(&none);
   sigemptyset(&def);
@@ -124,8 +133,7 @@ static int set_attrs(posix_spawnattr_t *at) {
   if (rc == 0)
     rc = posix_spawnattr_setsigdefault(at, &def);
   if (rc == 0)
-    rc = posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGMASK |
-                                          POSIX_SPAWN_SETSIGDEF);
+    rc = posix_spawnattr_setflags(at, flags);
   return -rc;
 }
 
@@ -151,10 +159,11 @@ static int do_spawn(const char *const *argv, const scio_process_opts *o,
   }
   int rc = set_actions(&fa, src, err_to_out, o->cwd);
   if (rc == 0)
-    rc = set_attrs(&at);
+    rc = set_attrs(&at, o->new_session);
   if (rc < 0) {
     rc = rc == -ENOSYS
-             ? scio__seterr(SCIO_ENOSYS, "spawn: cwd is not supported here")
+             ? scio__seterr(SCIO_ENOSYS, "spawn: cwd or new_session is not "
+                                         "supported here")
              : scio__seterr(rc, "spawn: %s", strerror(-rc));
   } else {
     char *const *env = o->env ? o->env : environ;
