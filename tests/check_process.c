@@ -705,6 +705,22 @@ SCIO_TEST(process_concurrent) {
   return 0;
 }
 
+/* SIGCHLD ignored: the kernel reaps children itself, so the status is
+ * lost: SCIO_ECHILD, and no hang. */
+SCIO_TEST(process_sigchld_ignored) {
+  struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+  sigaction(SIGCHLD, &ign, &old);
+  scio_process *p;
+  CK_OK(scio_open_process(ARGV("true"), NULL, &p));
+  int code = 5;
+  ck_assert_int_eq(scio_process_wait(p, &code), SCIO_ECHILD);
+  ck_assert_int_eq(code, 0);
+  ck_assert_int_eq(scio_process_poll(p, &code), SCIO_ECHILD);
+  ck_assert_int_eq(scio_process_close(p), SCIO_ECHILD);
+  sigaction(SIGCHLD, &old, NULL);
+  return 0;
+}
+
 static void process_tests(Suite *s) {
   TCase *tc = scio_tcase_new("process", 60);
   scio_tcase_add(tc, process_exit_codes);
@@ -720,6 +736,7 @@ static void process_tests(Suite *s) {
   scio_tcase_add(tc, process_ignores_sigterm);
   scio_tcase_add(tc, process_cancel_points);
   scio_tcase_add(tc, process_concurrent);
+  scio_tcase_add(tc, process_sigchld_ignored);
   suite_add_tcase(s, tc);
 }
 
