@@ -17,6 +17,7 @@ trap 'rm -f "$out"' EXIT
 "$dir/bench/bench_fd" | tee -a "$out"
 # to_thread and portal round trips against a pthread + eventfd hand-off
 "$dir/bench/bench_thread" | tee -a "$out"
+"$dir/bench/bench_process" | tee -a "$out"
 # RFC 8305 fallback time in a private network namespace (target: <= 0.260 s)
 "$dir/bench/he_fallback" | tee -a "$out"
 awk '

@@ -21,6 +21,7 @@
 #include "scio/buffered.h"
 #include "scio/text.h"
 #include "scio/streamcheck.h"
+#include "scio/process.h"
 #include "scio/net.h"
 #include "scio/tls.h"
 

@@ -85,6 +85,7 @@ extern "C" {
   X(EDESTADDRREQ, -EDESTADDRREQ, "destination address required")              \
   X(ESHUTDOWN, -ESHUTDOWN, "cannot send after shutdown")                      \
   X(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                             \
+  X(ECHILD, -ECHILD, "no such child process")                               \
   X(EOF, -4001, "end of stream")                                              \
   X(EBROKEN, -4002, "broken: the peer is gone")                               \
   X(ECLOSED, -4003, "resource closed")                                        \
@@ -96,7 +97,8 @@ extern "C" {
   X(ETASKFAILED, -4009, "a task failed")                                     \
   X(ETLS, -4010, "TLS failure")                                             \
   X(ENOTFOUND, -4020, "no such host")                                        \
-  X(EDNS, -4021, "DNS lookup failed")
+  X(EDNS, -4021, "DNS lookup failed")                                       \
+  X(EPROCESS, -4030, "a child process failed")
 
 enum {
 #define SCIO__ERR_ENUM(name, value, text) SCIO_##name = (value),
