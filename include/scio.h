@@ -22,5 +22,6 @@
 #include "scio/streamcheck.h"
 #include "scio/net.h"
 #include "scio/tls.h"
+#include "scio/dtls.h"
 
 #endif /* SCIO_H */
