@@ -68,6 +68,21 @@ static int bio_write(BIO *b, const char *data, int len) {
   return len;
 }
 
+/* Which kinds of record a datagram holds (13-byte record headers, the
+ * length last): the channel answers a peer still sending handshake
+ * records after its own handshake ended (dtls_channel.c). */
+static int record_kinds(const unsigned char *p, size_t len) {
+  int seen = 0;
+  for (size_t off = 0; off + 13 <= len;
+       off += 13 + (size_t)(p[off + 11] << 8 | p[off + 12])) {
+    if (p[off] == 20 || p[off] == 22) /* ChangeCipherSpec, handshake */
+      seen |= SCIO__DTLS_SEEN_HANDSHAKE;
+    else if (p[off] == 23) /* application data */
+      seen |= SCIO__DTLS_SEEN_DATA;
+  }
+  return seen;
+}
+
 static int bio_read(BIO *b, char *data, int len) {
   scio__dtls_io *io = BIO_get_data(b);
   BIO_clear_retry_flags(b);
@@ -80,6 +95,7 @@ static int bio_read(BIO *b, char *data, int len) {
    * cut, and its records then fail to parse and are dropped. */
   size_t n = d->len < (size_t)len ? d->len : (size_t)len;
   memcpy(data, d->data, n);
+  io->seen |= record_kinds(d->data, d->len);
   scio__free(d);
   return (int)n;
 }

@@ -8,7 +8,16 @@
  * each try (1 s, 2 s, ... 60 s; RFC 6347 section 4.2.4).  OpenSSL's own
  * timer runs on the real clock and is disabled (dtls_ctx.c).  Resending
  * the very same datagrams is sound: a copy the peer got already is a
- * replay it drops.
+ * replay it drops, and then the peer, still waiting, has a timer of its
+ * own that sends its answer again.
+ *
+ * Except at the end: the side whose flight completes its handshake (the
+ * server, in a full handshake) has no timer left, and the peer's
+ * retransmitted flight is a replay to OpenSSL, which then does not
+ * answer.  So that side keeps its final flight and sends it again
+ * whenever handshake records still arrive, until application data from
+ * the peer shows that the peer is done too (Trio does the same).  It
+ * needs a task receiving on the channel, as every datagram does.
  */
 #include <math.h>
 #include <openssl/err.h>
@@ -135,12 +144,14 @@ static int new_volley(scio__dtls_chan *c) {
 
 static int handshake(scio__dtls_chan *c) {
   double rto = c->rto0, deadline = INFINITY;
+  int sent_last = 0;
   for (;;) {
     if (c->ep->closed)
       return closed_err(c);
     ERR_clear_error();
     int r = SSL_do_handshake(c->ssl);
     int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, r);
+    sent_last = c->io.out.n > 0;
     if (c->io.out.n > 0) {
       int rc = new_volley(c);
       rto = c->rto0;
@@ -162,9 +173,26 @@ static int handshake(scio__dtls_chan *c) {
     if (rc < 0)
       return rc;
   }
-  scio__dtls_queue_clear(&c->volley);
+  /* The flight that completed our handshake is the final one (kept for
+   * the peer); one sent before it evidently reached the peer. */
+  if (!sent_last)
+    scio__dtls_queue_clear(&c->volley);
+  c->io.seen = 0;
   c->handshaken = 1;
   return 0;
+}
+
+/* After the handshake: keep the final flight until the peer sends data,
+ * and send it again when the peer is still sending its own flight. */
+static void final_flight(scio__dtls_chan *c) {
+  int seen = c->io.seen;
+  c->io.seen = 0;
+  if (c->volley.n == 0)
+    return;
+  if (seen & SCIO__DTLS_SEEN_DATA)
+    scio__dtls_queue_clear(&c->volley);
+  else if (seen & SCIO__DTLS_SEEN_HANDSHAKE)
+    send_volley(c); /* best effort: the peer will ask again */
 }
 
 int scio__dtls_chan_handshake(scio__dtls_chan *c) {
@@ -207,8 +235,8 @@ static int receive_loop(scio__dtls_chan *c, scio_datagram *dg) {
     ERR_clear_error();
     int r = SSL_read_ex(c->ssl, c->scratch, SCRATCH, &n);
     int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, r);
-    /* A retransmitted flight of the peer makes OpenSSL resend ours. */
-    int rc = flush_out(c);
+    final_flight(c);
+    int rc = flush_out(c); /* alerts */
     if (r == 1)
       return deliver(c, dg, n); /* delivered whatever the flush did */
     if (e == SSL_ERROR_ZERO_RETURN) {

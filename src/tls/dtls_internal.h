@@ -51,7 +51,11 @@ typedef struct scio__dtls_io {
   scio__dtls_queue *in;
   scio__dtls_queue out;
   int oom;
+  int seen; /* SCIO__DTLS_SEEN_* of the datagrams read since cleared */
 } scio__dtls_io;
+
+/* What the records of datagrams handed to OpenSSL were. */
+enum { SCIO__DTLS_SEEN_HANDSHAKE = 1, SCIO__DTLS_SEEN_DATA = 2 };
 
 #define SCIO__DTLS_SECRET 32
 
