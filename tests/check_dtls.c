@@ -501,10 +501,12 @@ SCIO_TEST_AUTOJUMP(mtu_and_big_datagrams) {
   o.mtu = 100;
   scio_dtls_endpoint *c2;
   CK_OK(scio_dtls_endpoint_open("127.0.0.1", 0, NULL, &c2));
-  ck_assert_int_eq(scio_dtls_connect(c2, &w.saddr, w.cctx, &o, &ch),
+  scio_ostream *ch2 = (scio_ostream *)1;
+  ck_assert_int_eq(scio_dtls_connect(c2, &w.saddr, w.cctx, &o, &ch2),
                    SCIO_EINVAL);
+  ck_assert_ptr_null(ch2);
   scio_dtls_endpoint_close(c2);
-  CK_OK(scio_ostream_close(ch) == 0 ? 0 : 0);
+  CK_OK(scio_ostream_close(ch));
   world_close(&w);
   return 0;
 }
@@ -609,7 +611,6 @@ SCIO_TEST(bad_arguments) {
   ck_assert_int_eq(scio_tls_wrap(a, dtls, NULL, &t), SCIO_EINVAL);
   scio_close(a);
   scio_close(b);
-  CK_OK(scio_udp_open("127.0.0.1", 0, NULL, &(scio_udp *){0}) == 0 ? 0 : 0);
   scio_udp *u;
   CK_OK(scio_udp_open("127.0.0.1", 0, NULL, &u));
   CK_OK(scio_dtls_endpoint_open_udp(u, NULL, &ep));
@@ -659,7 +660,7 @@ SCIO_TEST_AUTOJUMP(bad_certificate_is_rejected) {
 static int burst_handler(scio_ostream *ch, void *arg) {
   int n = *(int *)arg;
   for (int i = 0; i < n; i++) {
-    char b[16];
+    char b[32];
     int len = snprintf(b, sizeof b, "burst %d", i);
     scio_datagram d = {.data = b, .len = (size_t)len};
     int rc = scio_ostream_send(ch, &d);
@@ -706,7 +707,7 @@ SCIO_TEST_AUTOJUMP(demultiplexing_and_queue_limits) {
     scio_datagram d = {.data = buf, .cap = sizeof buf - 1};
     CK_OK(scio_ostream_receive(b, &d));
     buf[d.len] = 0;
-    char want[16];
+    char want[32];
     snprintf(want, sizeof want, "burst %d", i);
     ck_assert_str_eq(buf, want);
   }
