@@ -760,6 +760,148 @@ SCIO_TEST_AUTOJUMP(serve_busy_and_cancelled) {
   return 0;
 }
 
+/* IPv6: endpoints on ::1, the default MTU of IPv6 (1452). */
+SCIO_TEST_AUTOJUMP(ipv6_loopback) {
+  scio_tls_ctx_opts sco = {.role = SCIO_TLS_SERVER,
+                           .cert_pem = pki.server,
+                           .key_pem = pki.server_key};
+  scio_tls_ctx_opts cco = {.ca_pem = pki.ca};
+  world w = {0};
+  CK_OK(scio_dtls_ctx_open(&sco, &w.sctx));
+  CK_OK(scio_dtls_ctx_open(&cco, &w.cctx));
+  if (scio_dtls_endpoint_open("::1", 0, NULL, &w.sep) < 0) {
+    fprintf(stderr, "ipv6_loopback: no ::1 here, skipped\n");
+    scio_tls_ctx_close(w.sctx);
+    scio_tls_ctx_close(w.cctx);
+    return 0;
+  }
+  CK_OK(scio_dtls_endpoint_open("::1", 0, NULL, &w.cep));
+  CK_OK(scio_dtls_endpoint_local_addr(w.sep, &w.saddr));
+  w.handler = echo_handler;
+  w.so.on_error = on_error;
+  w.so.error_ctx = &w;
+  CK_OK(scio_nursery_open(&w.n));
+  CK_OK(scio_start_soon(&w.n, serve_task, &w));
+  scio_ostream *ch;
+  scio_dtls_opts o = {.server_hostname = "::1"}; /* IP SAN ::1 */
+  CK_OK(scio_dtls_connect(w.cep, &w.saddr, w.cctx, &o, &ch));
+  round_trip(ch, "over IPv6");
+  size_t mtu = scio_dtls_channel_cleartext_mtu(ch);
+  ck_assert_uint_lt(mtu, 1452);
+  ck_assert_uint_gt(mtu, 1300);
+  int fam = 0;
+  CK_OK(scio_ostream_attr(ch, SCIO_ATTR_FAMILY, &fam, sizeof fam));
+  ck_assert_int_eq(fam, AF_INET6);
+  CK_OK(scio_ostream_close(ch));
+  world_close(&w);
+  ck_assert_int_eq(w.errors, 0);
+  return 0;
+}
+
+static int slow_handler(scio_ostream *ch, void *arg) {
+  (void)ch;
+  int *entered = arg;
+  ++*entered;
+  return scio_sleep_forever();
+}
+
+/* serve cancelled with handshakes and handlers running: everything is
+ * cancelled and released (ASan and the fd count check the release). */
+SCIO_TEST_AUTOJUMP(serve_cancelled_with_clients) {
+  int fds0 = count_fds();
+  int entered = 0;
+  drop_rule stall = {.outgoing = 0, .all_after = 1}; /* 2nd client stalls */
+  scio_dtls_endpoint_opts ceo = {.filter = drop_filter, .filter_arg = &stall};
+  world w = {.handler = slow_handler, .harg = &entered};
+  world_open(&w, NULL, NULL);
+  scio_ostream *ch;
+  CK_OK(connect_localhost(&w, &ch)); /* its handler sleeps */
+  scio_dtls_endpoint *c2;
+  CK_OK(scio_dtls_endpoint_open("127.0.0.1", 0, &ceo, &c2));
+  scio_scope cs;
+  CK_OK(scio_move_on_after(&cs, 2));
+  scio_ostream *ch2 = NULL;
+  scio_dtls_opts o = {.server_hostname = "localhost"};
+  ck_assert_int_eq(scio_dtls_connect(c2, &w.saddr, w.cctx, &o, &ch2),
+                   SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  scio_dtls_statistics st;
+  CK_OK(scio_dtls_endpoint_statistics(w.sep, &st));
+  ck_assert_uint_eq(st.channels, 2); /* one handler, one handshake */
+  ck_assert_int_eq(entered, 1);
+  scio_nursery_cancel(&w.n);
+  CK_OK(scio_nursery_close(&w.n));
+  ck_assert_int_eq(w.serve_rc, SCIO_ECANCELED);
+  CK_OK(scio_dtls_endpoint_statistics(w.sep, &st));
+  ck_assert_uint_eq(st.channels, 0);
+  ck_assert_int_eq(w.errors, 0);
+  CK_OK(scio_ostream_close(ch));
+  scio_dtls_endpoint_close(c2);
+  scio_dtls_endpoint_close(w.cep);
+  scio_dtls_endpoint_close(w.sep);
+  scio_tls_ctx_close(w.sctx);
+  scio_tls_ctx_close(w.cctx);
+  ck_assert_int_eq(count_fds(), fds0);
+  return 0;
+}
+
+typedef struct send_op {
+  scio_ostream *ch;
+  int n;
+  int rc;
+} send_op;
+
+static int sender_task(void *p) {
+  send_op *op = p;
+  for (int i = 0; i < op->n && op->rc == 0; i++) {
+    scio_datagram d = {.data = "concurrent", .len = 10};
+    op->rc = scio_ostream_send(op->ch, &d);
+  }
+  return 0;
+}
+
+static int counting_handler(scio_ostream *ch, void *arg) {
+  int *count = arg;
+  char buf[64];
+  for (;;) {
+    scio_datagram d = {.data = buf, .cap = sizeof buf};
+    int rc = scio_ostream_receive(ch, &d);
+    if (rc < 0)
+      return rc == SCIO_EOF ? 0 : rc;
+    ++*count;
+  }
+}
+
+/* Two tasks send on one channel at once: every datagram arrives (loopback
+ * loses nothing), none is mangled; a second receiver is SCIO_EBUSY. */
+SCIO_TEST_AUTOJUMP(concurrent_senders_and_busy_receiver) {
+  int count = 0;
+  world w = {.handler = counting_handler, .harg = &count};
+  world_open(&w, NULL, NULL);
+  scio_ostream *ch;
+  CK_OK(connect_localhost(&w, &ch));
+  send_op a = {ch, 20, 0}, b = {ch, 20, 0};
+  recv_op r = {.ch = ch};
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, sender_task, &a));
+  CK_OK(scio_start_soon(&n, sender_task, &b));
+  CK_OK(scio_start_soon(&n, recv_task, &r));
+  scio_wait_all_tasks_blocked();
+  char buf[8];
+  scio_datagram d = {.data = buf, .cap = sizeof buf};
+  ck_assert_int_eq(scio_ostream_receive(ch, &d), SCIO_EBUSY);
+  CK_OK(a.rc);
+  CK_OK(b.rc);
+  ck_assert_int_eq(count, 40);
+  CK_OK(scio_ostream_close(ch)); /* the receiver: SCIO_ECLOSED */
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(r.rc, SCIO_ECLOSED);
+  world_close(&w);
+  ck_assert_int_eq(w.errors, 0);
+  return 0;
+}
+
 static Suite *dtls_suite(void) {
   Suite *s = suite_create("dtls");
   TCase *tc = scio_tcase_new("handshake", 30);
@@ -779,12 +921,15 @@ static Suite *dtls_suite(void) {
   scio_tcase_add(tc, handshake_timeout_and_cancellation);
   scio_tcase_add(tc, server_handshake_timeout_is_reported);
   scio_tcase_add(tc, serve_busy_and_cancelled);
+  scio_tcase_add(tc, serve_cancelled_with_clients);
   suite_add_tcase(s, tc);
   tc = scio_tcase_new("endpoint", 30);
   scio_tcase_add(tc, spoofed_and_garbage_datagrams);
   scio_tcase_add(tc, garbage_on_a_channel_is_ignored);
   scio_tcase_add(tc, close_semantics);
   scio_tcase_add(tc, demultiplexing_and_queue_limits);
+  scio_tcase_add(tc, concurrent_senders_and_busy_receiver);
+  scio_tcase_add(tc, ipv6_loopback);
   suite_add_tcase(s, tc);
   return s;
 }
