@@ -13,6 +13,7 @@
 
 #include "scio.h"
 #include "scio/testing.h"
+#include "support/oom.h"
 #include "support/pki.h"
 
 #define CK_OK(expr)                                                           \
@@ -902,6 +903,109 @@ SCIO_TEST_AUTOJUMP(concurrent_senders_and_busy_receiver) {
   return 0;
 }
 
+/* ---- allocation failures ------------------------------------------------ */
+
+static scio_tls_ctx *oom_sctx, *oom_cctx;
+
+static void quiet_report(void *ctx, const struct sockaddr_storage *peer,
+                         int code, const char *detail) {
+  (void)ctx;
+  (void)peer;
+  (void)code;
+  (void)detail;
+}
+
+typedef struct oom_srv {
+  scio_dtls_endpoint *ep;
+  int rc;
+} oom_srv;
+
+static int oom_serve(void *p) {
+  oom_srv *s = p;
+  scio_dtls_opts o = {.on_error = quiet_report};
+  s->rc = scio_dtls_serve(s->ep, oom_sctx, echo_handler, NULL, NULL, &o);
+  return 0;
+}
+
+static int oom_talk(scio_dtls_endpoint *cep, struct sockaddr_storage *sa) {
+  scio_dtls_opts o = {.server_hostname = "localhost",
+                      .handshake_timeout = 30};
+  scio_ostream *ch;
+  int rc = scio_dtls_connect(cep, sa, oom_cctx, &o, &ch);
+  if (rc < 0)
+    return rc;
+  scio_datagram d = {.data = "oom", .len = 3};
+  rc = scio_ostream_send(ch, &d);
+  char buf[8];
+  scio_datagram r = {.data = buf, .cap = sizeof buf};
+  if (rc == 0) {
+    /* The echo may be lost to a failed allocation: bounded wait. */
+    scio_scope cs;
+    rc = scio_fail_after(&cs, 10);
+    if (rc == 0) {
+      rc = scio_ostream_receive(ch, &r);
+      int crc = scio_scope_close(&cs);
+      if (rc == SCIO_ECANCELED && crc == SCIO_ETIMEDOUT)
+        rc = SCIO_ETIMEDOUT;
+    }
+  }
+  scio_ostream_close(ch);
+  return rc;
+}
+
+/* A whole exchange (endpoints, serve, connect, one datagram each way)
+ * with scio's allocation N failing: SCIO_ENOMEM, or a loss the protocol
+ * absorbs (a dropped datagram), or a timeout; nothing leaked. */
+static int oom_exchange(void *arg) {
+  (void)arg;
+  scio_oom_arm(1);
+  scio_dtls_endpoint *sep = NULL, *cep = NULL;
+  struct sockaddr_storage sa;
+  int rc = scio_dtls_endpoint_open("127.0.0.1", 0, NULL, &sep);
+  if (rc == 0)
+    rc = scio_dtls_endpoint_open("127.0.0.1", 0, NULL, &cep);
+  if (rc == 0)
+    rc = scio_dtls_endpoint_local_addr(sep, &sa);
+  scio_nursery n;
+  if (rc == 0 && (rc = scio_nursery_open(&n)) == 0) {
+    oom_srv srv = {sep, 0};
+    rc = scio_start_soon(&n, oom_serve, &srv);
+    if (rc == 0)
+      rc = oom_talk(cep, &sa);
+    /* serve must have started before its endpoint goes away. */
+    scio_wait_all_tasks_blocked();
+    scio_dtls_endpoint_close(sep); /* serve returns */
+    sep = NULL;
+    int nrc = scio_nursery_close(&n);
+    if (rc == 0)
+      rc = nrc;
+  }
+  scio_dtls_endpoint_close(sep);
+  scio_dtls_endpoint_close(cep);
+  scio_oom_arm(0);
+  return rc;
+}
+
+START_TEST(allocation_failure_loop) {
+  scio_tls_ctx_opts sco = {.role = SCIO_TLS_SERVER,
+                           .cert_pem = pki.server,
+                           .key_pem = pki.server_key};
+  scio_tls_ctx_opts cco = {.ca_pem = pki.ca};
+  ck_assert_int_eq(scio_dtls_ctx_open(&sco, &oom_sctx), 0);
+  ck_assert_int_eq(scio_dtls_ctx_open(&cco, &oom_cctx), 0);
+  scio_oom_install(0);
+  static const int also_ok[] = {SCIO_ETIMEDOUT, SCIO_ECLOSED, SCIO_ETLS, 0};
+  scio_oom_run r = {.fn = oom_exchange};
+  r.opts.backend = scio_test_backend(_i);
+  r.opts.clock = SCIO_CLOCK_AUTOJUMP;
+  scio_oom_opts o = {.self_armed = 1, .also_ok = also_ok};
+  scio_oom_loop(scio_oom_run_op, &r, r.opts.backend, &o);
+  scio_oom_uninstall();
+  scio_tls_ctx_close(oom_sctx);
+  scio_tls_ctx_close(oom_cctx);
+}
+END_TEST
+
 static Suite *dtls_suite(void) {
   Suite *s = suite_create("dtls");
   TCase *tc = scio_tcase_new("handshake", 30);
@@ -930,6 +1034,9 @@ static Suite *dtls_suite(void) {
   scio_tcase_add(tc, demultiplexing_and_queue_limits);
   scio_tcase_add(tc, concurrent_senders_and_busy_receiver);
   scio_tcase_add(tc, ipv6_loopback);
+  suite_add_tcase(s, tc);
+  tc = scio_tcase_new("oom", 300);
+  tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);
   suite_add_tcase(s, tc);
   return s;
 }
