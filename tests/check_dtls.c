@@ -903,6 +903,51 @@ SCIO_TEST_AUTOJUMP(concurrent_senders_and_busy_receiver) {
   return 0;
 }
 
+/* A client restarts with the same address (its old session lost): its
+ * new handshake replaces the old channel on the server, whose handler
+ * gets SCIO_EBROKEN; a late copy of the first ClientHello does not. */
+SCIO_TEST_AUTOJUMP(restarted_peer_replaces_its_channel) {
+  drop_rule cr = {.outgoing = 1}; /* copies the first ClientHellos */
+  scio_dtls_endpoint_opts ceo = {.filter = drop_filter, .filter_arg = &cr};
+  world w = {0};
+  world_open(&w, NULL, &ceo);
+  scio_ostream *old;
+  CK_OK(connect_localhost(&w, &old));
+  round_trip(old, "first life");
+  struct sockaddr_storage ca;
+  CK_OK(scio_dtls_endpoint_local_addr(w.cep, &ca));
+  /* A retransmitted copy of the ClientHello that made the channel is
+   * just a retransmission: it goes to the channel, which drops it. */
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  scio_dtls_endpoint_close(w.cep); /* crash: no close_notify */
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&ca, sizeof(struct sockaddr_in)),
+                   0);
+  ck_assert_int_eq(sendto(fd, cr.copy[1], cr.copy_len[1], 0,
+                          (struct sockaddr *)&w.saddr,
+                          sizeof(struct sockaddr_in)),
+                   (ssize_t)cr.copy_len[1]);
+  close(fd);
+  scio_wait_all_tasks_blocked();
+  ck_assert_int_eq(w.errors, 0);
+  /* The restarted client, same port. */
+  uint16_t port = ntohs(((struct sockaddr_in *)&ca)->sin_port);
+  CK_OK(scio_dtls_endpoint_open("127.0.0.1", port, NULL, &w.cep));
+  scio_ostream *ch;
+  CK_OK(connect_localhost(&w, &ch));
+  round_trip(ch, "second life");
+  scio_wait_all_tasks_blocked();
+  ck_assert_int_eq(w.errors, 1);
+  ck_assert_int_eq(w.last_error, SCIO_EBROKEN);
+  ck_assert_msg(strstr(w.last_detail, "new handshake"), "%s", w.last_detail);
+  scio_dtls_statistics st;
+  CK_OK(scio_dtls_endpoint_statistics(w.sep, &st));
+  ck_assert_uint_eq(st.channels, 1);
+  CK_OK(scio_ostream_close(ch));
+  CK_OK(scio_ostream_close(old));
+  world_close(&w);
+  return 0;
+}
+
 /* ---- allocation failures ------------------------------------------------ */
 
 static scio_tls_ctx *oom_sctx, *oom_cctx;
@@ -1034,6 +1079,7 @@ static Suite *dtls_suite(void) {
   scio_tcase_add(tc, demultiplexing_and_queue_limits);
   scio_tcase_add(tc, concurrent_senders_and_busy_receiver);
   scio_tcase_add(tc, ipv6_loopback);
+  scio_tcase_add(tc, restarted_peer_replaces_its_channel);
   suite_add_tcase(s, tc);
   tc = scio_tcase_new("oom", 300);
   tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);

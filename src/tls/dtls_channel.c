@@ -40,7 +40,9 @@ struct scio__dtls_chan {
   scio__dtls_io io;
   scio__dtls_queue volley; /* the handshake flight last sent */
   unsigned char *scratch;
-  int handshaken, broken, peer_closed, receiving;
+  int handshaken, broken, peer_closed, receiving, replaced;
+  int has_hello;
+  unsigned char hello_random[32]; /* servers: the ClientHello's random */
   double hs_timeout, rto0;
 };
 
@@ -73,6 +75,38 @@ void scio__dtls_chans_endpoint_closed(scio_dtls_endpoint *ep) {
     unlink_chan(c);
     c->sink.closed = 1;
   }
+}
+
+/* Record header (13 bytes: type, version, epoch, sequence, length), then
+ * the handshake header (12: type, length, message_seq, fragment offset and
+ * length), then client_version (2) and the random (32). */
+const unsigned char *scio__dtls_hello_random(const unsigned char *p,
+                                             size_t n) {
+  if (n < 13 + 12 + 2 + 32 || p[0] != 22 || p[3] != 0 || p[4] != 0 ||
+      p[13] != 1)
+    return NULL;
+  return p + 13 + 12 + 2;
+}
+
+void scio__dtls_chan_set_hello(scio__dtls_chan *c, const unsigned char *rnd) {
+  memcpy(c->hello_random, rnd, sizeof c->hello_random);
+  c->has_hello = 1;
+}
+
+int scio__dtls_chan_new_hello(scio__dtls_chan *c, const unsigned char *p,
+                              size_t n) {
+  const unsigned char *rnd = scio__dtls_hello_random(p, n);
+  return rnd && c->handshaken && c->has_hello &&
+         memcmp(rnd, c->hello_random, sizeof c->hello_random) != 0;
+}
+
+static void unlink_chan(scio__dtls_chan *c);
+
+void scio__dtls_chan_replace(scio__dtls_chan *c) {
+  c->replaced = 1;
+  c->broken = 1;
+  unlink_chan(c);
+  scio__dtls_sink_close(c->ep, &c->sink);
 }
 
 static int closed_err(scio__dtls_chan *c) {
@@ -222,8 +256,15 @@ static int deliver(scio__dtls_chan *c, scio_datagram *dg, size_t n) {
   return 0;
 }
 
+static int replaced_err(void) {
+  return scio__seterr(SCIO_EBROKEN, "dtls: the peer started a new "
+                                    "handshake from the same address");
+}
+
 static int receive_loop(scio__dtls_chan *c, scio_datagram *dg) {
   for (;;) {
+    if (c->replaced)
+      return replaced_err();
     if (c->sink.closed || c->ep->closed)
       return closed_err(c);
     if (c->broken)
@@ -248,7 +289,7 @@ static int receive_loop(scio__dtls_chan *c, scio_datagram *dg) {
     if (rc < 0)
       return rc;
     if ((rc = scio__dtls_wait(c->ep, &c->sink)) < 0)
-      return rc;
+      return c->replaced ? replaced_err() : rc;
   }
 }
 
@@ -277,6 +318,8 @@ static int chan_send(scio_ostream *s, const void *item) {
   int rc = scio_checkpoint_if_cancelled();
   if (rc < 0)
     return rc;
+  if (c->replaced)
+    return replaced_err();
   if (c->sink.closed || c->ep->closed)
     return closed_err(c);
   if (c->broken)

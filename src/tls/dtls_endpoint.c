@@ -182,6 +182,10 @@ static void dispatch(scio_dtls_endpoint *ep, const struct sockaddr_storage *from
   }
   scio__dtls_chan *c = scio__dtls_chan_find(ep, from);
   scio__dtls_sink *s = c ? scio__dtls_chan_sink(c) : ep->serve;
+  /* A peer that restarted with the same address: serve decides (after a
+   * cookie round) whether it replaces the channel. */
+  if (c && ep->serve && scio__dtls_chan_new_hello(c, ep->rbuf, n))
+    s = ep->serve;
   if (!s || s->closed) {
     ep->stats.dropped++; /* nobody to talk to */
     return;

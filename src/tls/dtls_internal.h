@@ -124,6 +124,21 @@ int scio__dtls_chan_handshake(scio__dtls_chan *c);
 scio__dtls_chan *scio__dtls_chan_find(scio_dtls_endpoint *ep,
                                       const struct sockaddr_storage *addr);
 scio__dtls_sink *scio__dtls_chan_sink(scio__dtls_chan *c);
+/* Servers: remember the random of the ClientHello that made the channel
+ * (32 bytes), to tell its retransmissions from a new handshake. */
+void scio__dtls_chan_set_hello(scio__dtls_chan *c, const unsigned char *rnd);
+/* Whether datagram p (n bytes) is a ClientHello from `c`'s address that
+ * starts a new handshake: `c` is done with its own and the random
+ * differs (the peer restarted with the same address). */
+int scio__dtls_chan_new_hello(scio__dtls_chan *c, const unsigned char *p,
+                              size_t n);
+/* A new handshake from the same address replaced `c`: it is broken and
+ * forgotten by the endpoint (its owner still closes it). */
+void scio__dtls_chan_replace(scio__dtls_chan *c);
+/* Where the random of a ClientHello datagram starts, or NULL when p is
+ * not one (epoch 0, handshake record, client_hello, long enough). */
+const unsigned char *scio__dtls_hello_random(const unsigned char *p,
+                                             size_t n);
 /* The endpoint was closed: every channel is marked and woken. */
 void scio__dtls_chans_endpoint_closed(scio_dtls_endpoint *ep);
 

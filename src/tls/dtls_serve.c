@@ -91,15 +91,19 @@ static int new_listener(serve_state *sv) {
 
 /* The listening SSL accepted a cookie from `peer`: it becomes a channel
  * with a task of its own. */
-static void accept_client(serve_state *sv,
-                          const struct sockaddr_storage *peer) {
+static void accept_client(serve_state *sv, const struct sockaddr_storage *peer,
+                          const unsigned char *hello_random) {
   SSL *ssl = sv->ssl;
   sv->ssl = NULL;
+  scio__dtls_chan *old = scio__dtls_chan_find(sv->ep, peer);
+  if (old) /* the peer restarted: its old channel is broken */
+    scio__dtls_chan_replace(old);
   serve_conn *sc = scio__malloc(sizeof *sc);
   scio__dtls_chan *c = NULL;
   int rc = sc ? scio__dtls_chan_new(sv->ep, sv->ctx, ssl, peer, &sv->o, &c)
               : (SSL_free(ssl), SCIO_ENOMEM);
   if (rc == 0) {
+    scio__dtls_chan_set_hello(c, hello_random);
     *sc = (serve_conn){c, sv->ep, *peer, sv->handler, sv->arg, sv->o.on_error,
                        sv->o.error_ctx};
     rc = scio_start_soon_named(sv->nursery, conn_task, sc, "dtls-connection");
@@ -119,6 +123,10 @@ static void on_datagram(serve_state *sv, scio__dtls_dgram *d) {
     return;
   }
   sv->peer.addr = from;
+  unsigned char rnd[32] = {0};
+  const unsigned char *hr = scio__dtls_hello_random(d->data, d->len);
+  if (hr)
+    memcpy(rnd, hr, sizeof rnd);
   scio__dtls_push(&sv->one, d);
   ERR_clear_error();
   int r = DTLSv1_listen(sv->ssl, sv->baddr);
@@ -132,7 +140,7 @@ static void on_datagram(serve_state *sv, scio__dtls_dgram *d) {
   }
   ERR_clear_error();
   if (r == 1) {
-    accept_client(sv, &from);
+    accept_client(sv, &from, rnd);
     return;
   }
   if (!answered)
