@@ -53,6 +53,10 @@
  *   SCIO_ETLS       the handshake failed (a certificate, an alert, a
  *                   protocol error; detail in scio_errmsg()), or a fatal
  *                   alert arrived later (the channel is then broken);
+ *   SCIO_EBROKEN    the channel is broken: a fatal alert earlier, or (on
+ *                   a server) the peer restarted and its new handshake
+ *                   from the same address replaced this channel;
+ *   SCIO_EOF        (receive) the peer sent close_notify;
  *   SCIO_EMSGSIZE   a datagram longer than the channel's cleartext MTU;
  *   SCIO_ECLOSED    the channel or its endpoint is closed.
  * OpenSSL's error queue is left empty.
@@ -214,7 +218,13 @@ SCIO_API int scio_dtls_connect(scio_dtls_endpoint *ep,
  * for before returning) that runs the handshake (bounded by
  * handshake_timeout), then handler(channel, arg), then closes the
  * channel.  A failed handshake or handler goes to the error hook and
- * never stops serve.  One serve per endpoint at a time.  `ctx` is a DTLS
+ * never stops serve (a handler cancelled, or ended by the endpoint's
+ * close, is not reported).  A client that starts a new handshake from the
+ * address of an existing channel (it restarted) gets a new channel once
+ * it has returned its cookie; the old one is then broken.  A channel's
+ * datagrams, handshake retransmissions of the peer included, are only
+ * acted on while a task receives on it, so a handler that only sends
+ * should receive in a second task.  One serve per endpoint at a time.  `ctx` is a DTLS
  * server context; ctx, handler, arg and opts must outlive serve.  Must
  * run inside a task.  A checkpoint.  Returns 0 (the endpoint was closed),
  * SCIO_ECANCELED, SCIO_EBUSY (another serve runs on ep), SCIO_EINVAL
