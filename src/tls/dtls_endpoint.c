@@ -172,6 +172,18 @@ int scio__dtls_send(scio_dtls_endpoint *ep, const struct sockaddr_storage *to,
 
 /* ---- receiving: the reader --------------------------------------------- */
 
+void scio__dtls_deliver(scio_dtls_endpoint *ep, scio__dtls_sink *s,
+                        scio__dtls_dgram *d) {
+  if (s->in.n >= ep->queue_max) {
+    s->dropped++;
+    ep->stats.dropped++;
+    scio__free(d);
+    return;
+  }
+  scio__dtls_push(&s->in, d);
+  sink_wake(s, 0);
+}
+
 /* Queue the datagram in rbuf for its sink. */
 static void dispatch(scio_dtls_endpoint *ep, const struct sockaddr_storage *from,
                      size_t n) {
@@ -198,8 +210,7 @@ static void dispatch(scio_dtls_endpoint *ep, const struct sockaddr_storage *from
     return;
   }
   d->peer = *from;
-  scio__dtls_push(&s->in, d);
-  sink_wake(s, 0);
+  scio__dtls_deliver(ep, s, d);
 }
 
 /* Read one datagram as the reader.  0: something may have changed, look

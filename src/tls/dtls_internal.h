@@ -86,6 +86,10 @@ void scio__dtls_ep_unref(scio_dtls_endpoint *ep);
  * (SCIO_ECLOSED), reading the socket meanwhile when nobody else does.
  * A checkpoint when it has to wait; SCIO_ECANCELED. */
 int scio__dtls_wait(scio_dtls_endpoint *ep, scio__dtls_sink *s);
+/* Queue `d` (taken) for `s` and wake its task; dropped (and counted)
+ * when the queue is full. */
+void scio__dtls_deliver(scio_dtls_endpoint *ep, scio__dtls_sink *s,
+                        scio__dtls_dgram *d);
 /* Close a sink: wake its task with SCIO_ECLOSED, interrupt it if it is
  * the reader, drop its datagrams. */
 void scio__dtls_sink_close(scio_dtls_endpoint *ep, scio__dtls_sink *s);

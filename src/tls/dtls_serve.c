@@ -117,6 +117,13 @@ static void accept_client(serve_state *sv, const struct sockaddr_storage *peer,
 
 static void on_datagram(serve_state *sv, scio__dtls_dgram *d) {
   struct sockaddr_storage from = d->peer;
+  /* Queued before an earlier datagram of the same peer made its channel
+   * (a retransmitted ClientHello): the channel's now. */
+  scio__dtls_chan *c = scio__dtls_chan_find(sv->ep, &from);
+  if (c && !scio__dtls_chan_new_hello(c, d->data, d->len)) {
+    scio__dtls_deliver(sv->ep, scio__dtls_chan_sink(c), d);
+    return;
+  }
   if (!sv->ssl && new_listener(sv) < 0) {
     scio__free(d);
     sv->ep->stats.dropped++;
