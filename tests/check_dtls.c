@@ -613,6 +613,9 @@ SCIO_TEST(bad_arguments) {
   scio_close(a);
   scio_close(b);
   scio_udp *u;
+  CK_OK(scio_unix_datagram_open(NULL, &u));
+  ck_assert_int_eq(scio_dtls_endpoint_open_udp(u, NULL, &ep), SCIO_EINVAL);
+  ck_assert_ptr_null(ep);
   CK_OK(scio_udp_open("127.0.0.1", 0, NULL, &u));
   CK_OK(scio_dtls_endpoint_open_udp(u, NULL, &ep));
   struct sockaddr_storage sa;

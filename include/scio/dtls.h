@@ -118,7 +118,7 @@ SCIO_API int scio_dtls_endpoint_open(const char *host, uint16_t port,
  * endpoint owns it from then on, even when this fails (it is then
  * closed), and nobody else may use it.  opts->family and reuse_port are
  * ignored.  Not a checkpoint.  Returns 0, or (with *out NULL) SCIO_EINVAL
- * (NULL udp or out) or SCIO_ENOMEM. */
+ * (NULL udp or out, a UNIX datagram socket) or SCIO_ENOMEM. */
 SCIO_API int scio_dtls_endpoint_open_udp(scio_udp *udp,
                                          const scio_dtls_endpoint_opts *opts,
                                          scio_dtls_endpoint **out);

@@ -70,7 +70,12 @@ SCIO_API int scio_dtls_endpoint_open_udp(scio_udp *udp,
     scio_udp_close(udp);
     return scio__seterr(SCIO_EINVAL, "dtls endpoint: NULL argument");
   }
-  int rc = ep_new(udp, opts, out);
+  struct sockaddr_storage ss;
+  int rc = scio_udp_local_addr(udp, &ss);
+  if (rc == 0 && ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+    rc = scio__seterr(SCIO_EINVAL, "dtls endpoint: not a UDP socket");
+  if (rc == 0)
+    rc = ep_new(udp, opts, out);
   if (rc < 0)
     scio_udp_close(udp);
   return rc;
