@@ -176,6 +176,19 @@ static int new_volley(scio__dtls_chan *c) {
   return send_volley(c);
 }
 
+/* Wait for the peer's next datagram, sending our flight again each time
+ * the retransmission timeout passes in silence (doubling it). */
+static int await_peer(scio__dtls_chan *c, double *rto, double *deadline) {
+  int rc;
+  while ((rc = wait_until(c, *deadline)) == 1) {
+    *rto = *rto * 2 < RTO_MAX ? *rto * 2 : RTO_MAX;
+    if ((rc = send_volley(c)) < 0)
+      return rc;
+    *deadline = scio_now() + *rto;
+  }
+  return rc;
+}
+
 static int handshake(scio__dtls_chan *c) {
   double rto = c->rto0, deadline = INFINITY;
   int sent_last = 0;
@@ -185,8 +198,9 @@ static int handshake(scio__dtls_chan *c) {
     ERR_clear_error();
     int r = SSL_do_handshake(c->ssl);
     int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, r);
-    sent_last = c->io.out.n > 0;
-    if (c->io.out.n > 0) {
+    /* A new flight (or an alert, sent before the failure is reported):
+     * the timer starts over. */
+    if ((sent_last = c->io.out.n > 0)) {
       int rc = new_volley(c);
       rto = c->rto0;
       deadline = scio_now() + rto;
@@ -197,13 +211,7 @@ static int handshake(scio__dtls_chan *c) {
       break;
     if (e != SSL_ERROR_WANT_READ || c->io.oom)
       return ssl_failure(c, r, "dtls handshake");
-    int rc;
-    while ((rc = wait_until(c, deadline)) == 1) {
-      rto = rto * 2 < RTO_MAX ? rto * 2 : RTO_MAX; /* the peer is silent: again */
-      if ((rc = send_volley(c)) < 0)
-        return rc;
-      deadline = scio_now() + rto;
-    }
+    int rc = await_peer(c, &rto, &deadline);
     if (rc < 0)
       return rc;
   }
