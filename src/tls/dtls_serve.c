@@ -164,8 +164,10 @@ static int serve_loop(serve_state *sv) {
     int rc = scio__dtls_wait(sv->ep, &sv->sink);
     if (rc < 0)
       return rc == SCIO_ECLOSED ? 0 : rc;
+    /* Sending a cookie is a checkpoint: the endpoint may close meanwhile
+     * (serve_fini drops what is left). */
     scio__dtls_dgram *d;
-    while ((d = scio__dtls_pop(&sv->sink.in)))
+    while (!sv->ep->closed && (d = scio__dtls_pop(&sv->sink.in)))
       on_datagram(sv, d);
   }
 }
