@@ -297,6 +297,93 @@ SCIO_TEST_AUTOJUMP(lost_final_flight_of_the_server) {
   return 0;
 }
 
+typedef struct canceller {
+  scio_scope *cs;
+  int steps;
+} canceller;
+
+static int cancel_after(void *arg) {
+  canceller *c = arg;
+  for (int i = 0; i < c->steps; i++)
+    if (scio_checkpoint() < 0)
+      return 0;
+  if (c->cs)
+    scio_scope_cancel(c->cs);
+  return 0;
+}
+
+/* An echo handler that gives up on a client silent for 3 s (a client
+ * that vanished without close_notify cannot be told from a quiet one). */
+static int idle_echo_handler(scio_ostream *ch, void *arg) {
+  (void)arg;
+  char buf[256];
+  for (;;) {
+    scio_datagram d = {.data = buf, .cap = sizeof buf};
+    scio_scope cs;
+    CK_OK(scio_move_on_after(&cs, 3));
+    int rc = scio_ostream_receive(ch, &d);
+    scio_scope_close(&cs);
+    if (rc == SCIO_ECANCELED && scio_scope_cancelled_caught(&cs))
+      return 0;
+    if (rc < 0)
+      return rc == SCIO_EOF ? 0 : rc;
+    if ((rc = scio_ostream_send(ch, &d)) < 0)
+      return rc;
+  }
+}
+
+/* Cancel a client's connect after k scheduler steps, for every k up to a
+ * whole handshake: it ends in success or SCIO_ECANCELED with nothing left
+ * on the client; the server's half-done handshakes time out and go, and
+ * so do (by the handler's idle timeout) those the server completed. */
+SCIO_TEST_AUTOJUMP(connect_cancelled_at_every_step) {
+  int fds0 = count_fds();
+  world w = {.so = {.handshake_timeout = 2}, .handler = idle_echo_handler};
+  world_open(&w, NULL, NULL);
+  scio_dtls_opts o = {.server_hostname = "localhost"};
+  int k, cancelled = 0;
+  for (k = 0; k < 400; k++) {
+    scio_dtls_endpoint *cep;
+    CK_OK(scio_dtls_endpoint_open("127.0.0.1", 0, NULL, &cep));
+    scio_scope cs;
+    canceller cn = {&cs, k};
+    scio_nursery n;
+    CK_OK(scio_nursery_open(&n));
+    CK_OK(scio_start_soon(&n, cancel_after, &cn));
+    CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
+    scio_ostream *ch = (scio_ostream *)1;
+    int rc = scio_dtls_connect(cep, &w.saddr, w.cctx, &o, &ch);
+    cn.cs = NULL; /* too late to cancel: the scope is about to close */
+    scio_scope_close(&cs);
+    CK_OK(scio_nursery_close(&n));
+    scio_dtls_statistics st;
+    CK_OK(scio_dtls_endpoint_statistics(cep, &st));
+    if (rc == SCIO_ECANCELED) {
+      cancelled++;
+      ck_assert_ptr_null(ch);
+      ck_assert_uint_eq(st.channels, 0);
+    } else {
+      ck_assert_msg(rc == 0, "step %d: %s: %s", k, scio_err_name(rc),
+                    scio_errmsg());
+      round_trip(ch, "made it");
+      CK_OK(scio_ostream_close(ch));
+    }
+    scio_dtls_endpoint_close(cep);
+    ck_assert(ERR_peek_error() == 0);
+    if (rc == 0)
+      break;
+  }
+  ck_assert_int_gt(cancelled, 3);
+  ck_assert_int_lt(k, 400);
+  scio_sleep(5); /* the server's abandoned handshakes time out */
+  scio_dtls_statistics st;
+  CK_OK(scio_dtls_endpoint_statistics(w.sep, &st));
+  ck_assert_uint_eq(st.channels, 0);
+  world_close(&w);
+  ck_assert_int_eq(count_fds(), fds0);
+  return 0;
+}
+
 /* A server that never answers: connect retransmits until its
  * handshake_timeout (SCIO_ETIMEDOUT), or until the caller's scope
  * cancels it (SCIO_ECANCELED); nothing is left behind either way, and
@@ -1161,6 +1248,7 @@ static Suite *dtls_suite(void) {
   scio_tcase_add(tc, server_handshake_timeout_is_reported);
   scio_tcase_add(tc, serve_busy_and_cancelled);
   scio_tcase_add(tc, serve_cancelled_with_clients);
+  scio_tcase_add(tc, connect_cancelled_at_every_step);
   suite_add_tcase(s, tc);
   tc = scio_tcase_new("endpoint", 30);
   scio_tcase_add(tc, spoofed_and_garbage_datagrams);
