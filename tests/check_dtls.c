@@ -1228,6 +1228,26 @@ START_TEST(allocation_failure_loop) {
 }
 END_TEST
 
+/* retransmit_timeout sets the first wait (then doubled): three lost
+ * ClientHellos cost 0.25 + 0.5 + 1 s. */
+SCIO_TEST_AUTOJUMP(retransmit_timeout_option) {
+  drop_rule r = {.outgoing = 1, .first = 3};
+  scio_dtls_endpoint_opts ceo = {.filter = drop_filter, .filter_arg = &r};
+  world w = {0};
+  world_open(&w, NULL, &ceo);
+  scio_dtls_opts o = {.server_hostname = "localhost",
+                      .retransmit_timeout = 0.25};
+  double t0 = scio_now();
+  scio_ostream *ch;
+  CK_OK(scio_dtls_connect(w.cep, &w.saddr, w.cctx, &o, &ch));
+  double took = scio_now() - t0;
+  ck_assert_msg(took >= 1.75 && took < 2.0, "took %g s", took);
+  round_trip(ch, "quick retries");
+  CK_OK(scio_ostream_close(ch));
+  world_close(&w);
+  return 0;
+}
+
 static Suite *dtls_suite(void) {
   Suite *s = suite_create("dtls");
   TCase *tc = scio_tcase_new("handshake", 30);
@@ -1242,6 +1262,7 @@ static Suite *dtls_suite(void) {
   scio_tcase_add(tc, lost_hello_verify_requests);
   scio_tcase_add(tc, lost_flights_in_the_middle);
   scio_tcase_add(tc, lost_final_flight_of_the_server);
+  scio_tcase_add(tc, retransmit_timeout_option);
   suite_add_tcase(s, tc);
   tc = scio_tcase_new("cancel", 30);
   scio_tcase_add(tc, handshake_timeout_and_cancellation);
