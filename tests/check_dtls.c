@@ -1248,6 +1248,43 @@ SCIO_TEST_AUTOJUMP(retransmit_timeout_option) {
   return 0;
 }
 
+/* Many clients on one server (its channel table grows past its first
+ * size), each answered on its own channel. */
+SCIO_TEST_AUTOJUMP(many_clients) {
+  enum { N = 40 };
+  world w = {0};
+  world_open(&w, NULL, NULL);
+  scio_dtls_endpoint *eps[N];
+  scio_ostream *chs[N];
+  scio_dtls_opts o = {.server_hostname = "localhost"};
+  for (int i = 0; i < N; i++) {
+    CK_OK(scio_dtls_endpoint_open("127.0.0.1", 0, NULL, &eps[i]));
+    CK_OK(scio_dtls_connect(eps[i], &w.saddr, w.cctx, &o, &chs[i]));
+  }
+  scio_dtls_statistics st;
+  CK_OK(scio_dtls_endpoint_statistics(w.sep, &st));
+  ck_assert_uint_eq(st.channels, N);
+  for (int i = N - 1; i >= 0; i--) {
+    char text[32];
+    snprintf(text, sizeof text, "client %d", i);
+    round_trip(chs[i], text);
+  }
+  for (int i = 0; i < N; i += 2) /* close half, then the rest */
+    CK_OK(scio_ostream_close(chs[i]));
+  for (int i = 1; i < N; i += 2)
+    round_trip(chs[i], "still here");
+  for (int i = 1; i < N; i += 2)
+    CK_OK(scio_ostream_close(chs[i]));
+  for (int i = 0; i < N; i++)
+    scio_dtls_endpoint_close(eps[i]);
+  scio_wait_all_tasks_blocked();
+  CK_OK(scio_dtls_endpoint_statistics(w.sep, &st));
+  ck_assert_uint_eq(st.channels, 0);
+  world_close(&w);
+  ck_assert_int_eq(w.errors, 0);
+  return 0;
+}
+
 static Suite *dtls_suite(void) {
   Suite *s = suite_create("dtls");
   TCase *tc = scio_tcase_new("handshake", 30);
@@ -1280,6 +1317,7 @@ static Suite *dtls_suite(void) {
   scio_tcase_add(tc, ipv6_loopback);
   scio_tcase_add(tc, restarted_peer_replaces_its_channel);
   scio_tcase_add(tc, mutated_datagrams_are_survived);
+  scio_tcase_add(tc, many_clients);
   suite_add_tcase(s, tc);
   tc = scio_tcase_new("oom", 300);
   tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);

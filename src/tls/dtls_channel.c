@@ -33,6 +33,7 @@ struct scio__dtls_chan {
   scio__dtls_peer peer; /* SSL app data: endpoint and address */
   scio__dtls_sink sink;
   scio__node link; /* in ep->channels while linked */
+  scio__dtls_hnode hnode; /* in ep->table while linked */
   int linked;
   scio_dtls_endpoint *ep;
   scio_tls_ctx *ctx;
@@ -53,12 +54,8 @@ scio__dtls_sink *scio__dtls_chan_sink(scio__dtls_chan *c) { return &c->sink; }
 
 scio__dtls_chan *scio__dtls_chan_find(scio_dtls_endpoint *ep,
                                       const struct sockaddr_storage *addr) {
-  scio__list_each(n, &ep->channels) {
-    scio__dtls_chan *c = scio__container_of(n, scio__dtls_chan, link);
-    if (scio__dtls_addr_eq(&c->peer.addr, addr))
-      return c;
-  }
-  return NULL;
+  scio__dtls_hnode *h = scio__dtls_table_find(&ep->table, addr);
+  return h ? scio__container_of(h, scio__dtls_chan, hnode) : NULL;
 }
 
 static void unlink_chan(scio__dtls_chan *c) {
@@ -66,6 +63,7 @@ static void unlink_chan(scio__dtls_chan *c) {
     return;
   c->linked = 0;
   scio__list_remove(&c->link);
+  scio__dtls_table_remove(&c->ep->table, &c->hnode);
   c->ep->stats.channels--;
 }
 
@@ -480,6 +478,14 @@ int scio__dtls_chan_new(scio_dtls_endpoint *ep, scio_tls_ctx *ctx, SSL *ssl,
   scio__dtls_chan *c = scio__calloc(1, sizeof *c);
   unsigned char *scratch = c ? scio__malloc(SCRATCH) : NULL;
   BIO *b = scratch ? scio__dtls_bio_new(&c->io) : NULL;
+  if (b) {
+    c->peer.addr = *peer;
+    c->hnode.addr = &c->peer.addr;
+    if (scio__dtls_table_add(&ep->table, &c->hnode) < 0) {
+      BIO_free(b);
+      b = NULL;
+    }
+  }
   if (!b) {
     scio__free(scratch);
     scio__free(c);
@@ -494,7 +500,6 @@ int scio__dtls_chan_new(scio_dtls_endpoint *ep, scio_tls_ctx *ctx, SSL *ssl,
   SSL_set_bio(ssl, b, b); /* one reference, for both ways */
   SSL_set_app_data(ssl, &c->peer);
   c->peer.ep = ep;
-  c->peer.addr = *peer;
   c->ep = ep;
   scio__dtls_ep_ref(ep);
   c->ctx = ctx;

@@ -30,6 +30,7 @@ void scio__dtls_ep_ref(scio_dtls_endpoint *ep) { ep->refs++; }
 void scio__dtls_ep_unref(scio_dtls_endpoint *ep) {
   if (--ep->refs > 0)
     return;
+  scio__dtls_table_free(&ep->table);
   scio__free(ep->rbuf);
   scio__free(ep);
 }

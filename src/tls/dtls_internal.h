@@ -57,6 +57,24 @@ typedef struct scio__dtls_io {
 /* What the records of datagrams handed to OpenSSL were. */
 enum { SCIO__DTLS_SEEN_HANDSHAKE = 1, SCIO__DTLS_SEEN_DATA = 2 };
 
+/* A channel's entry in its endpoint's table (dtls_table.c). */
+typedef struct scio__dtls_hnode {
+  struct scio__dtls_hnode *next;
+  const struct sockaddr_storage *addr;
+} scio__dtls_hnode;
+
+typedef struct scio__dtls_table {
+  scio__dtls_hnode **b;
+  size_t nb, n;
+} scio__dtls_table;
+
+/* Add h (0 or SCIO_ENOMEM), remove it, find the entry of an address. */
+int scio__dtls_table_add(scio__dtls_table *t, scio__dtls_hnode *h);
+void scio__dtls_table_remove(scio__dtls_table *t, scio__dtls_hnode *h);
+scio__dtls_hnode *scio__dtls_table_find(const scio__dtls_table *t,
+                                        const struct sockaddr_storage *a);
+void scio__dtls_table_free(scio__dtls_table *t);
+
 #define SCIO__DTLS_SECRET 32
 
 struct scio_dtls_endpoint {
@@ -68,6 +86,7 @@ struct scio_dtls_endpoint {
   void *filter_arg;
   unsigned char secret[SCIO__DTLS_SECRET];
   scio__node channels;    /* dtls channels, by their `link` */
+  scio__dtls_table table; /* the same, by peer address */
   scio__node waiting;     /* sinks with a parked task */
   scio__dtls_sink *serve; /* the running serve's sink, or NULL */
   /* The reader: the one task inside scio_udp_receive_from. */
