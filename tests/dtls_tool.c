@@ -32,6 +32,7 @@ typedef struct tool {
   size_t mtu;
   int done; /* clients served */
   scio_dtls_endpoint *ep;
+  scio_scope *serving; /* cancelled once `count` clients are done */
 } tool;
 
 static int fail(int rc, const char *what) {
@@ -56,7 +57,7 @@ static int echo(scio_ostream *ch, void *arg) {
       return rc;
   }
   if (++t->done >= t->count)
-    scio_dtls_endpoint_close(t->ep); /* serve returns */
+    scio_scope_cancel(t->serving); /* serve returns */
   return 0;
 }
 
@@ -78,7 +79,15 @@ static int run_server(tool *t) {
   printf("listening %u\n", ntohs(((struct sockaddr_in *)&sa)->sin_port));
   fflush(stdout);
   scio_dtls_opts o = {.mtu = t->mtu};
-  rc = scio_dtls_serve(t->ep, ctx, echo, t, NULL, &o);
+  scio_scope cs;
+  if ((rc = scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0)) == 0) {
+    t->serving = &cs;
+    rc = scio_dtls_serve(t->ep, ctx, echo, t, NULL, &o);
+    t->serving = NULL;
+    scio_scope_close(&cs);
+    if (rc == SCIO_ECANCELED && scio_scope_cancelled_caught(&cs))
+      rc = 0; /* the clients asked for are done */
+  }
   scio_dtls_endpoint_close(t->ep);
   scio_tls_ctx_close(ctx);
   return rc < 0 ? fail(rc, "serve") : 0;

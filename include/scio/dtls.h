@@ -127,7 +127,8 @@ SCIO_API int scio_dtls_endpoint_open_udp(scio_udp *udp,
  * handshakes, serve) get SCIO_ECLOSED; serve then returns 0.  Channels
  * stay to be closed by their owners (every call on them but close then
  * fails with SCIO_ECLOSED); the memory goes with the last of them.  NULL
- * is ignored.  Not a checkpoint.  Returns 0. */
+ * is ignored; the handle is released, so a second close is a misuse.  Not
+ * a checkpoint.  Returns 0. */
 SCIO_API int scio_dtls_endpoint_close(scio_dtls_endpoint *ep);
 
 /* The address the socket is bound to (the port picked for port 0), in
