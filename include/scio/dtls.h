@@ -128,7 +128,7 @@ SCIO_API int scio_dtls_endpoint_open_udp(scio_udp *udp,
  * stay to be closed by their owners (every call on them but close then
  * fails with SCIO_ECLOSED); the memory goes with the last of them.  NULL
  * is ignored; the handle is released, so a second close is a misuse.  Not
- * a checkpoint.  Returns 0. */
+ * a checkpoint.  Never fails (returns 0). */
 SCIO_API int scio_dtls_endpoint_close(scio_dtls_endpoint *ep);
 
 /* The address the socket is bound to (the port picked for port 0), in
@@ -236,13 +236,13 @@ SCIO_API int scio_dtls_serve(scio_dtls_endpoint *ep, scio_tls_ctx *ctx,
                              const scio_dtls_opts *opts);
 
 /* The largest datagram a channel can send: the cleartext that fits in one
- * record within the MTU.  `ch` is borrowed.  Not a checkpoint.  Returns it,
- * or 0 when ch is NULL or not a DTLS channel. */
+ * record within the MTU.  `ch` is borrowed.  Not a checkpoint.  Never
+ * fails: returns it, or 0 when ch is NULL or not a DTLS channel. */
 SCIO_API size_t scio_dtls_channel_cleartext_mtu(scio_ostream *ch);
 
 /* How many datagrams for this channel were dropped because its queue was
- * full (or memory ran out).  `ch` is borrowed.  Not a checkpoint.  Returns
- * the count, or 0 when ch is NULL or not a DTLS channel. */
+ * full (or memory ran out).  `ch` is borrowed.  Not a checkpoint.  Never
+ * fails: returns the count, or 0 when ch is NULL or not a DTLS channel. */
 SCIO_API uint64_t scio_dtls_channel_dropped(scio_ostream *ch);
 
 #ifdef __cplusplus
