@@ -33,7 +33,8 @@
  * (scio_dtls_channel_dropped).
  *
  * The handshake is reliable: lost handshake datagrams are sent again
- * after 1 s, then 2 s, 4 s, ... up to 60 s between tries (RFC 6347
+ * after 1 s (scio_dtls_opts.retransmit_timeout), then 2 s, 4 s, ... up to
+ * 60 s between tries (RFC 6347
  * section 4.2.4), on scio's clock (the autojump clock speeds tests up).
  * A server answers a ClientHello with a HelloVerifyRequest carrying a
  * cookie (an HMAC of the client's address under a secret of the
@@ -58,6 +59,7 @@
  *                   from the same address replaced this channel;
  *   SCIO_EOF        (receive) the peer sent close_notify;
  *   SCIO_EMSGSIZE   a datagram longer than the channel's cleartext MTU;
+ *   SCIO_EINVAL     (send) an empty datagram (DTLS sends none), NULL data;
  *   SCIO_ECLOSED    the channel or its endpoint is closed.
  * OpenSSL's error queue is left empty.
  *
