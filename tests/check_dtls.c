@@ -1285,6 +1285,50 @@ SCIO_TEST_AUTOJUMP(many_clients) {
   return 0;
 }
 
+/* The TLS context options carry over: ALPN, client certificates. */
+SCIO_TEST_AUTOJUMP(alpn_and_client_certificates) {
+  scio_tls_ctx_opts sco = {.role = SCIO_TLS_SERVER,
+                           .cert_pem = pki.server,
+                           .key_pem = pki.server_key,
+                           .ca_pem = pki.ca,
+                           .alpn = "coap,other",
+                           .client_cert = SCIO_TLS_CLIENT_CERT_REQUIRED};
+  scio_tls_ctx_opts cco = {.ca_pem = pki.ca,
+                           .alpn = "coap",
+                           .cert_pem = pki.client,
+                           .key_pem = pki.client_key};
+  world w = {0};
+  CK_OK(scio_dtls_ctx_open(&sco, &w.sctx));
+  CK_OK(scio_dtls_ctx_open(&cco, &w.cctx));
+  world_open(&w, NULL, NULL);
+  scio_ostream *ch;
+  CK_OK(connect_localhost(&w, &ch));
+  char alpn[16];
+  CK_OK(scio_ostream_attr(ch, SCIO_ATTR_ALPN, alpn, sizeof alpn));
+  ck_assert_str_eq(alpn, "coap");
+  round_trip(ch, "mutual");
+  CK_OK(scio_ostream_close(ch));
+  /* Without a client certificate: refused. */
+  scio_tls_ctx *bare;
+  scio_tls_ctx_opts bo = {.ca_pem = pki.ca, .alpn = "coap"};
+  CK_OK(scio_dtls_ctx_open(&bo, &bare));
+  scio_dtls_endpoint *e2;
+  CK_OK(scio_dtls_endpoint_open("127.0.0.1", 0, NULL, &e2));
+  scio_dtls_opts o = {.server_hostname = "localhost",
+                      .handshake_timeout = 10};
+  ch = (scio_ostream *)1;
+  ck_assert_int_eq(scio_dtls_connect(e2, &w.saddr, bare, &o, &ch), SCIO_ETLS);
+  ck_assert_ptr_null(ch);
+  ck_assert(ERR_peek_error() == 0);
+  scio_dtls_endpoint_close(e2);
+  scio_tls_ctx_close(bare);
+  scio_wait_all_tasks_blocked();
+  ck_assert_int_eq(w.errors, 1);
+  ck_assert_int_eq(w.last_error, SCIO_ETLS);
+  world_close(&w);
+  return 0;
+}
+
 static Suite *dtls_suite(void) {
   Suite *s = suite_create("dtls");
   TCase *tc = scio_tcase_new("handshake", 30);
@@ -1293,6 +1337,7 @@ static Suite *dtls_suite(void) {
   scio_tcase_add(tc, bad_arguments);
   scio_tcase_add(tc, bad_certificate_is_rejected);
   scio_tcase_add(tc, mtu_and_big_datagrams);
+  scio_tcase_add(tc, alpn_and_client_certificates);
   suite_add_tcase(s, tc);
   tc = scio_tcase_new("loss", 30);
   scio_tcase_add(tc, lost_client_hellos_are_retransmitted);
