@@ -77,11 +77,12 @@ void scio__dtls_chans_endpoint_closed(scio_dtls_endpoint *ep) {
 
 /* Record header (13 bytes: type, version, epoch, sequence, length), then
  * the handshake header (12: type, length, message_seq, fragment offset and
- * length), then client_version (2) and the random (32). */
+ * length), then client_version (2) and the random (32): the first
+ * fragment of a ClientHello in epoch 0. */
 const unsigned char *scio__dtls_hello_random(const unsigned char *p,
                                              size_t n) {
   if (n < 13 + 12 + 2 + 32 || p[0] != 22 || p[3] != 0 || p[4] != 0 ||
-      p[13] != 1)
+      p[13] != 1 || p[19] != 0 || p[20] != 0 || p[21] != 0)
     return NULL;
   return p + 13 + 12 + 2;
 }
@@ -97,8 +98,6 @@ int scio__dtls_chan_new_hello(scio__dtls_chan *c, const unsigned char *p,
   return rnd && c->handshaken && c->has_hello &&
          memcmp(rnd, c->hello_random, sizeof c->hello_random) != 0;
 }
-
-static void unlink_chan(scio__dtls_chan *c);
 
 void scio__dtls_chan_replace(scio__dtls_chan *c) {
   c->replaced = 1;
