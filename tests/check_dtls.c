@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -1329,6 +1330,141 @@ SCIO_TEST_AUTOJUMP(alpn_and_client_certificates) {
   return 0;
 }
 
+/* OpenSSL's own allocations fail too: its hooks count them from the start
+ * of main() (CRYPTO_set_mem_functions works only before its first
+ * allocation).  Each point is run twice and the second run is measured:
+ * the first fills OpenSSL's lazily made caches, which are not leaks. */
+static long ossl_count, ossl_fail_at, ossl_live;
+static int ossl_hit;
+
+static int ossl_should_fail(void) {
+  if (ossl_fail_at && ++ossl_count == ossl_fail_at) {
+    ossl_hit = 1;
+    return 1;
+  }
+  return 0;
+}
+
+static void *ossl_malloc(size_t n, const char *file, int line) {
+  (void)file;
+  (void)line;
+  if (ossl_should_fail())
+    return NULL;
+  void *p = malloc(n);
+  if (p)
+    ossl_live++;
+  return p;
+}
+
+static void *ossl_realloc(void *old, size_t n, const char *file, int line) {
+  (void)file;
+  (void)line;
+  if (ossl_should_fail())
+    return NULL;
+  void *p = realloc(old, n);
+  if (p && !old)
+    ossl_live++;
+  return p;
+}
+
+static void ossl_free(void *p, const char *file, int line) {
+  (void)file;
+  (void)line;
+  if (p)
+    ossl_live--;
+  free(p);
+}
+
+static long ossl_armed;
+
+/* The exchange of oom_exchange, with OpenSSL's allocation `ossl_armed`
+ * failing (contexts are made before, without session caches, which
+ * would grow from run to run). */
+static int ossl_exchange(void *arg) {
+  (void)arg;
+  ossl_count = 0;
+  ossl_fail_at = ossl_armed;
+  scio_dtls_endpoint *sep = NULL, *cep = NULL;
+  struct sockaddr_storage sa;
+  int rc = scio_dtls_endpoint_open("127.0.0.1", 0, NULL, &sep);
+  if (rc == 0)
+    rc = scio_dtls_endpoint_open("127.0.0.1", 0, NULL, &cep);
+  if (rc == 0)
+    rc = scio_dtls_endpoint_local_addr(sep, &sa);
+  scio_nursery n;
+  if (rc == 0 && (rc = scio_nursery_open(&n)) == 0) {
+    oom_srv srv = {sep, 0};
+    rc = scio_start_soon(&n, oom_serve, &srv);
+    if (rc == 0)
+      rc = oom_talk(cep, &sa);
+    scio_wait_all_tasks_blocked();
+    scio_dtls_endpoint_close(sep);
+    sep = NULL;
+    int nrc = scio_nursery_close(&n);
+    if (rc == 0)
+      rc = nrc;
+  }
+  scio_dtls_endpoint_close(sep);
+  scio_dtls_endpoint_close(cep);
+  ossl_fail_at = 0;
+  return rc;
+}
+
+static int ossl_run(long fail_at) {
+  ossl_count = 0;
+  ossl_hit = 0;
+  ossl_armed = fail_at;
+  scio_run_opts o = {.backend = "epoll", .clock = SCIO_CLOCK_AUTOJUMP};
+  int rc = scio_run(ossl_exchange, NULL, &o);
+  ossl_armed = 0;
+  return rc;
+}
+
+START_TEST(openssl_allocation_failures) {
+  /* Every point is a whole handshake: sample one in `stride` (valgrind
+   * runs set SCIO_TLS_OOM_STRIDE higher). */
+  long stride = getenv("SCIO_TLS_OOM_STRIDE")
+                    ? atol(getenv("SCIO_TLS_OOM_STRIDE"))
+                    : 3;
+  if (stride < 1)
+    stride = 1;
+  scio_tls_ctx_opts sco = {.role = SCIO_TLS_SERVER,
+                           .cert_pem = pki.server,
+                           .key_pem = pki.server_key,
+                           .no_session_resumption = 1};
+  scio_tls_ctx_opts cco = {.ca_pem = pki.ca, .no_session_resumption = 1};
+  ck_assert_int_eq(scio_dtls_ctx_open(&sco, &oom_sctx), 0);
+  ck_assert_int_eq(scio_dtls_ctx_open(&cco, &oom_cctx), 0);
+  ck_assert_int_eq(ossl_run(0), 0);
+  long points = 0;
+  for (long n = 1;; n += stride) {
+    ossl_run(n); /* settle */
+    long live0 = ossl_live;
+    int rc = ossl_run(n);
+    if (!ossl_hit) {
+      ck_assert_msg(rc == 0, "fault %ld not reached but rc %s", n,
+                    scio_err_name(rc));
+      break;
+    }
+    points++;
+    ck_assert_msg(rc == 0 || rc == SCIO_ENOMEM || rc == SCIO_ETLS ||
+                      rc == SCIO_ETIMEDOUT || rc == SCIO_EBROKEN ||
+                      rc == SCIO_ECLOSED,
+                  "fault %ld: %s: %s", n, scio_err_name(rc), scio_errmsg());
+    ck_assert_msg(ossl_live == live0, "fault %ld: %ld OpenSSL blocks leaked",
+                  n, ossl_live - live0);
+    ck_assert_msg(ERR_peek_error() == 0, "fault %ld: error queue not empty",
+                  n);
+    ck_assert_msg(n < 200000, "no end to the allocation points");
+  }
+  fprintf(stderr, "openssl_allocation_failures: %ld points (stride %ld)\n",
+          points, stride);
+  ck_assert_int_gt(points * stride, 100);
+  scio_tls_ctx_close(oom_sctx);
+  scio_tls_ctx_close(oom_cctx);
+}
+END_TEST
+
 static Suite *dtls_suite(void) {
   Suite *s = suite_create("dtls");
   TCase *tc = scio_tcase_new("handshake", 30);
@@ -1364,13 +1500,16 @@ static Suite *dtls_suite(void) {
   scio_tcase_add(tc, mutated_datagrams_are_survived);
   scio_tcase_add(tc, many_clients);
   suite_add_tcase(s, tc);
-  tc = scio_tcase_new("oom", 300);
+  tc = scio_tcase_new("oom", 600);
   tcase_add_loop_test(tc, allocation_failure_loop, 0, SCIO_TEST_NBACKENDS);
+  tcase_add_test(tc, openssl_allocation_failures);
   suite_add_tcase(s, tc);
   return s;
 }
 
 int main(void) {
+  if (!CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free))
+    return 1; /* something allocated through OpenSSL before main */
   if (test_pki_make(&pki) < 0)
     return 1;
   int rc = scio_test_main(dtls_suite());
