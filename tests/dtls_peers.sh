@@ -85,7 +85,7 @@ server() { # [extra dtls_tool args]
 }
 
 server --count 1
-out=$( (printf 'ping-dtls\n'; sleep 2) | timeout 15 openssl s_client -dtls1_2 -connect 127.0.0.1:$p -servername localhost \
+out=$( (printf 'ping-dtls\n'; sleep 3) | timeout 15 openssl s_client -dtls1_2 -connect 127.0.0.1:$p -servername localhost \
         -CAfile "$dir/ca.pem" -verify_return_error -verify_hostname localhost -brief 2>&1)
 if printf '%s' "$out" | grep -q "^ping-dtls"; then ok "s_client -dtls -> dtls_tool server: echo"; else bad "s_client -> dtls_tool server: '$out'"; fi
 # s_client sends close_notify when its stdin ends: the server counts it
@@ -95,7 +95,7 @@ rc=$?
 if [ $rc -eq 0 ] && grep -q "echo: ping-dtls" "$dir/srv.log"; then ok "dtls_tool server saw close_notify, exit 0"; else bad "dtls_tool server exit $rc: $(tail -3 "$dir/srv.log")"; fi
 
 server --count 1
-out=$( (printf 'ping-small-mtu\n'; sleep 2) | timeout 15 openssl s_client -dtls1_2 -mtu 400 -connect 127.0.0.1:$p -servername localhost \
+out=$( (printf 'ping-small-mtu\n'; sleep 3) | timeout 15 openssl s_client -dtls1_2 -mtu 400 -connect 127.0.0.1:$p -servername localhost \
         -CAfile "$dir/ca.pem" -verify_return_error -brief 2>&1)
 if printf '%s' "$out" | grep -q "^ping-small-mtu"; then ok "s_client -dtls -mtu 400 -> dtls_tool server"; else bad "s_client small MTU: '$out'"; fi
 wait $srv
