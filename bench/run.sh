@@ -20,6 +20,8 @@ trap 'rm -f "$out"' EXIT
 "$dir/bench/bench_process" | tee -a "$out"
 # RFC 8305 fallback time in a private network namespace (target: <= 0.260 s)
 "$dir/bench/he_fallback" | tee -a "$out"
+# DTLS: round trips against plain UDP in the same run, handshakes/s
+"$dir/bench/bench_dtls" | tee -a "$out"
 awk '
   { v[$2] = $3 }
   END {

@@ -24,5 +24,6 @@
 #include "scio/process.h"
 #include "scio/net.h"
 #include "scio/tls.h"
+#include "scio/dtls.h"
 
 #endif /* SCIO_H */

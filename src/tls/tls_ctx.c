@@ -136,7 +136,21 @@ static int load_pem_key(SSL_CTX *c, const char *pem) {
 
 /* ---- configuration -------------------------------------------------- */
 
-static int set_versions(SSL_CTX *c, const scio_tls_ctx_opts *o) {
+/* DTLS has one version here, 1.2, spelled SCIO_TLS_1_2 by the caller. */
+static int set_dtls_versions(SSL_CTX *c, const scio_tls_ctx_opts *o) {
+  if ((o->min_version && o->min_version != SCIO_TLS_1_2) ||
+      (o->max_version && o->max_version != SCIO_TLS_1_2))
+    return scio__seterr(SCIO_EINVAL, "dtls context: only DTLS 1.2 "
+                                     "(SCIO_TLS_1_2) is supported");
+  if (SSL_CTX_set_min_proto_version(c, DTLS1_2_VERSION) != 1 ||
+      SSL_CTX_set_max_proto_version(c, DTLS1_2_VERSION) != 1)
+    return ctx_err(SCIO_ETLS, "dtls context: version bounds");
+  return 0;
+}
+
+static int set_versions(SSL_CTX *c, const scio_tls_ctx_opts *o, int dtls) {
+  if (dtls)
+    return set_dtls_versions(c, o);
   int lo = o->min_version ? o->min_version : SCIO_TLS_1_2;
   int hi = o->max_version;
   if ((lo != SCIO_TLS_1_2 && lo != SCIO_TLS_1_3) ||
@@ -243,7 +257,10 @@ static void set_sessions(scio_tls_ctx *ctx, const scio_tls_ctx_opts *o) {
     SSL_CTX_set_num_tickets(c, 0);
     return;
   }
-  if (ctx->role == SCIO_TLS_CLIENT) {
+  if (ctx->role == SCIO_TLS_CLIENT && ctx->dtls) {
+    /* The session cache below keys on TLS streams (their app data). */
+    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+  } else if (ctx->role == SCIO_TLS_CLIENT) {
     /* Sessions are kept per server name by scio (tls_stream.c), not in
      * OpenSSL's internal cache, which clients never look up anyway. */
     ctx->resume = 1;
@@ -266,7 +283,7 @@ static int configure(scio_tls_ctx *ctx, const scio_tls_ctx_opts *o) {
    * between retries. */
   SSL_CTX_set_mode(c, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   int rc;
-  if ((rc = set_versions(c, o)) < 0 || (rc = set_trust(ctx, o)) < 0 ||
+  if ((rc = set_versions(c, o, ctx->dtls)) < 0 || (rc = set_trust(ctx, o)) < 0 ||
       (rc = set_identity(c, o, ctx->role)) < 0 ||
       (rc = set_ciphers(c, o)) < 0 || (rc = set_alpn(ctx, o->alpn)) < 0)
     return rc;
@@ -304,8 +321,15 @@ static void ctx_free(scio_tls_ctx *ctx) {
   scio__free(ctx);
 }
 
-SCIO_API int scio_tls_ctx_open(const scio_tls_ctx_opts *opts,
-                               scio_tls_ctx **out) {
+static const SSL_METHOD *method_of(int role, int dtls) {
+  if (dtls)
+    return role == SCIO_TLS_SERVER ? DTLS_server_method()
+                                   : DTLS_client_method();
+  return role == SCIO_TLS_SERVER ? TLS_server_method() : TLS_client_method();
+}
+
+int scio__tls_ctx_open_method(const scio_tls_ctx_opts *opts, int dtls,
+                              scio_tls_ctx **out) {
   if (out)
     *out = NULL;
   static const scio_tls_ctx_opts defaults;
@@ -317,8 +341,8 @@ SCIO_API int scio_tls_ctx_open(const scio_tls_ctx_opts *opts,
   scio_tls_ctx *ctx = ctx_alloc(o->role);
   if (!ctx)
     return scio__seterr(SCIO_ENOMEM, "tls context: out of memory");
-  ctx->ssl_ctx = SSL_CTX_new(o->role == SCIO_TLS_SERVER ? TLS_server_method()
-                                                        : TLS_client_method());
+  ctx->dtls = dtls;
+  ctx->ssl_ctx = SSL_CTX_new(method_of(o->role, dtls));
   int rc = ctx->ssl_ctx ? configure(ctx, o)
                         : ctx_err(SCIO_ENOMEM, "tls context: SSL_CTX_new");
   if (rc < 0) {
@@ -328,6 +352,11 @@ SCIO_API int scio_tls_ctx_open(const scio_tls_ctx_opts *opts,
   }
   *out = ctx;
   return 0;
+}
+
+SCIO_API int scio_tls_ctx_open(const scio_tls_ctx_opts *opts,
+                               scio_tls_ctx **out) {
+  return scio__tls_ctx_open_method(opts, 0, out);
 }
 
 SCIO_API int scio_tls_ctx_open_ssl(SSL_CTX *ssl_ctx, int role,

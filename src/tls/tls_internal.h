@@ -19,6 +19,7 @@ struct scio_tls_ctx {
   int role;
   int verify;         /* clients: verify the server */
   int resume;         /* clients: keep and offer sessions */
+  int dtls;           /* a DTLS context (scio_dtls_ctx_open) */
   unsigned refs;      /* atomic: contexts may be shared across threads */
   unsigned char *alpn; /* servers: wire-format list, in preference order */
   size_t alpn_len;
@@ -28,6 +29,10 @@ struct scio_tls_ctx {
 };
 
 void scio__tls_ctx_ref(scio_tls_ctx *ctx);
+/* scio_tls_ctx_open, or with dtls set the DTLS flavour of it (DTLS
+ * methods, DTLS 1.2 bounds, no client session cache). */
+int scio__tls_ctx_open_method(const scio_tls_ctx_opts *opts, int dtls,
+                              scio_tls_ctx **out);
 /* Clients: the cached session for `name` (a new reference), or NULL. */
 SSL_SESSION *scio__tls_session_get(scio_tls_ctx *ctx, const char *name);
 /* Clients: remember `sess` for `name` (takes a reference of its own). */

@@ -577,6 +577,10 @@ SCIO_API int scio_tls_wrap(scio_stream *inner, scio_tls_ctx *ctx,
     *out = NULL;
   if (!inner || !ctx || !out)
     return scio__seterr(SCIO_EINVAL, "tls wrap: NULL argument");
+  if (ctx->dtls)
+    return scio__seterr(SCIO_EINVAL, "tls wrap: a DTLS context "
+                                     "(scio_dtls_ctx_open) cannot wrap a "
+                                     "stream");
   if (inner->closed)
     return scio__seterr(SCIO_ECLOSED, "tls wrap: the stream to wrap is "
                                       "closed");
