@@ -26,7 +26,8 @@
 # Environment: SCIO_BENCH_SERVER_CPU (0), SCIO_BENCH_LOAD_CPU (1),
 #   SCIO_BENCH_SECONDS (2), SCIO_BENCH_TLS_ROUNDS (5), SCIO_BENCH_TLS_MIB
 #   (256), SCIO_BENCH_TLS_INFLIGHT (8), SCIO_BENCH_CALLGRIND (1; 0 skips it),
-#   SCIO_BENCH_TLS_ONLY (bulk, handshakes or callgrind: that part alone).
+#   SCIO_BENCH_TLS_ONLY (bulk, handshakes or callgrind: that part alone),
+#   SCIO_BENCH_TLS_VERBOSE (set: each run's rate and CPU on stderr).
 set -euo pipefail
 dir=${1:-.}
 b=$dir/bench
@@ -92,7 +93,7 @@ for kind in bulk handshakes; do
       fi
       stop_server
       runs[$kind:$server]+="$rate $cpu"$'\n'
-      echo "round $round $kind $server $rate $cpu" >>"$tmp/rounds"
+      [ -n "${SCIO_BENCH_TLS_VERBOSE:-}" ] && echo "# round $round $kind $server $rate $cpu" >&2
     done
   done
 done
