@@ -81,7 +81,12 @@ static int flush_locked(tls_stream *t) {
     t->io.out.len = 0;
     t->io.spare = NULL;
     int rc = scio_send(t->base.inner, buf, len);
-    if (!t->io.spare) {
+    if (!t->io.out.data) {
+      /* Nobody appended meanwhile (the usual case): the buffer goes back
+       * to being `out`, and no second one is ever allocated. */
+      t->io.out.data = buf;
+      t->io.out.cap = cap;
+    } else if (!t->io.spare) {
       t->io.spare = buf;
       t->io.spare_cap = cap;
     } else {
