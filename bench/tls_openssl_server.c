@@ -2,13 +2,15 @@
  * server written with plain OpenSSL over non-blocking sockets and epoll,
  * as a careful C programmer would without scio.
  *
- *   tls_openssl_server PORT
- * Listens on 127.0.0.1:PORT (prints "listening" when ready) and serves
+ *   tls_openssl_server PORT [CERT KEY]
+ * Listens on 127.0.0.1:PORT (0: a free port; prints "listening PORT" when
+ * ready) and serves
  * tls_client's protocol: after the handshake, an 8-byte length, that many
  * bytes (read and dropped), then a one-byte receipt; a client that closes
- * after the handshake is just closed.  The certificate is an ECDSA P-256
- * one made at start-up (tests/support/pki.c), the same as the scio
- * server's.  Runs until killed. */
+ * after the handshake is just closed.  CERT and KEY are PEM files (bench/
+ * tls.sh gives both servers the same ones); without them an ECDSA P-256
+ * certificate is made at start-up (tests/support/pki.c), as the scio
+ * server does.  Runs until killed. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -41,23 +43,31 @@ static void die(const char *what) {
   exit(1);
 }
 
-static SSL_CTX *server_ctx(void) {
-  test_pki pki;
-  if (test_pki_make(&pki) < 0)
-    exit(1);
+static SSL_CTX *server_ctx(const char *cert, const char *key) {
   SSL_CTX *c = SSL_CTX_new(TLS_server_method());
-  BIO *cb = BIO_new_mem_buf(pki.server, -1);
-  BIO *kb = BIO_new_mem_buf(pki.server_key, -1);
-  X509 *x = PEM_read_bio_X509(cb, NULL, NULL, NULL);
-  EVP_PKEY *k = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
-  if (!c || SSL_CTX_use_certificate(c, x) != 1 ||
-      SSL_CTX_use_PrivateKey(c, k) != 1)
-    die("server context");
-  X509_free(x);
-  EVP_PKEY_free(k);
-  BIO_free(cb);
-  BIO_free(kb);
-  test_pki_free(&pki);
+  if (!c)
+    die("SSL_CTX_new");
+  if (cert) {
+    if (SSL_CTX_use_certificate_chain_file(c, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1)
+      die("certificate or key file");
+  } else {
+    test_pki pki;
+    if (test_pki_make(&pki) < 0)
+      exit(1);
+    BIO *cb = BIO_new_mem_buf(pki.server, -1);
+    BIO *kb = BIO_new_mem_buf(pki.server_key, -1);
+    X509 *x = PEM_read_bio_X509(cb, NULL, NULL, NULL);
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
+    if (SSL_CTX_use_certificate(c, x) != 1 ||
+        SSL_CTX_use_PrivateKey(c, k) != 1)
+      die("server context");
+    X509_free(x);
+    EVP_PKEY_free(k);
+    BIO_free(cb);
+    BIO_free(kb);
+    test_pki_free(&pki);
+  }
   SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
   SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   return c;
@@ -111,12 +121,12 @@ static int conn_run(conn *k) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: tls_openssl_server PORT\n");
+  if (argc != 2 && argc != 4) {
+    fprintf(stderr, "usage: tls_openssl_server PORT [CERT KEY]\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN); /* a peer that is gone is an error code */
-  SSL_CTX *c = server_ctx();
+  SSL_CTX *c = argc == 4 ? server_ctx(argv[2], argv[3]) : server_ctx(NULL, NULL);
   int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
   setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   struct sockaddr_in a = {.sin_family = AF_INET,
@@ -127,7 +137,9 @@ int main(int argc, char **argv) {
   int ep = epoll_create1(0);
   struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
   epoll_ctl(ep, EPOLL_CTL_ADD, ls, &lev);
-  printf("listening on 127.0.0.1:%s\n", argv[1]);
+  socklen_t alen = sizeof a;
+  getsockname(ls, (struct sockaddr *)&a, &alen);
+  printf("listening %d\n", ntohs(a.sin_port));
   fflush(stdout);
   struct epoll_event evs[64];
   for (;;) {

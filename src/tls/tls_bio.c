@@ -20,10 +20,15 @@
 #include "core/layer.h"
 #include "tls_bio.h"
 
+/* Queues start small (a handshake flight, an interactive record) and
+ * double as needed: a server holding many quiet connections keeps little
+ * memory per connection, and a handshake touches few cache lines. */
+#define QUEUE_MIN 4096
+
 static int q_reserve(scio__tls_queue *q, size_t more) {
   if (q->cap - q->len >= more)
     return 0;
-  size_t cap = q->cap ? q->cap : 16384;
+  size_t cap = q->cap ? q->cap : QUEUE_MIN;
   while (cap - q->len < more)
     cap *= 2;
   unsigned char *p = scio__realloc(q->data, cap);

@@ -15,6 +15,7 @@ typedef struct scio__tls_io {
   scio__tls_queue out; /* ciphertext OpenSSL wrote, not yet sent */
   unsigned char *spare; /* a drained out buffer kept for reuse */
   size_t spare_cap;
+  size_t in_room;      /* room to make before the next receive */
   int in_eof;          /* the wrapped stream ended */
   int oom;             /* a write could not grow `out` */
 } scio__tls_io;

@@ -28,9 +28,11 @@
 #include "tls_internal.h"
 
 /* Room made in the receive queue before each read of the wrapped stream:
- * several full records (16 KiB + 256 each), so bulk transfers read many
- * records per call below. */
-#define IN_CHUNK 65536
+ * it starts at IN_ROOM_MIN (a handshake flight) and doubles each time a
+ * read fills it, up to IN_ROOM_MAX: several full records (16 KiB + 256
+ * each), so bulk transfers read many records per call below. */
+#define IN_ROOM_MIN 4096
+#define IN_ROOM_MAX 65536
 /* SSL_write pieces: each becomes up to four records, then a flush. */
 #define WRITE_CHUNK 65536
 
@@ -79,7 +81,12 @@ static int flush_locked(tls_stream *t) {
     t->io.out.len = 0;
     t->io.spare = NULL;
     int rc = scio_send(t->base.inner, buf, len);
-    if (!t->io.spare) {
+    if (!t->io.out.data) {
+      /* Nobody appended meanwhile (the usual case): the buffer goes back
+       * to being `out`, and no second one is ever allocated. */
+      t->io.out.data = buf;
+      t->io.out.cap = cap;
+    } else if (!t->io.spare) {
       t->io.spare = buf;
       t->io.spare_cap = cap;
     } else {
@@ -107,11 +114,14 @@ static int flush(tls_stream *t) {
 /* Read more ciphertext from the wrapped stream: 0 (bytes or EOF noted in
  * io.in_eof) or an error.  Always a checkpoint (the wrapped receive). */
 static int fill(tls_stream *t) {
-  if (scio__tls_in_reserve(&t->io, IN_CHUNK) < 0)
+  if (t->io.in_room == 0)
+    t->io.in_room = IN_ROOM_MIN;
+  if (scio__tls_in_reserve(&t->io, t->io.in_room) < 0)
     return scio__seterr(SCIO_ENOMEM, "tls: no memory for the receive "
                                      "buffer");
   scio__tls_queue *q = &t->io.in;
-  ssize_t n = scio_receive(t->base.inner, q->data + q->len, q->cap - q->len);
+  size_t room = q->cap - q->len;
+  ssize_t n = scio_receive(t->base.inner, q->data + q->len, room);
   if (t->base.closed && !t->unwrapping && !t->in_goodbye)
     return scio__seterr(SCIO_ECLOSED, "tls: the stream was closed");
   if (n == SCIO_EOF) {
@@ -121,6 +131,8 @@ static int fill(tls_stream *t) {
   if (n < 0)
     return (int)n;
   q->len += (size_t)n;
+  if ((size_t)n == room && t->io.in_room < IN_ROOM_MAX)
+    t->io.in_room *= 2; /* more was waiting: a bulk transfer */
   return 0;
 }
 
@@ -236,9 +248,11 @@ static ssize_t eof_result(tls_stream *t) {
  * > 0 bytes, 0 (needs more ciphertext), or an error. */
 static ssize_t read_buffered(tls_stream *t, unsigned char *buf, size_t max) {
   size_t got = 0;
+  /* Once per batch: nothing else runs on this thread until the loop ends,
+   * and a successful SSL_read_ex leaves the queue as it found it. */
+  ERR_clear_error();
   while (got < max) {
     size_t n = 0;
-    ERR_clear_error();
     int r = SSL_read_ex(t->ssl, buf + got, max - got, &n);
     if (r == 1) {
       got += n;
