@@ -1,0 +1,236 @@
+# doxygen-filter.awk -- Doxygen's INPUT_FILTER for the public headers
+# (docs/Doxyfile.in).  Our headers carry plain C comments, written for people
+# reading the header; this filter shows Doxygen which of them document what,
+# so that the man pages are generated from exactly the text in the headers:
+#
+#   - the file's first comment documents the header (\file);
+#   - the comment directly before a SCIO_API declaration (no blank line in
+#     between) documents that function; declarations that follow it without
+#     a blank line (a group such as scio_condition_acquire/_release) share
+#     it; so do the API's function-like macros (#define scio_start_soon(...)),
+#     which may stand between the comment and the declaration;
+#   - every other comment stays a plain comment, which Doxygen ignores.
+#
+# A documenting comment becomes a \brief (its first sentence, escaped) and
+# the whole comment, kept as written in \verbatim, because our comments are
+# laid out as plain text (aligned error lists, tables) that Doxygen's
+# Markdown and HTML handling would reflow or drop.  The output keeps one
+# line per input line where it can, so Doxygen's warnings point at the
+# header's own lines.
+#
+# For include/scio.h, the umbrella header, the filter also writes the
+# overview page `scio' (man scio): the umbrella's comment and an index of
+# every header it includes, with each header's first sentence and its
+# functions, read from those headers here, so the index cannot go stale.
+#
+# Usage (Doxygen runs it as INPUT_FILTER): awk -f doxygen-filter.awk FILE
+
+# The first sentence of a comment's text (already joined into one line),
+# for \brief: up to the first full stop that ends a sentence.
+function first_sentence(s,    i, n, rest, c) {
+  n = length(s)
+  for (i = 1; i <= n; i++) {
+    c = substr(s, i, 1)
+    if (c != "." && c != ":")
+      continue
+    rest = substr(s, i + 1, 1)
+    if (rest != " " && rest != "" || substr(s, i + 1, 2) == " .")
+      continue
+    # "e.g. ", "i.e. ", "etc. " do not end a sentence.
+    # Nor does a range "1 .. 10".
+    if (c == "." && (substr(s, i - 1, 1) == "." || substr(s, 1, i) ~ /(e\.g|i\.e|etc|vs|cf)\.$/))
+      continue
+    if (c == ":" && rest == " ")
+      continue
+    return substr(s, 1, i)
+  }
+  return s
+}
+
+# Doxygen treats \ @ & $ # % < > " as special in running text.
+function escape(s) {
+  gsub(/\\/, "\\\\", s)
+  gsub(/[@&$#%<>"]/, "\\\\&", s)
+  return s
+}
+
+# Strip the comment markers of one line of a /* ... */ block.
+function strip(line) {
+  sub(/^[ \t]*\/\*+[ \t]?/, "", line)
+  sub(/[ \t]*\*+\/[ \t]*$/, "", line)
+  sub(/^[ \t]*\*[ \t]?/, "", line)
+  return line
+}
+
+# The text of the buffered comment (cbuf[1..cn]), as lines and joined.
+function comment_text(    i, t) {
+  t = ""
+  for (i = 1; i <= cn; i++) {
+    ctext[i] = strip(cbuf[i])
+    t = t " " ctext[i]
+  }
+  gsub(/[ \t]+/, " ", t)
+  sub(/^ /, "", t)
+  return t
+}
+
+# Print the buffered comment as a Doxygen comment; `what' is "\\file" for
+# the header's own comment, "" for a function's.
+function print_doc(what,    i, joined) {
+  joined = comment_text()
+  printf "/** %s\\brief %s\n", (what == "" ? "" : what "\n"), escape(first_sentence(joined))
+  print "\\verbatim"
+  for (i = 1; i <= cn; i++)
+    print ctext[i]
+  print "\\endverbatim */"
+  cn = 0
+}
+
+function print_plain(    i) {
+  for (i = 1; i <= cn; i++)
+    print cbuf[i]
+  cn = 0
+}
+
+# `s' broken into lines of at most 78 columns; continuation lines start
+# with `indent'.
+function wrap(s, indent,    out, line, nw, w, i) {
+  nw = split(s, w, " ")
+  out = ""; line = ""
+  for (i = 1; i <= nw; i++) {
+    if (line == "")
+      line = (out == "" ? "  " : indent) w[i]
+    else if (length(line) + 1 + length(w[i]) > 78) {
+      out = out line "\n"
+      line = indent w[i]
+    } else
+      line = line " " w[i]
+  }
+  return out line
+}
+
+# For the umbrella header: the index page of the headers it includes.
+function umbrella_index(    i, h, path, line, incomment, first, sent, names, n, name, width) {
+  print "/** \\page scio scio"
+  print "\\brief structured concurrency I/O for C: overview and index of the API"
+  print "\\section scio_description DESCRIPTION"
+  print "\\verbatim"
+  for (i = 1; i <= cn; i++)
+    print ctext[i]
+  print ""
+  print "Headers (man <header>, e.g. man core.h) and their functions and"
+  print "function-like macros (man <function>, e.g. man scio_receive):"
+  for (i = 1; i <= ninc; i++) {
+    h = inc[i]
+    path = dir "/" h
+    first = ""; incomment = 0; names = ""; n = 0
+    while ((getline line < path) > 0) {
+      if (first == "" && !incomment && line ~ /^\/\*/)
+        incomment = 1
+      if (incomment) {
+        first = first " " strip(line)
+        if (line ~ /\*\//)
+          incomment = 2
+        if (incomment == 2) {
+          gsub(/[ \t]+/, " ", first)
+          incomment = 0
+          if (first == "") first = " "
+        }
+      }
+      if (documented(line) && match(line, /scio_[A-Za-z0-9_]*[ \t]*\(/)) {
+        name = substr(line, RSTART, RLENGTH - 1)
+        sub(/[ \t]*$/, "", name)
+        if (name in listed)
+          continue
+        listed[name] = 1
+        # Wrapped at 76 columns.
+        if (n == 0 || width + length(name) + 2 > 76) {
+          names = names "\n    " name
+          width = 4 + length(name)
+        } else {
+          names = names ", " name
+          width += 2 + length(name)
+        }
+        n++
+      }
+    }
+    close(path)
+    sent = first_sentence(substr(first, 2))
+    sub(/^scio [^ ]* /, "", sent)
+    sub(/^[-:] */, "", sent)
+    printf "\n%s", wrap("  " h ": " sent, "    ")
+    if (n > 0)
+      printf "%s", names
+    print ""
+  }
+  print "\\endverbatim */"
+}
+
+# A line that starts what a comment documents: a SCIO_API declaration, or a
+# function-like macro of the API (scio_scope_open over scio_scope_open_loc).
+function documented(line) {
+  return line ~ /^SCIO_API/ || line ~ /^#define scio_[A-Za-z0-9_]*\(/
+}
+
+BEGIN {
+  file = ARGV[1]
+  dir = file
+  sub(/\/[^\/]*$/, "", dir)
+  umbrella = (file ~ /(^|\/)scio\.h$/)
+  cn = 0; seen_top = 0; group = 0; ninc = 0; top_n = 0; keep_n = 0
+}
+
+# Inside a comment: buffer it until its end.
+incomment {
+  cbuf[++cn] = $0
+  if ($0 ~ /\*\//)
+    incomment = 0
+  next
+}
+
+# A comment that starts a line (and has no code after its end).
+/^[ \t]*\/\*/ && !/\*\/.*[^ \t]/ {
+  if (cn > 0) print_plain()
+  cbuf[++cn] = $0
+  incomment = ($0 !~ /\*\//)
+  group = 0
+  next
+}
+
+{
+  if (umbrella && match($0, /^#include "scio\/[a-z_]+\.h"/))
+    inc[++ninc] = substr($0, RSTART + 10, RLENGTH - 11)
+  if (cn > 0 && !seen_top) {
+    # The file's first comment documents the header.
+    seen_top = 1
+    if (umbrella) {
+      comment_text()
+      for (i = 1; i <= cn; i++) top[++top_n] = ctext[i]
+    }
+    print_doc("\\file")
+  } else if (cn > 0 && documented($0)) {
+    # Remember it for the declarations grouped with this one.
+    for (i = 1; i <= cn; i++) keep[i] = cbuf[i]
+    keep_n = cn
+    print_doc("")
+    group = 1
+  } else if (cn > 0) {
+    print_plain()
+  } else if (group && documented($0)) {
+    for (i = 1; i <= keep_n; i++) cbuf[i] = keep[i]
+    cn = keep_n
+    print_doc("")
+  }
+  if (/^[ \t]*$/)
+    group = 0
+  print
+}
+
+END {
+  if (cn > 0) print_plain()
+  if (umbrella) {
+    cn = top_n
+    for (i = 1; i <= cn; i++) ctext[i] = top[i]
+    umbrella_index()
+  }
+}
