@@ -57,11 +57,13 @@ for h in $headers; do
       sub(/^SCIO_API[ \t]*/, "", ret)
       params = substr(decl, RSTART + RLENGTH)
       print name >> names
+      if (params ~ /\*/) takes_ptr = 1
       if (doc == "") {
         bad(line, name, "no comment directly above the declaration (or its group)")
         return
       }
-      if (doc !~ /(^|[^A-Za-z])(A|Not a|not a|Not|Never a|never a|is a|is not a|are|are not) checkpoints?([^A-Za-z_]|$)/)
+      if (doc !~ /(^|[^A-Za-z])(A|Not a|not a|Not|Never a|never a|is a|is not a|are|are not) checkpoints?([^A-Za-z_]|$)/ &&
+          doc !~ /[(:;,] *a checkpoint([^A-Za-z_]|$)/ && doc !~ /(^|[.] +)Checkpoints[.;:]/)
         bad(line, name, "the comment does not say whether it is a checkpoint (\"A checkpoint.\" or \"Not a checkpoint.\")")
       if (doc !~ /SCIO_E[A-Z0-9_]+/ && doc !~ /[Nn]ever fails/ &&
           !(ret == "void" && doc ~ /[Rr]eturns nothing/))
@@ -74,10 +76,10 @@ for h in $headers; do
       if ((ptr_out || takes) && doc !~ OWN)
         bad(line, name, "the comment does not say who owns " \
             (ptr_out ? "the pointer it hands out" : "what it makes, takes over or releases") \
-            " (one of: owns, owned, borrowed, copies, keeps, valid until/while, outlive, frees, releases)")
+            " (one of: owns, owned, the caller\047s, borrowed, copies, keeps, valid until/while, outlive, frees, releases)")
     }
     BEGIN {
-      OWN = "([Oo]wn(s|ed|er|ership)?|[Bb]orrow(s|ed)?|[Cc]op(y|ies|ied)|[Kk]eeps|[Kk]ept|[Rr]etain(s|ed)?|[Vv]alid (until|while|as long)|[Oo]utlives?|[Ff]ree(s|d)|[Rr]eleases?d?)"
+      OWN = "([Oo]wn(s|ed|er|ership)?|[Cc]aller.s|[Bb]orrow(s|ed)?|[Cc]op(y|ies|ied)|[Kk]eeps|[Kk]ept|[Rr]etain(s|ed)?|[Vv]alid (until|while|as long)|[Oo]utlives?|[Ff]ree(s|d)|[Rr]eleases?d?)"
       top = ""; ntop = 0; doc = ""; cdoc = ""; group = 0; incomment = 0
     }
     incomment {
@@ -109,7 +111,7 @@ for h in $headers; do
     /^[ \t]*$/ { group = 0; cdoc = "" ; next }
     { cdoc = "" }
     END {
-      if (decls > 0 && top !~ /borrowed/)
+      if (takes_ptr && top !~ /borrowed/)
         bad(1, "(header)", "the first comment does not say that pointer arguments are borrowed unless a function says otherwise")
       exit nbad > 0
     }' "$h" || fail=1
