@@ -102,8 +102,8 @@ typedef struct scio_run_opts {
 /* Run `fn(arg)` as the root task of a new event loop in this thread and return
  * once every task has finished.  Returns fn's result, or:
  *   SCIO_ENESTED  a scio_run is already running in this thread;
- *   SCIO_ENOSYS       the requested backend is not available;
- *   SCIO_EINVAL       bad options (e.g. an absurd stack size);
+ *   SCIO_ENOSYS   the requested backend is not available;
+ *   SCIO_EINVAL   bad options (e.g. an absurd stack size);
  *   SCIO_ENOMEM   the loop or the root task could not be allocated.
  * The root task's last error detail stays readable through scio_errmsg().
  * Not a checkpoint (it is called outside any run, and runs one). */

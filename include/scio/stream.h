@@ -172,7 +172,7 @@ SCIO_API int scio_stream_attr(scio_stream *s, int key, void *out, size_t len);
  *   SCIO_EBUSY      another task is sending, half-closing or waiting here;
  *   SCIO_ECANCELED  cancelled (nothing happened);
  *   SCIO_EINVAL     s is NULL;
- *   SCIO_ENOSYS         the top layer has no do_wait_send_ready slot. */
+ *   SCIO_ENOSYS     the top layer has no do_wait_send_ready slot. */
 SCIO_API int scio_wait_send_ready(scio_stream *s);
 
 /* Bytes held for reading in memory by the layers of `s` (curl's "data

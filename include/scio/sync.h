@@ -93,7 +93,7 @@ SCIO_API int scio_event_is_set(const scio_event *ev);
  *   SCIO_ECANCELED  the task was cancelled before the event was set (an
  *                   event set in the same round as the cancel still
  *                   returns 0);
- *   SCIO_EINVAL         bad event, or not inside a task. */
+ *   SCIO_EINVAL     bad event, or not inside a task. */
 SCIO_API int scio_event_wait(scio_event *ev);
 
 /* Fill *out.  Not a checkpoint.  Returns 0 or SCIO_EINVAL. */
@@ -123,7 +123,7 @@ SCIO_API int scio_lock_init(scio_lock *lock, unsigned flags);
  *   SCIO_ECANCELED  cancelled before the lock was handed over; the task does
  *                   not hold it;
  *   SCIO_EDEADLK    the calling task already holds it (nothing changes);
- *   SCIO_EINVAL         bad lock, or not inside a task. */
+ *   SCIO_EINVAL     bad lock, or not inside a task. */
 SCIO_API int scio_lock_acquire(scio_lock *lock);
 
 /* Acquire the lock only if that needs no wait.  Not a checkpoint.  Returns
@@ -238,7 +238,7 @@ SCIO_API int scio_condition_release(scio_condition *cond);
  *                   0); if the task was already cancelled on entry, the lock
  *                   is not even released;
  *   SCIO_EPERM      the calling task does not hold the lock;
- *   SCIO_EINVAL         bad condition, or not inside a task. */
+ *   SCIO_EINVAL     bad condition, or not inside a task. */
 SCIO_API int scio_condition_wait(scio_condition *cond);
 
 /* Wake up to `n` waiting tasks (0: none), first-come first-served.  Each
@@ -294,7 +294,7 @@ SCIO_API int scio_limiter_destroy(scio_limiter *lim);
  *                   entry, or, for _on_behalf_of, given to it by another
  *                   call while this one waited);
  *   SCIO_ENOMEM     no memory for the borrower bookkeeping;
- *   SCIO_EINVAL         bad limiter, NULL borrower, or not inside a task. */
+ *   SCIO_EINVAL     bad limiter, NULL borrower, or not inside a task. */
 SCIO_API int scio_limiter_acquire(scio_limiter *lim);
 SCIO_API int scio_limiter_acquire_on_behalf_of(scio_limiter *lim,
                                                const void *borrower);
