@@ -82,7 +82,10 @@ function print_doc(what,    i, joined) {
   print "\\verbatim"
   for (i = 1; i <= cn; i++)
     print ctext[i]
-  print "\\endverbatim */"
+  print "\\endverbatim"
+  if (what != "")
+    print "\\par \"SEE ALSO\"\nscio(3): the overview, and the index of every header and function."
+  print "*/"
   cn = 0
 }
 
