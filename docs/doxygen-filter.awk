@@ -63,11 +63,16 @@ function strip(line) {
 }
 
 # The text of the buffered comment (cbuf[1..cn]), as lines and joined.
+# Doxygen's man output writes a double quote as a single one, and a line of
+# roff that starts with a quote (or a dot) is a control line whose text is
+# lost: such a verbatim line gets one leading space.
 function comment_text(    i, t) {
   t = ""
   for (i = 1; i <= cn; i++) {
     ctext[i] = strip(cbuf[i])
     t = t " " ctext[i]
+    if (ctext[i] ~ /^["'.]/)
+      ctext[i] = " " ctext[i]
   }
   gsub(/[ \t]+/, " ", t)
   sub(/^ /, "", t)

@@ -13,7 +13,8 @@
 #    SCIO_API in a header (and so has a comment, and a page).
 # 3. The man pages (when configure built them): Doxygen gave no warning;
 #    every header has its page, scio.3 (the overview and index) exists, and
-#    every declared or exported function has a page, which man(1) finds.
+#    every declared or exported function has a page, which man(1) finds;
+#    every page renders without a roff warning (groff, where installed).
 #
 # Failures name the header, the line, the function and what is missing.
 # Environment: srcdir (set by the test harness; default .), NM (default nm).
@@ -165,6 +166,17 @@ while read -r n; do
   fi
 done <"$tmp/declared"
 echo "manpages.sh: $(ls "$man3" | wc -l) pages; $missing of $(wc -l <"$tmp/declared") functions without one"
+
+# Every page renders without a roff warning (a text line that roff took for
+# a request loses its text), "can't break line" aside.
+if command -v groff >/dev/null 2>&1; then
+  for f in "$man3"/*.3; do
+    head -n 1 "$f" | grep '^\.so ' >/dev/null && continue
+    groff -k -man -Tutf8 -z -ww "$f" 2>&1 | grep -v "can't break line" |
+      sed "s|^|$f: roff: |" >"$tmp/roff"
+    if test -s "$tmp/roff"; then cat "$tmp/roff"; fail=1; fi
+  done
+fi
 
 # man(1) resolves the link pages (.so) and finds the overview.
 if command -v man >/dev/null 2>&1; then
