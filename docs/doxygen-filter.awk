@@ -117,8 +117,54 @@ function wrap(s, indent,    out, line, nw, w, i) {
   return out line
 }
 
-# For the umbrella header: the index page of the headers it includes.
-function umbrella_index(    i, h, path, line, incomment, first, sent, names, n, name, width) {
+# One header's entry in the index: its first sentence and its names.
+function index_header(h,    path, line, incomment, first, sent, names, n, name, width) {
+  path = dir "/" h
+  first = ""; incomment = 0; names = ""; n = 0
+  while ((getline line < path) > 0) {
+    if (first == "" && !incomment && line ~ /^\/\*/)
+      incomment = 1
+    if (incomment) {
+      first = first " " strip(line)
+      if (line ~ /\*\//)
+        incomment = 2
+      if (incomment == 2) {
+        gsub(/[ \t]+/, " ", first)
+        incomment = 0
+        if (first == "") first = " "
+      }
+    }
+    if (documented(line) && match(line, /scio_[A-Za-z0-9_]*[ \t]*\(/)) {
+      name = substr(line, RSTART, RLENGTH - 1)
+      sub(/[ \t]*$/, "", name)
+      if (name in listed)
+        continue
+      listed[name] = 1
+      # Wrapped at 76 columns.
+      if (n == 0 || width + length(name) + 2 > 76) {
+        names = names "\n    " name
+        width = 4 + length(name)
+      } else {
+        names = names ", " name
+        width += 2 + length(name)
+      }
+      n++
+    }
+  }
+  close(path)
+  sent = first_sentence(substr(first, 2))
+  sub(/^scio [^ ]* /, "", sent)
+  sub(/^[-:] */, "", sent)
+  printf "\n%s", wrap("  " h ": " sent, "    ")
+  if (n > 0)
+    printf "%s", names
+  print ""
+}
+
+# For the umbrella header: the page scio(3), its comment and the index of
+# the headers it includes, then of the other installed headers beside them
+# (<scio/testing.h>).
+function umbrella_index(    i, h, cmd, others) {
   print "/** \\page scio scio"
   print "\\brief structured concurrency I/O for C: overview and index of the API"
   print "\\section scio_description DESCRIPTION"
@@ -129,48 +175,21 @@ function umbrella_index(    i, h, path, line, incomment, first, sent, names, n, 
   print "Headers (man <header>, e.g. man core.h) and their functions and"
   print "function-like macros (man <function>, e.g. man scio_receive):"
   for (i = 1; i <= ninc; i++) {
-    h = inc[i]
-    path = dir "/" h
-    first = ""; incomment = 0; names = ""; n = 0
-    while ((getline line < path) > 0) {
-      if (first == "" && !incomment && line ~ /^\/\*/)
-        incomment = 1
-      if (incomment) {
-        first = first " " strip(line)
-        if (line ~ /\*\//)
-          incomment = 2
-        if (incomment == 2) {
-          gsub(/[ \t]+/, " ", first)
-          incomment = 0
-          if (first == "") first = " "
-        }
-      }
-      if (documented(line) && match(line, /scio_[A-Za-z0-9_]*[ \t]*\(/)) {
-        name = substr(line, RSTART, RLENGTH - 1)
-        sub(/[ \t]*$/, "", name)
-        if (name in listed)
-          continue
-        listed[name] = 1
-        # Wrapped at 76 columns.
-        if (n == 0 || width + length(name) + 2 > 76) {
-          names = names "\n    " name
-          width = 4 + length(name)
-        } else {
-          names = names ", " name
-          width += 2 + length(name)
-        }
-        n++
-      }
-    }
-    close(path)
-    sent = first_sentence(substr(first, 2))
-    sub(/^scio [^ ]* /, "", sent)
-    sub(/^[-:] */, "", sent)
-    printf "\n%s", wrap("  " h ": " sent, "    ")
-    if (n > 0)
-      printf "%s", names
-    print ""
+    included[inc[i]] = 1
+    index_header(inc[i])
   }
+  others = 0
+  cmd = "cd '" dir "' && ls scio/*.h 2>/dev/null"
+  while ((cmd | getline h) > 0) {
+    if (h in included)
+      continue
+    if (!others++) {
+      print ""
+      print "Installed too, but not included by <scio.h>:"
+    }
+    index_header(h)
+  }
+  close(cmd)
   print "\\endverbatim */"
 }
 
