@@ -125,9 +125,10 @@ struct scio_stream {
 };
 
 /* For implementers: initialise the head of `s` (caller storage; nothing is
- * allocated).  The stream keeps `ops` and `inner` by pointer and owns
- * inner from now on (scio_close closes it).  Not a checkpoint; may be
- * called outside a run.  Returns 0,
+ * allocated).  The stream keeps `ops` and `inner` by pointer; inner, the
+ * wrapped stream, is the layer's from now on (its do_close closes it;
+ * here it is only recorded for the attribute and pending walks).  Not a
+ * checkpoint; may be called outside a run.  Returns 0,
  * or SCIO_EINVAL when s is NULL, ops is NULL, or ops->size is below
  * SCIO_STREAM_OPS_SIZE_V1 (a vtable that does not say its version, e.g.
  * size left 0).  A stream whose init failed is still safe to call: every
@@ -239,8 +240,8 @@ struct scio_ostream {
    sizeof(((scio_ostream_ops *)0)->do_attr))
 
 /* For implementers: initialise the head of `s` (caller storage), which
- * keeps `ops` and `inner` by pointer and owns inner from now on, as for
- * scio_stream_init.  Not a checkpoint.  Returns 0, or SCIO_EINVAL
+ * keeps `ops` and `inner` by pointer, inner being the layer's to close, as
+ * for scio_stream_init.  Not a checkpoint.  Returns 0, or SCIO_EINVAL
  * (s or ops NULL, or ops->size below SCIO_OSTREAM_OPS_SIZE_V1); a failed
  * stream answers every call with SCIO_EINVAL, as for scio_stream_init. */
 SCIO_API int scio_ostream_init(scio_ostream *s, const scio_ostream_ops *ops,
