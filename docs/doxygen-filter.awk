@@ -9,6 +9,10 @@
 #     a blank line (a group such as scio_condition_acquire/_release) share
 #     it; so do the API's function-like macros (#define scio_start_soon(...)),
 #     which may stand between the comment and the declaration;
+#   - a comment directly above a type (typedef, struct, union, enum), an
+#     API constant (#define SCIO_...), a member or an enumerator documents
+#     it, and so does a comment after a member, an enumerator or a
+#     constant on its own line (it becomes /**< ... */);
 #   - every other comment stays a plain comment, which Doxygen ignores.
 #
 # A documenting comment becomes a \brief (its first sentence, escaped) and
@@ -47,11 +51,19 @@ function first_sentence(s,    i, n, rest, c) {
   return s
 }
 
-# Doxygen treats \ @ & $ # % < > " as special in running text.
-function escape(s) {
+# Doxygen treats \ @ & $ # % < > as special in running text.  A double
+# quote would end a roff macro's argument in the man page's synopsis (and
+# Doxygen's man output writes it as a single quote, which at the start of
+# a line of roff makes a request of it): quotes become typographic ones.
+function escape(s,    out, q) {
   gsub(/\\/, "\\\\", s)
-  gsub(/[@&$#%<>"]/, "\\\\&", s)
-  return s
+  gsub(/[@&$#%<>]/, "\\\\&", s)
+  out = ""; q = 0
+  while (match(s, /"/)) {
+    out = out substr(s, 1, RSTART - 1) (q++ % 2 ? "\342\200\235" : "\342\200\234")
+    s = substr(s, RSTART + 1)
+  }
+  return out s
 }
 
 # Strip the comment markers of one line of a /* ... */ block.
@@ -199,12 +211,36 @@ function documented(line) {
   return line ~ /^SCIO_API/ || line ~ /^#define scio_[A-Za-z0-9_]*\(/
 }
 
+# A line that starts a type or an API constant: a comment directly above
+# documents it.
+function typeline(line) {
+  return line ~ /^typedef[ \t]/ || line ~ /^(struct|union|enum)[ \t]+[A-Za-z_0-9]+[ \t]*\{/ ||
+         line ~ /^#define SCIO_/
+}
+
 BEGIN {
   file = ARGV[1]
   dir = file
   sub(/\/[^\/]*$/, "", dir)
   umbrella = (file ~ /(^|\/)scio\.h$/)
   cn = 0; seen_top = 0; group = 0; ninc = 0; top_n = 0; keep_n = 0
+}
+
+# The rest of a trailing comment that documents a member.
+intrail {
+  t = $0
+  tn++
+  if (t ~ /\*\//) {
+    intrail = 0
+    body = t; sub(/\*\/.*$/, "", body)
+    tbuf = tbuf " " body
+    gsub(/[ \t]+/, " ", tbuf)
+    print tpre escape(tbuf) "*/" substr(t, index(t, "*/") + 2)
+    for (i = 0; i < tn; i++)
+      print ""
+  } else
+    tbuf = tbuf " " t
+  next
 }
 
 # Inside a comment: buffer it until its end.
@@ -241,6 +277,9 @@ incomment {
     keep_n = cn
     print_doc("")
     group = 1
+  } else if (cn > 0 && (typeline($0) || (inbody && $0 ~ /^[ \t]+[A-Za-z_]/))) {
+    # A type, an API macro, a member or an enumerator.
+    print_doc("")
   } else if (cn > 0) {
     print_plain()
   } else if (group && documented($0)) {
@@ -250,7 +289,34 @@ incomment {
   }
   if (/^[ \t]*$/)
     group = 0
-  print
+  line = $0
+  # The body of a struct, union or enum, by its braces.
+  if (!inbody && line ~ /^(typedef[ \t]+)?(struct|union|enum)[^;(]*\{/)
+    { inbody = 1; depth = 0 }
+  if (inbody) {
+    t = line
+    sub(/\/\*.*/, "", t)
+    depth += gsub(/\{/, "{", t) - gsub(/\}/, "}", t)
+  }
+  # A comment after a member, an enumerator or an API macro documents it.
+  if ((inbody || line ~ /^#define SCIO_/) && match(line, /[^ \t][ \t]*\/\*/)) {
+    pre = substr(line, 1, RSTART + RLENGTH - 3)
+    rest = substr(line, RSTART + RLENGTH)
+    if (rest ~ /\*\//) {
+      body = rest; sub(/\*\/.*$/, "", body)
+      line = pre "/**< " escape(body) "*/" substr(rest, index(rest, "*/") + 2)
+    } else {
+      # Joined into one line when it ends: a continuation line would
+      # start a line of roff, where a leading quote makes it a request.
+      tpre = pre "/**< "; tbuf = rest; tn = 0
+      intrail = 1
+      next
+    }
+  }
+  print line
+  if (inbody && depth <= 0 && line ~ /\}/)
+    inbody = 0
+  next
 }
 
 END {
