@@ -93,13 +93,17 @@ function comment_text(    i, t) {
 
 # Print the buffered comment as a Doxygen comment; `what' is "\\file" for
 # the header's own comment, "" for a function's.
-function print_doc(what,    i, joined) {
+function print_doc(what,    i, joined, brief) {
   joined = comment_text()
-  printf "/** %s\\brief %s\n", (what == "" ? "" : what "\n"), escape(first_sentence(joined))
-  print "\\verbatim"
-  for (i = 1; i <= cn; i++)
-    print ctext[i]
-  print "\\endverbatim"
+  brief = first_sentence(joined)
+  printf "/** %s\\brief %s\n", (what == "" ? "" : what "\n"), escape(brief)
+  # A comment of one sentence is all brief (members, enumerators).
+  if (brief != joined || what != "") {
+    print "\\verbatim"
+    for (i = 1; i <= cn; i++)
+      print ctext[i]
+    print "\\endverbatim"
+  }
   if (what != "")
     print "\\par \"SEE ALSO\"\nscio(3): the overview, and the index of every header and function."
   print "*/"
