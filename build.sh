@@ -24,6 +24,7 @@ DEB_PACKAGES=(
   build-essential autoconf automake libtool pkg-config
   libevent-dev libc-ares-dev libssl-dev
   check valgrind clang g++
+  doxygen
   strace
   dnsmasq-base nftables iproute2 python3 bind9-dnsutils
   openssl gnutls-bin curl

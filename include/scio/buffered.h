@@ -31,6 +31,9 @@
  *   any error of the wrapped stream's receive (e.g. SCIO_EBROKEN).
  * Every receive function is a checkpoint: it checks cancellation first and
  * yields at least once, even when the buffer can answer at once.
+ *
+ * Pointer arguments are borrowed: a function uses them during the call
+ * only, unless its comment says that it keeps, owns or takes them over.
  */
 #ifndef SCIO_BUFFERED_H
 #define SCIO_BUFFERED_H

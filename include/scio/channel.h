@@ -17,9 +17,10 @@
  *
  * A channel has two *halves*: a send half (scio_tx) and a receive half
  * (scio_rx).  Each half is a heap object owned by its holder and released by
- * closing it.  Clones (scio_tx_clone, scio_rx_clone) are further halves on
- * the same channel, one per producer or consumer task, each closed on its
- * own; the channel itself is released with its last half.
+ * closing it.  Other pointer arguments are borrowed: a function uses them
+ * during the call only.  Clones (scio_tx_clone, scio_rx_clone) are further
+ * halves on the same channel, one per producer or consumer task, each
+ * closed on its own; the channel itself is released with its last half.
  *   - Once every send half is closed, receivers drain what is buffered and
  *     then get SCIO_EOF.
  *   - Once every receive half is closed, senders get SCIO_EBROKEN (what was
@@ -137,7 +138,8 @@ SCIO_API int scio_tx_close_nowait(scio_tx *tx);
 
 /* The object-stream view of tx: the same object, not a new one.  Through it
  * scio_ostream_send is scio_tx_send, scio_ostream_close is scio_tx_close,
- * scio_ostream_receive is SCIO_ENOSYS.  NULL for NULL. */
+ * scio_ostream_receive is SCIO_ENOSYS.  NULL for NULL.  The view is owned
+ * by tx (valid until tx is closed).  Not a checkpoint.  Never fails. */
 SCIO_API scio_ostream *scio_tx_ostream(scio_tx *tx);
 
 /* ------------------------------------------------------------------------ */
@@ -169,16 +171,21 @@ SCIO_API int scio_rx_clone(scio_rx *rx, scio_rx **out);
 /* Close and release rx (the same as scio_ostream_close on its view).  Tasks
  * blocked receiving on rx are woken with SCIO_ECLOSED; when rx was the last
  * receive half, the buffered items are discarded and tasks waiting to send
- * are woken with SCIO_EBROKEN.  Release, checkpoint and results as
- * scio_tx_close. */
+ * are woken with SCIO_EBROKEN.  Release and results as scio_tx_close: a
+ * checkpoint, returning 0, SCIO_ECANCELED (closed all the same) or
+ * SCIO_ECLOSED. */
 SCIO_API int scio_rx_close(scio_rx *rx);
 
-/* scio_rx_close without the checkpoint, as scio_tx_close_nowait. */
+/* scio_rx_close without the checkpoint, as scio_tx_close_nowait: not a
+ * checkpoint; rx is released (NULL is a no-op returning 0).  Returns 0 or
+ * SCIO_ECLOSED (a scio_rx_close of rx by another task is still in its
+ * checkpoint). */
 SCIO_API int scio_rx_close_nowait(scio_rx *rx);
 
 /* The object-stream view of rx (the same object).  scio_ostream_receive is
  * scio_rx_receive, scio_ostream_close is scio_rx_close, scio_ostream_send
- * is SCIO_ENOSYS.  NULL for NULL. */
+ * is SCIO_ENOSYS.  NULL for NULL.  The view is owned by rx (valid until rx
+ * is closed).  Not a checkpoint.  Never fails. */
 SCIO_API scio_ostream *scio_rx_ostream(scio_rx *rx);
 
 /* ------------------------------------------------------------------------ */

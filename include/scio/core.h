@@ -31,6 +31,11 @@
  *
  * Threads: one scio_run per thread at a time; every function here must be
  * called from inside a task of the calling thread's run, except where noted.
+ *
+ * Pointer arguments are borrowed: a function uses them during the call
+ * only, unless its comment says that it keeps, owns or takes them over.
+ * Scopes and nurseries are the caller's storage, which the run uses while
+ * they are open.
  */
 #ifndef SCIO_CORE_H
 #define SCIO_CORE_H
@@ -97,13 +102,16 @@ typedef struct scio_run_opts {
 /* Run `fn(arg)` as the root task of a new event loop in this thread and return
  * once every task has finished.  Returns fn's result, or:
  *   SCIO_ENESTED  a scio_run is already running in this thread;
- *   SCIO_ENOSYS       the requested backend is not available;
- *   SCIO_EINVAL       bad options (e.g. an absurd stack size);
+ *   SCIO_ENOSYS   the requested backend is not available;
+ *   SCIO_EINVAL   bad options (e.g. an absurd stack size);
  *   SCIO_ENOMEM   the loop or the root task could not be allocated.
- * The root task's last error detail stays readable through scio_errmsg(). */
+ * The root task's last error detail stays readable through scio_errmsg().
+ * Not a checkpoint (it is called outside any run, and runs one). */
 SCIO_API int scio_run(scio_fn fn, void *arg, const scio_run_opts *opts);
 
-/* The backend of the current run ("epoll", ...), or NULL outside a run. */
+/* The backend of the current run ("epoll", ...), or NULL outside a run.
+ * The string is owned by the run and valid while it lasts.  Not a
+ * checkpoint; may be called outside a task.  Never fails. */
 SCIO_API const char *scio_backend(void);
 
 /* ------------------------------------------------------------------------ */
@@ -198,7 +206,8 @@ SCIO_API int scio_scope_enter_loc(scio_scope *cs, const char *file, int line);
 /* Close the innermost scope of the current task.  Not a checkpoint.  Returns
  * 0, or SCIO_ETIMEDOUT for a SCIO_SCOPE_FAIL scope that caught a
  * cancellation caused by its deadline.  Closing a scope that is not the
- * innermost open one aborts (misuse). */
+ * innermost open one aborts (misuse).  The storage stays the caller's; once
+ * closed the run no longer uses it. */
 SCIO_API int scio_scope_close(scio_scope *cs);
 
 /* Close cs and map the result rc of the code that ran inside it:
@@ -223,35 +232,42 @@ SCIO_API int scio_scope_close_with(scio_scope *cs, int rc);
  * it are woken.  Idempotent: the first cancel (or the deadline) gives the
  * reason.  May be called from any task of the run, before the scope is
  * entered (scio_scope_init), while it is open, or after it closed (then it
- * does nothing).  Not a checkpoint. */
+ * does nothing).  Not a checkpoint.  Returns nothing; never fails. */
 SCIO_API void scio_scope_cancel(scio_scope *cs);
 /* The same, with a reason for scio_errmsg() ("cancelled: <reason> (scope
  * opened at file:line)").  The text is copied, up to 63 bytes (longer text
- * ends in "..."); NULL is scio_scope_cancel. */
+ * ends in "..."); NULL is scio_scope_cancel.  Not a checkpoint.  Returns
+ * nothing; never fails. */
 SCIO_API void scio_scope_cancel_reason(scio_scope *cs, const char *reason);
 
 /* Move the deadline (before entry too).  A deadline in the past cancels an
- * open scope at once (one not yet entered, on entry).  Returns 0 or
- * SCIO_EINVAL (NaN). */
+ * open scope at once (one not yet entered, on entry).  Not a checkpoint.
+ * Returns 0 or SCIO_EINVAL (NaN). */
 SCIO_API int scio_scope_set_deadline(scio_scope *cs, double deadline);
+/* The scope's deadline (SCIO_DEADLINE_NONE if none).  Not a checkpoint.
+ * Never fails. */
 SCIO_API double scio_scope_deadline(const scio_scope *cs);
 
 /* Turn the shield on or off.  Removing a shield delivers a pending outer
- * cancellation to the tasks inside, waking those that are blocked. */
+ * cancellation to the tasks inside, waking those that are blocked.  Not a
+ * checkpoint.  Returns nothing; never fails. */
 SCIO_API void scio_scope_set_shield(scio_scope *cs, int shield);
+/* 1 if the scope is shielded, else 0.  Not a checkpoint.  Never fails. */
 SCIO_API int scio_scope_shield(const scio_scope *cs);
 
 /* True once cancellation was requested (by hand or by the deadline; for a
- * scope not yet entered, also when its deadline has passed). */
+ * scope not yet entered, also when its deadline has passed).  Not a
+ * checkpoint.  Never fails. */
 SCIO_API int scio_scope_cancel_called(const scio_scope *cs);
 
 /* True when this scope caught a cancellation (see "Who catches" above): the
  * body may then treat its SCIO_ECANCELED as "moved on".  Decided at close:
- * meaningful after close. */
+ * meaningful after close.  Not a checkpoint.  Never fails. */
 SCIO_API int scio_scope_cancelled_caught(const scio_scope *cs);
 
 /* The earliest deadline that applies to the current task (up to the nearest
- * shield), SCIO_DEADLINE_NONE if none, -INFINITY if already cancelled. */
+ * shield), SCIO_DEADLINE_NONE if none (also outside a task), -INFINITY if
+ * already cancelled.  Not a checkpoint.  Never fails. */
 SCIO_API double scio_current_effective_deadline(void);
 
 /* ------------------------------------------------------------------------ */
@@ -264,7 +280,8 @@ typedef union scio_nursery {
 } scio_nursery;
 
 /* Open a nursery in the current task.  The code up to scio_nursery_close (the
- * "body") runs inside the nursery's cancel scope.  Not a checkpoint.
+ * "body") runs inside the nursery's cancel scope.  The storage n stays the
+ * caller's: it must outlive scio_nursery_close.  Not a checkpoint.
  * Returns 0 or SCIO_EINVAL (not inside a task). */
 #define scio_nursery_open(n) scio_nursery_open_loc((n), __FILE__, __LINE__)
 SCIO_API int scio_nursery_open_loc(scio_nursery *n, const char *file, int line);
@@ -274,7 +291,8 @@ SCIO_API int scio_nursery_open_loc(scio_nursery *n, const char *file, int line);
  * or query it with the scio_scope_* calls; scio_scope_cancelled_caught
  * stays readable after scio_nursery_close.  Closing it is
  * scio_nursery_close's job (scio_scope_close on it aborts).  The pointer
- * lives in n.  NULL if n was never opened.  Not a checkpoint. */
+ * lives in n (owned by it: valid while n is).  NULL if n was never
+ * opened.  Not a checkpoint.  Never fails. */
 SCIO_API scio_scope *scio_nursery_scope(scio_nursery *n);
 
 /* Schedule fn(arg) as a child of n.  The child starts at a later scheduler
@@ -333,13 +351,15 @@ SCIO_API int scio_start(scio_nursery *n, scio_fn fn, void *arg, void **value);
 SCIO_API int scio_started(void *value);
 
 /* Cancel the nursery's scope (the body and every child).  Not a
- * checkpoint.  Does nothing if n is not open. */
+ * checkpoint.  Does nothing if n is not open.  Returns nothing; never
+ * fails. */
 SCIO_API void scio_nursery_cancel(scio_nursery *n);
 
 /* Close the nursery: wait until every child has finished (this wait is not
  * cut short by cancellation; the children see it), then close its scope.
- * A schedule point, not a cancellation point: with no child left it yields
- * once and never returns SCIO_ECANCELED on its own account.  Returns 0, or:
+ * A checkpoint only as a schedule point, not a cancellation point: with no
+ * child left it yields once and never returns SCIO_ECANCELED on its own
+ * account.  The storage n is the caller's again afterwards.  Returns 0, or:
  *   the first failure's code, when one or more children failed: a child
  *     fails when it returns a negative code, except SCIO_ECANCELED while
  *     an enclosing scope is cancelled (its cancellation); SCIO_ECANCELED
@@ -366,7 +386,8 @@ SCIO_API int scio_nursery_close(scio_nursery *n);
  * reported as that mistake), it cancels the children before the wait, and
  * the result is the group's first code (an earlier child failure comes
  * first).  When the body's failure is the only one, scio_errmsg() keeps the
- * body's own detail.  Otherwise as scio_nursery_close. */
+ * body's own detail.  Otherwise as scio_nursery_close (a checkpoint only
+ * as a schedule point). */
 SCIO_API int scio_nursery_close_with(scio_nursery *n, int body_rc);
 
 /* The error group of the current task: the failures that its last
@@ -374,52 +395,64 @@ SCIO_API int scio_nursery_close_with(scio_nursery *n, int body_rc);
  * in the order they happened, while scio_errmsg() still shows that report.
  * Once another error detail replaces it (or scio_errmsg_clear), the count
  * is 0.  Failures whose record could not be allocated are not listed (the
- * errmsg says how many).  Not checkpoints. */
+ * errmsg says how many). */
 typedef struct scio_failure_info {
   const char *task;    /* the task's name; "NAME (body)" for a body */
   int code;            /* what it returned */
   const char *message; /* its scio_errmsg() when it ended, "" if none */
 } scio_failure_info;
 
+/* The number of failures in the current task's error group (above): 0
+ * when there is none, or outside a task.  Not a checkpoint.  Never
+ * fails. */
 SCIO_API size_t scio_failures_count(void);
 /* The i-th failure (from 0) of the group into *out.  The strings belong to
  * the task: they stay valid until it reports another group or exits, and
- * need no freeing; an ignored group is freed then too.  Returns 0, or
+ * need no freeing; an ignored group is freed then too.  Not a checkpoint.
+ * Returns 0, or
  * SCIO_EINVAL (out is NULL, i >= scio_failures_count(), or outside a task;
  * *out is zeroed, and the error detail is left alone so the group stays
  * readable). */
 SCIO_API int scio_failure_get(size_t i, scio_failure_info *out);
 
-/* The current task, or NULL outside a run. */
+/* The current task, or NULL outside a run.  The handle is owned by the run
+ * and valid while the task exists.  Not a checkpoint.  Never fails. */
 SCIO_API scio_task *scio_task_current(void);
 /* The task's name: the one given (by the scio_start_soon / scio_start
  * macros, the function as written at the call site), else the function's
- * symbol where the dynamic linker knows it, else "task@0x...".  Valid while
- * the task exists. */
+ * symbol where the dynamic linker knows it, else "task@0x...";
+ * "(none)" for NULL.  The string is owned by the task (or is the caller's
+ * name) and valid while the task exists.  Not a checkpoint.  Never
+ * fails. */
 SCIO_API const char *scio_task_name(scio_task *t);
-/* Name a task; the string is kept by pointer and must outlive the task. */
+/* Name a task (NULL t does nothing); the string is kept by pointer, not
+ * copied, and must outlive the task.  Not a checkpoint.  Returns nothing;
+ * never fails. */
 SCIO_API void scio_task_set_name(scio_task *t, const char *name);
 
 /* ------------------------------------------------------------------------ */
 /* Checkpoints and time                                                      */
 
-/* Yield to the scheduler, then return 0 or SCIO_ECANCELED. */
+/* Yield to the scheduler, then return 0 or SCIO_ECANCELED.  A checkpoint:
+ * the plain one. */
 SCIO_API int scio_checkpoint(void);
 /* Return SCIO_ECANCELED if the current task is cancelled, else 0.  Does not
- * yield. */
+ * yield: the cancellation half of a checkpoint, not a checkpoint itself. */
 SCIO_API int scio_checkpoint_if_cancelled(void);
-/* Yield to the scheduler without checking cancellation.  Returns 0. */
+/* Yield to the scheduler without checking cancellation: the schedule half
+ * of a checkpoint, not a checkpoint itself (never SCIO_ECANCELED).
+ * Returns 0; never fails. */
 SCIO_API int scio_cancel_shielded_checkpoint(void);
 
 /* Current time in seconds (monotonic; virtual under the autojump clock).
- * Outside a run: CLOCK_MONOTONIC. */
+ * Outside a run: CLOCK_MONOTONIC.  Not a checkpoint.  Never fails. */
 SCIO_API double scio_now(void);
 
 /* Sleep for `seconds` (<= 0: just a checkpoint), until `deadline`, or until
  * cancelled.  Checkpoints.  Return 0, SCIO_ECANCELED, or SCIO_EINVAL (NaN). */
 SCIO_API int scio_sleep(double seconds);
 SCIO_API int scio_sleep_until(double deadline);
-/* Sleep until cancelled: always returns SCIO_ECANCELED. */
+/* Sleep until cancelled: a checkpoint that always returns SCIO_ECANCELED. */
 SCIO_API int scio_sleep_forever(void);
 
 /* Block until every other task is blocked (none runnable, no I/O ready).
@@ -431,20 +464,24 @@ SCIO_API int scio_wait_all_tasks_blocked(void);
  * who must call scio_notify_closing(fd) before closing it (a number reused by
  * a new file is detected and re-registered, but a file closed while a task
  * waits on it is not reported on every backend).  At most one task may wait
- * for each direction of an fd (SCIO_EBUSY).  Checkpoints: 0, SCIO_ECANCELED,
+ * for each direction of an fd (SCIO_EBUSY).  These are checkpoints.  They
+ * return 0, SCIO_ECANCELED,
  * SCIO_ECLOSED (scio_notify_closing was called on the fd), SCIO_EBUSY,
  * SCIO_ENOMEM, SCIO_EBADF (fd not open), SCIO_EINVAL (outside a task). */
 SCIO_API int scio_wait_readable(int fd);
 SCIO_API int scio_wait_writable(int fd);
 /* Call before closing an fd others may wait on: wakes them with SCIO_ECLOSED
- * and forgets the fd. Not a checkpoint. */
+ * and forgets the fd (which stays the caller's to close).  Not a
+ * checkpoint.  Returns nothing; never fails. */
 SCIO_API void scio_notify_closing(int fd);
 
 /* ------------------------------------------------------------------------ */
 /* Introspection                                                             */
 
 /* Print the tree of nurseries and tasks of the current run, with what each
- * task is waiting on and the deadlines that apply, to `out`. */
+ * task is waiting on and the deadlines that apply, to `out` (outside a
+ * run: one line saying so).  Not a checkpoint.  Returns nothing; never
+ * fails (write errors stay in `out`'s error indicator). */
 SCIO_API void scio_dump_tasks(FILE *out);
 
 /* Instrument hooks (every slot may be NULL).  They run on the scheduler's
@@ -462,8 +499,9 @@ struct scio_instrument {
 };
 
 /* Add / remove an instrument of the current run (at most 8).  The struct is
- * kept by pointer.  Return 0, SCIO_EINVAL (outside a run, or unknown on remove),
- * or SCIO_ENOSPC (too many). */
+ * kept by pointer, not copied: it must outlive its use (until removed or
+ * the run ends).  Not checkpoints.  Return 0, SCIO_EINVAL (outside a run,
+ * or unknown on remove), or SCIO_ENOSPC (too many). */
 SCIO_API int scio_instrument_add(const scio_instrument *ins);
 SCIO_API int scio_instrument_remove(const scio_instrument *ins);
 

@@ -2,13 +2,17 @@
  *
  * Every fallible scio function returns an int (or ssize_t): >= 0 on success,
  * a negative code on failure.  System errors are negative errno values
- * (SCIO_ENOMEM == SCIO_ENOMEM); scio's own conditions live in a reserved range
+ * (SCIO_ENOMEM == -ENOMEM); scio's own conditions live in a reserved range
  * (-4000 .. -4099) that no errno value reaches.  A call that returns an error
  * has had no other effect and reports nothing later, unless its documentation
  * says otherwise.
  *
  * The human-readable detail of the last error of the current task is kept by
  * scio_errmsg().
+ *
+ * None of the functions here is a checkpoint; all may be called outside a
+ * task.  Pointer arguments are borrowed: a function uses them during the
+ * call only, unless its comment says that it keeps, owns or takes them over.
  */
 #ifndef SCIO_ERROR_H
 #define SCIO_ERROR_H
@@ -115,7 +119,8 @@ enum {
  * SCIO_ECANCELED: the table's text for the codes above, the C library's
  * strerror() text for any other errno value, "success" for 0, and
  * "unknown error" for anything else (positive values, unused numbers of
- * scio's range and anything below it).  Never NULL; the string is static. */
+ * scio's range and anything below it).  Never NULL: the string is static,
+ * owned by the library.  Not a checkpoint.  Never fails. */
 SCIO_API const char *scio_strerror(int code);
 
 /* The symbolic name of an error code without the SCIO_ prefix:
@@ -123,16 +128,19 @@ SCIO_API const char *scio_strerror(int code);
  * errno name ("ECONNREFUSED" for SCIO_ECONNREFUSED, also when it is not in the
  * table above).  0 is "OK".  "UNKNOWN" for anything else: positive values,
  * negative numbers that are no errno (on Linux, -41 and -58 are unused), and
- * unused numbers of scio's range and below it.  Never NULL; the string is static. */
+ * unused numbers of scio's range and below it.  Never NULL: the string is
+ * static, owned by the library.  Not a checkpoint.  Never fails. */
 SCIO_API const char *scio_err_name(int code);
 
 /* The detail of the last error set in the current task (or, outside any task,
  * in the current thread), e.g. "sleep_until: deadline is NaN".  "" when there
- * is none.  The string stays valid until the next scio call in the same task.
- * After scio_run() returns, it holds the root task's last detail. */
+ * is none.  The string is owned by the task (or thread) and stays valid
+ * until the next scio call in the same task.  After scio_run() returns, it
+ * holds the root task's last detail.  Not a checkpoint.  Never fails. */
 SCIO_API const char *scio_errmsg(void);
 
-/* Clear the current task's error detail. */
+/* Clear the current task's error detail.  Not a checkpoint.  Returns
+ * nothing; never fails. */
 SCIO_API void scio_errmsg_clear(void);
 
 /* Set the error detail that scio_errmsg() returns, formatted as by printf,
@@ -158,7 +166,8 @@ SCIO_API int scio_seterr(int code, const char *fmt, ...)
     ;
 
 /* scio_seterr() with a va_list, for wrappers of your own; `ap` is used as
- * vprintf uses it (va_end is the caller's).  Since 0.1. */
+ * vprintf uses it (va_end is the caller's).  Not a checkpoint; never
+ * fails.  Since 0.1. */
 SCIO_API int scio_vseterr(int code, const char *fmt, va_list ap)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 0)))
@@ -177,7 +186,10 @@ typedef struct scio_allocator {
   void *ctx;
 } scio_allocator;
 
-/* Install an allocator (NULL restores the default). */
+/* Install an allocator (NULL restores the default).  The three pointers
+ * and ctx are copied: *allocator may go away after the call, but ctx and
+ * what the functions use must outlive every allocation made with them.
+ * Not a checkpoint.  Returns nothing; never fails. */
 SCIO_API void scio_set_allocator(const scio_allocator *allocator);
 
 #ifdef __cplusplus

@@ -44,6 +44,9 @@
  * All objects here belong to the scio_run (thread) that uses them first.
  *
  * Available since 0.2.
+ *
+ * Pointer arguments are borrowed: a function uses them during the call
+ * only, unless its comment says that it keeps, owns or takes them over.
  */
 #ifndef SCIO_NET_H
 #define SCIO_NET_H
@@ -99,6 +102,7 @@ SCIO_API int scio_socket_pair_open(scio_stream **a, scio_stream **b);
  *   SCIO_ECONNREFUSED   nobody listens on the path (a stale socket file);
  *   SCIO_ENOENT     no such file;  SCIO_EACCES etc. from connect;
  *   SCIO_ECANCELED; SCIO_ENOMEM; SCIO_EMFILE.
+ * On success *out is a socket stream owned by the caller (scio_close);
  * *out is NULL on error. */
 SCIO_API int scio_connect_unix(const char *path, scio_stream **out);
 
@@ -156,9 +160,10 @@ typedef scio_listen_opts scio_tcp_listen_opts;
  * be called outside a run.  Returns 0, or:
  *   SCIO_EINVAL      NULL out, bad options, a name outside a task;
  *   SCIO_EADDRINUSE  something else listens on the port;
- *   SCIO_EACCES          a privileged port; SCIO_EADDRNOTAVAIL not a local address;
+ *   SCIO_EACCES      a privileged port; SCIO_EADDRNOTAVAIL not a local address;
  *   SCIO_ENOMEM; SCIO_EMFILE.
- * *out is NULL on error, and no socket stays open. */
+ * On success *out is owned by the caller (scio_listener_close); opts is
+ * copied.  *out is NULL on error, and no socket stays open. */
 SCIO_API int scio_tcp_listen(const char *host, uint16_t port,
                              const scio_listen_opts *opts,
                              scio_listener **out);
@@ -171,7 +176,8 @@ SCIO_API int scio_tcp_listen(const char *host, uint16_t port,
  * scio_listener_close (only if it is still the one this listener made).
  * Not a checkpoint.  Returns 0, or SCIO_EINVAL (NULL argument, empty or
  * too long path), SCIO_EADDRINUSE, SCIO_EACCES, SCIO_ENOENT (no such
- * directory), SCIO_ENOMEM, SCIO_EMFILE.  *out is NULL on error. */
+ * directory), SCIO_ENOMEM, SCIO_EMFILE.  On success *out is owned by the
+ * caller (scio_listener_close); *out is NULL on error. */
 SCIO_API int scio_unix_listen(const char *path, const scio_listen_opts *opts,
                               scio_listener **out);
 
@@ -196,7 +202,8 @@ SCIO_API int scio_listener_accept(scio_listener *l, scio_stream **out);
  * wake a task blocked in scio_listener_accept (or serve) with SCIO_ECLOSED,
  * and release the listener: `l` must not be used afterwards (serve, which
  * may be blocked in it, notices by itself).  Not a checkpoint, so it can
- * run in cleanup code of a cancelled task.  Returns 0 (NULL is a no-op). */
+ * run in cleanup code of a cancelled task.  Returns 0 (NULL is a no-op);
+ * never fails. */
 SCIO_API int scio_listener_close(scio_listener *l);
 
 /* The bound addresses, one per socket: fills up to `max` of them into
@@ -206,7 +213,8 @@ SCIO_API int scio_listener_close(scio_listener *l);
 SCIO_API int scio_listener_addrs(scio_listener *l,
                                  struct sockaddr_storage *addrs, size_t max);
 /* The TCP port of the listener's first socket (all of them share it when
- * port 0 was asked for), or SCIO_EINVAL (NULL, or a UNIX listener). */
+ * port 0 was asked for), or SCIO_EINVAL (NULL, or a UNIX listener).  Not a
+ * checkpoint. */
 SCIO_API int scio_listener_port(scio_listener *l);
 
 /* ------------------------------------------------------------------------ */
@@ -284,14 +292,17 @@ typedef struct scio_udp_opts {
 
 /* A UDP socket bound to `port` (0: a free one) of `host`: an IP literal,
  * or NULL for every interface (a host name is SCIO_EINVAL: resolve it
- * with scio_getaddrinfo first).  Not a checkpoint.  Returns 0, or SCIO_EINVAL,
- * SCIO_EADDRINUSE, SCIO_EADDRNOTAVAIL, SCIO_ENOMEM, SCIO_EMFILE.  *out is NULL
- * on error. */
+ * with scio_getaddrinfo first).  Not a checkpoint.  Returns 0, or
+ * SCIO_EINVAL, SCIO_EADDRINUSE, SCIO_EADDRNOTAVAIL, SCIO_ENOMEM,
+ * SCIO_EMFILE.  On success *out is owned by the caller (scio_udp_close);
+ * *out is NULL on error. */
 SCIO_API int scio_udp_open(const char *host, uint16_t port,
                            const scio_udp_opts *opts, scio_udp **out);
 /* A UNIX datagram socket bound to `path` (NULL: unbound, it can only
  * send).  An existing file at path is SCIO_EADDRINUSE.  The file is
- * removed by scio_udp_close.  Not a checkpoint.  Errors as scio_udp_open. */
+ * removed by scio_udp_close.  Not a checkpoint.  Errors as scio_udp_open
+ * (SCIO_EINVAL, SCIO_EADDRINUSE, SCIO_ENOMEM, SCIO_EMFILE); *out is owned
+ * by the caller. */
 SCIO_API int scio_unix_datagram_open(const char *path, scio_udp **out);
 
 /* Receive one datagram: its length (0 for an empty one), with the
@@ -309,10 +320,12 @@ SCIO_API ssize_t scio_udp_receive_from(scio_udp *u, void *buf, size_t max,
  * datagram was refused, ICMP), or another -errno. */
 SCIO_API int scio_udp_send_to(scio_udp *u, const void *buf, size_t len,
                               const struct sockaddr_storage *to);
-/* The bound address (the port picked for port 0).  Not a checkpoint. */
+/* The bound address (the port picked for port 0), into the caller's *out.
+ * Not a checkpoint.  Returns 0, SCIO_EINVAL (NULL argument, or u is
+ * closed) or another -errno of getsockname. */
 SCIO_API int scio_udp_local_addr(scio_udp *u, struct sockaddr_storage *out);
 /* Close (wakes blocked tasks with SCIO_ECLOSED) and release.  Not a
- * checkpoint.  Returns 0; NULL is a no-op. */
+ * checkpoint.  Returns 0; NULL is a no-op.  Never fails. */
 SCIO_API int scio_udp_close(scio_udp *u);
 
 /* One datagram, the item of a connected datagram object stream.  The item
@@ -349,7 +362,11 @@ SCIO_API int scio_datagram_connect(const struct sockaddr_storage *remote,
                                    const struct sockaddr_storage *local,
                                    scio_ostream **out);
 /* Two connected UNIX datagram sockets (socketpair SOCK_DGRAM) as
- * scio_datagram object streams.  Errors as scio_socket_pair_open. */
+ * scio_datagram object streams, each owned by the caller
+ * (scio_ostream_close).  Not a checkpoint.  Errors as
+ * scio_socket_pair_open: SCIO_EINVAL (NULL argument), SCIO_ENOMEM,
+ * SCIO_EMFILE or another -errno of socketpair; *a and *b are NULL on
+ * error. */
 SCIO_API int scio_datagram_pair_open(scio_ostream **a, scio_ostream **b);
 
 /* ------------------------------------------------------------------------ */
@@ -439,8 +456,9 @@ SCIO_API int scio_getaddrinfo(const char *host, const char *service,
                               const scio_addrinfo_opts *opts,
                               scio_addrinfo **out);
 
-/* Free a list from scio_getaddrinfo (NULL is allowed).  Not a checkpoint;
- * may be called outside a run. */
+/* Free a list from scio_getaddrinfo (NULL is allowed): the caller's
+ * ownership ends here.  Not a checkpoint; may be called outside a run.
+ * Returns nothing; never fails. */
 SCIO_API void scio_freeaddrinfo(scio_addrinfo *ai);
 
 enum scio_ni_flags {

@@ -61,6 +61,9 @@
  * used from tasks of one scio_run.
  *
  * Available since 0.1.
+ *
+ * Pointer arguments are borrowed: a function uses them during the call
+ * only, unless its comment says that it keeps, owns or takes them over.
  */
 #ifndef SCIO_PIPE_H
 #define SCIO_PIPE_H

@@ -28,6 +28,9 @@
  * receive may run at once in two tasks.
  *
  * Available since 0.1.
+ *
+ * Pointer arguments are borrowed: a function uses them during the call
+ * only, unless its comment says that it keeps, owns or takes them over.
  */
 #ifndef SCIO_STAPLED_H
 #define SCIO_STAPLED_H
@@ -50,7 +53,8 @@ SCIO_API int scio_stapled_open(scio_stream *send_half,
 
 /* Staple two object streams of the same item size (the stapled stream has
  * that item size).  Same ownership rules and errors as scio_stapled_open,
- * plus SCIO_EINVAL when the item sizes differ. */
+ * plus SCIO_EINVAL when the item sizes differ: on success *out owns both
+ * halves.  Not a checkpoint. */
 SCIO_API int scio_stapled_object_open(scio_ostream *send_half,
                                      scio_ostream *receive_half,
                                      scio_ostream **out);

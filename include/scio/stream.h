@@ -24,6 +24,11 @@
  * Every operation except scio_stream_attr and scio_stream_pending is a
  * checkpoint.
  *
+ * Pointer arguments are borrowed: a function uses them during the call
+ * only, unless its comment says that it keeps, owns or takes them over.
+ * A stream is owned by whoever opened it (or by the layer wrapped over it)
+ * until scio_close releases it.
+ *
  * Layer authors: <scio/streamcheck.h> checks a new stream implementation
  * against all of these rules (scio_stream_check_two_way, ...).
  */
@@ -120,7 +125,10 @@ struct scio_stream {
 };
 
 /* For implementers: initialise the head of `s` (caller storage; nothing is
- * allocated).  Not a checkpoint; may be called outside a run.  Returns 0,
+ * allocated).  The stream keeps `ops` and `inner` by pointer; inner, the
+ * wrapped stream, is the layer's from now on (its do_close closes it;
+ * here it is only recorded for the attribute and pending walks).  Not a
+ * checkpoint; may be called outside a run.  Returns 0,
  * or SCIO_EINVAL when s is NULL, ops is NULL, or ops->size is below
  * SCIO_STREAM_OPS_SIZE_V1 (a vtable that does not say its version, e.g.
  * size left 0).  A stream whose init failed is still safe to call: every
@@ -129,22 +137,26 @@ struct scio_stream {
 SCIO_API int scio_stream_init(scio_stream *s, const scio_stream_ops *ops,
                               scio_stream *inner);
 
-/* Receive up to `max` bytes: > 0 bytes, SCIO_EOF, or an error above, or
- * SCIO_EINVAL (buf NULL with max > 0).  max == 0 returns 0 (after a
- * checkpoint). */
+/* Receive up to `max` bytes into the caller's `buf`: > 0 bytes, SCIO_EOF,
+ * or an error above (SCIO_EBROKEN, SCIO_ECLOSED, SCIO_EBUSY,
+ * SCIO_ECANCELED), or SCIO_EINVAL (buf NULL with max > 0).  A checkpoint:
+ * max == 0 returns 0 after one. */
 SCIO_API ssize_t scio_receive(scio_stream *s, void *buf, size_t max);
 /* Send all `len` bytes, or fail; SCIO_EINVAL when buf is NULL with len > 0.
  * len == 0 is a checkpoint that sends nothing (the peer sees no EOF). */
 SCIO_API int scio_send(scio_stream *s, const void *buf, size_t len);
-/* Half-close: the peer's receive sees SCIO_EOF.  SCIO_ENOSYS where the stream
- * has no such thing. */
+/* Half-close: the peer's receive sees SCIO_EOF.  A checkpoint.  Returns 0,
+ * an error above, or SCIO_ENOSYS where the stream has no such thing. */
 SCIO_API int scio_send_eof(scio_stream *s);
 /* Close gracefully and release the stream and everything it owns, always,
  * even when it returns an error (which reports how the close went). Tasks
  * blocked on the stream are woken with SCIO_ECLOSED.  `s` must not be used
  * afterwards.  A checkpoint, but a cancelled close still releases. */
 SCIO_API int scio_close(scio_stream *s);
-/* Query a typed attribute through the chain of layers.  Not a checkpoint. */
+/* Query a typed attribute through the chain of layers, copied into the
+ * caller's `out` (len bytes).  Not a checkpoint.  Returns 0, or
+ * SCIO_ENOENT (no layer of the chain has it), SCIO_ENOSPC (len too small),
+ * SCIO_EINVAL (NULL argument), or a layer's error. */
 SCIO_API int scio_stream_attr(scio_stream *s, int key, void *out, size_t len);
 
 /* Wait until a send on `s` might not block (Trio's
@@ -161,7 +173,7 @@ SCIO_API int scio_stream_attr(scio_stream *s, int key, void *out, size_t len);
  *   SCIO_EBUSY      another task is sending, half-closing or waiting here;
  *   SCIO_ECANCELED  cancelled (nothing happened);
  *   SCIO_EINVAL     s is NULL;
- *   SCIO_ENOSYS         the top layer has no do_wait_send_ready slot. */
+ *   SCIO_ENOSYS     the top layer has no do_wait_send_ready slot. */
 SCIO_API int scio_wait_send_ready(scio_stream *s);
 
 /* Bytes held for reading in memory by the layers of `s` (curl's "data
@@ -179,16 +191,19 @@ SCIO_API int scio_wait_send_ready(scio_stream *s);
  * stapled streams (the receive half's chain). */
 SCIO_API ssize_t scio_stream_pending(scio_stream *s);
 
-/* Convenience getters over scio_stream_attr: 0, SCIO_ENOENT when no layer of
- * the chain has the attribute, or SCIO_EINVAL. */
 struct sockaddr_storage;
+/* Convenience getters over scio_stream_attr, into the caller's storage:
+ * 0, SCIO_ENOENT when no layer of the chain has the attribute, or
+ * SCIO_EINVAL.  Not checkpoints.  The fd stays owned by the stream. */
 SCIO_API int scio_stream_fd(scio_stream *s, int *fd);
 SCIO_API int scio_stream_family(scio_stream *s, int *family);
 SCIO_API int scio_stream_local_addr(scio_stream *s,
                                     struct sockaddr_storage *addr);
 SCIO_API int scio_stream_remote_addr(scio_stream *s,
                                      struct sockaddr_storage *addr);
-/* The top layer's name, e.g. "buffered" (len: the buffer size). */
+/* The top layer's name, e.g. "buffered", copied into the caller's `name`
+ * (len: the buffer size).  Not a checkpoint.  Returns 0, SCIO_ENOSPC
+ * (too small) or SCIO_EINVAL. */
 SCIO_API int scio_stream_layer(scio_stream *s, char *name, size_t len);
 
 /* ------------------------------------------------------------------------ */
@@ -224,22 +239,38 @@ struct scio_ostream {
   (offsetof(scio_ostream_ops, do_attr) +                                      \
    sizeof(((scio_ostream_ops *)0)->do_attr))
 
-/* For implementers: initialise the head of `s`.  Returns 0, or SCIO_EINVAL
+/* For implementers: initialise the head of `s` (caller storage), which
+ * keeps `ops` and `inner` by pointer, inner being the layer's to close, as
+ * for scio_stream_init.  Not a checkpoint.  Returns 0, or SCIO_EINVAL
  * (s or ops NULL, or ops->size below SCIO_OSTREAM_OPS_SIZE_V1); a failed
  * stream answers every call with SCIO_EINVAL, as for scio_stream_init. */
 SCIO_API int scio_ostream_init(scio_ostream *s, const scio_ostream_ops *ops,
                                scio_ostream *inner, size_t item_size);
 /* Send one item (item_size bytes copied from `item`): 0 or an error
- * (SCIO_EBROKEN: no receiver left; SCIO_ECLOSED; SCIO_ECANCELED). */
+ * (SCIO_EBROKEN: no receiver left; SCIO_ECLOSED; SCIO_ECANCELED;
+ * SCIO_EINVAL: NULL argument).  A checkpoint. */
 SCIO_API int scio_ostream_send(scio_ostream *s, const void *item);
 /* Receive one item into `item`: 0, SCIO_EOF (no sender left and nothing
- * buffered), or an error. */
+ * buffered), or an error (SCIO_ECLOSED, SCIO_ECANCELED, SCIO_EINVAL).  A
+ * checkpoint. */
 SCIO_API int scio_ostream_receive(scio_ostream *s, void *item);
+/* Half-close the sending side (a stapled object stream closes its send
+ * half): the receiver sees SCIO_EOF once the items before are received.  A
+ * checkpoint.  Returns 0, SCIO_ECLOSED, SCIO_EINVAL, or SCIO_ENOSYS (the
+ * stream has no half-close). */
 SCIO_API int scio_ostream_send_eof(scio_ostream *s);
-/* Close and release, always (see scio_close). */
+/* Close and release the stream and what it owns, always (see scio_close);
+ * NULL is a no-op returning 0.  A checkpoint inside a task.  Returns 0,
+ * SCIO_ECLOSED (already closed), SCIO_ECANCELED (released all the same),
+ * or the layer's close error. */
 SCIO_API int scio_ostream_close(scio_ostream *s);
+/* Query a typed attribute through the chain, as scio_stream_attr: copied
+ * into the caller's `out`.  Not a checkpoint.  Returns 0, SCIO_ENOENT,
+ * SCIO_ENOSPC, SCIO_EINVAL, or a layer's error. */
 SCIO_API int scio_ostream_attr(scio_ostream *s, int key, void *out,
                                size_t len);
+/* The size of one item in bytes (0 for NULL).  Not a checkpoint.  Never
+ * fails. */
 SCIO_API size_t scio_ostream_item_size(const scio_ostream *s);
 
 #ifdef __cplusplus

@@ -24,7 +24,8 @@
  * Ownership: the kit owns every pair `make` returns and closes both ends
  * (also when a check fails), unless a check closes them itself.  `make`
  * must return two open streams it no longer uses, or an error (the kit
- * then stops with that error and closes whichever end is not NULL).
+ * then stops with that error and closes whichever end is not NULL).  The
+ * kit itself is borrowed for the call: the functions keep nothing.
  *
  * Calls to `make` and every check run in the calling task and in child tasks
  * of a nursery the kit opens; each check runs under a deadline (`timeout`),
@@ -169,13 +170,17 @@ typedef struct scio_stream_kit {
  *   SCIO_EINVAL               kit or kit->make is NULL, a negative timeout,
  *                             or not called inside a task;
  *   SCIO_ECANCELED            the calling task was cancelled;
- *   SCIO_ENOSPC                   no free instrument slot;
+ *   SCIO_ENOSPC               no free instrument slot;
  *   an error of make / make_clogged, or SCIO_ENOMEM from the kit itself. */
 SCIO_API int scio_stream_check_one_way(const scio_stream_kit *kit);
 /* The one-way checks in both directions, and the two-way checks; the pair
- * must be two-way.  Same results. */
+ * must be two-way.  A checkpoint.  Same results as
+ * scio_stream_check_one_way: 0, SCIO_STREAM_CHECK_FAILED, SCIO_EINVAL,
+ * SCIO_ECANCELED, SCIO_ENOSPC, SCIO_ENOMEM or an error of make. */
 SCIO_API int scio_stream_check_two_way(const scio_stream_kit *kit);
-/* The two-way checks and the send_eof checks.  Same results. */
+/* The two-way checks and the send_eof checks.  A checkpoint.  Same results
+ * as scio_stream_check_one_way: 0, SCIO_STREAM_CHECK_FAILED, SCIO_EINVAL,
+ * SCIO_ECANCELED, SCIO_ENOSPC, SCIO_ENOMEM or an error of make. */
 SCIO_API int scio_stream_check_half_closeable(const scio_stream_kit *kit);
 
 #ifdef __cplusplus

@@ -18,6 +18,10 @@
  *   the object was initialised with SCIO_FAST_ACQUIRE (lock and semaphore).
  *   Every other call (_nowait, _release, _set, _notify, statistics...)
  *   never blocks and is not a checkpoint.
+ * - Pointer arguments are borrowed: a function uses them during the call
+ *   only, unless its comment says that it keeps, owns or takes them over.
+ *   The objects themselves are the caller's storage, used by the run from
+ *   _init on (until _destroy for the limiter).
  * - Waiters are served first-in, first-out, and ownership is handed off:
  *   when a lock, a semaphore unit or a limiter token is released while tasks
  *   wait, the first waiter owns it *before it runs again*.  Nobody can barge
@@ -29,7 +33,7 @@
  *   cancelled before the hand-off returns SCIO_ECANCELED, owns nothing, and
  *   later releases go to the next waiter.
  * - Bad input is reported, never a crash: a NULL object, or one that was
- *   never initialised, is SCIO_EINVAL (SCIO_EINVAL); a call that needs a task
+ *   never initialised, is SCIO_EINVAL; a call that needs a task
  *   is SCIO_EINVAL outside one.  (An object is recognised by a magic number:
  *   zero-filled or destroyed storage always fails the check, leftover
  *   garbage almost always.)  Every error but SCIO_ECANCELED sets the detail
@@ -70,8 +74,9 @@ typedef struct scio_event_stats {
   size_t tasks_waiting; /* tasks blocked in scio_event_wait */
 } scio_event_stats;
 
-/* Initialise an unset event.  Not a checkpoint.  Returns 0 or SCIO_EINVAL
- * (ev is NULL). */
+/* Initialise an unset event in the caller's storage `ev`, which it owns
+ * (nothing is allocated).  Not a checkpoint.  Returns 0 or SCIO_EINVAL (ev
+ * is NULL). */
 SCIO_API int scio_event_init(scio_event *ev);
 
 /* Set the event: wake every task waiting on it; later waits return at once.
@@ -79,7 +84,8 @@ SCIO_API int scio_event_init(scio_event *ev);
  * task (e.g. from a libevent callback of the run).  Returns 0 or SCIO_EINVAL. */
 SCIO_API int scio_event_set(scio_event *ev);
 
-/* 1 if the event is set, 0 if not, SCIO_EINVAL for a bad event. */
+/* 1 if the event is set, 0 if not, SCIO_EINVAL for a bad event.  Not a
+ * checkpoint. */
 SCIO_API int scio_event_is_set(const scio_event *ev);
 
 /* Wait until the event is set.  A checkpoint (also when it is already
@@ -87,7 +93,7 @@ SCIO_API int scio_event_is_set(const scio_event *ev);
  *   SCIO_ECANCELED  the task was cancelled before the event was set (an
  *                   event set in the same round as the cancel still
  *                   returns 0);
- *   SCIO_EINVAL         bad event, or not inside a task. */
+ *   SCIO_EINVAL     bad event, or not inside a task. */
 SCIO_API int scio_event_wait(scio_event *ev);
 
 /* Fill *out.  Not a checkpoint.  Returns 0 or SCIO_EINVAL. */
@@ -117,7 +123,7 @@ SCIO_API int scio_lock_init(scio_lock *lock, unsigned flags);
  *   SCIO_ECANCELED  cancelled before the lock was handed over; the task does
  *                   not hold it;
  *   SCIO_EDEADLK    the calling task already holds it (nothing changes);
- *   SCIO_EINVAL         bad lock, or not inside a task. */
+ *   SCIO_EINVAL     bad lock, or not inside a task. */
 SCIO_API int scio_lock_acquire(scio_lock *lock);
 
 /* Acquire the lock only if that needs no wait.  Not a checkpoint.  Returns
@@ -132,7 +138,8 @@ SCIO_API int scio_lock_acquire_nowait(scio_lock *lock);
  *   SCIO_EINVAL     bad lock, or not inside a task. */
 SCIO_API int scio_lock_release(scio_lock *lock);
 
-/* 1 if some task holds the lock, 0 if not, SCIO_EINVAL for a bad lock. */
+/* 1 if some task holds the lock, 0 if not, SCIO_EINVAL for a bad lock.  Not
+ * a checkpoint. */
 SCIO_API int scio_lock_locked(const scio_lock *lock);
 
 /* Fill *out.  Not a checkpoint.  Returns 0 or SCIO_EINVAL.  The owner handle is
@@ -181,7 +188,8 @@ SCIO_API int scio_semaphore_acquire_nowait(scio_semaphore *sem);
  *   SCIO_EINVAL     bad semaphore. */
 SCIO_API int scio_semaphore_release(scio_semaphore *sem);
 
-/* The number of units available now (>= 0), or SCIO_EINVAL. */
+/* The number of units available now (>= 0), or SCIO_EINVAL (bad
+ * semaphore).  Not a checkpoint. */
 SCIO_API ssize_t scio_semaphore_value(const scio_semaphore *sem);
 
 /* Fill *out.  Not a checkpoint.  Returns 0 or SCIO_EINVAL. */
@@ -210,12 +218,14 @@ typedef struct scio_condition_stats {
  * SCIO_EINVAL (cond is NULL, lock is not initialised). */
 SCIO_API int scio_condition_init(scio_condition *cond, scio_lock *lock);
 
-/* The lock the condition uses (its own or the one given).  NULL for a bad
- * condition. */
+/* The lock the condition uses (its own, owned by the condition, or the one
+ * given, still the caller's).  NULL for a bad condition (the detail says
+ * so, as for SCIO_EINVAL).  Not a checkpoint. */
 SCIO_API scio_lock *scio_condition_lock(scio_condition *cond);
 
 /* scio_lock_acquire / scio_lock_release on the condition's lock, with the
- * same results. */
+ * same results: acquire is a checkpoint (SCIO_ECANCELED, SCIO_EDEADLK,
+ * SCIO_EINVAL), release is not (SCIO_EPERM, SCIO_EINVAL). */
 SCIO_API int scio_condition_acquire(scio_condition *cond);
 SCIO_API int scio_condition_release(scio_condition *cond);
 
@@ -228,7 +238,7 @@ SCIO_API int scio_condition_release(scio_condition *cond);
  *                   0); if the task was already cancelled on entry, the lock
  *                   is not even released;
  *   SCIO_EPERM      the calling task does not hold the lock;
- *   SCIO_EINVAL         bad condition, or not inside a task. */
+ *   SCIO_EINVAL     bad condition, or not inside a task. */
 SCIO_API int scio_condition_wait(scio_condition *cond);
 
 /* Wake up to `n` waiting tasks (0: none), first-come first-served.  Each
@@ -237,7 +247,9 @@ SCIO_API int scio_condition_wait(scio_condition *cond);
  * (>= 0, capped at INT_MAX), or SCIO_EPERM (the caller does not hold the
  * lock) or SCIO_EINVAL (bad condition, or not inside a task). */
 SCIO_API int scio_condition_notify(scio_condition *cond, size_t n);
-/* scio_condition_notify for every waiting task. */
+/* scio_condition_notify for every waiting task.  Not a checkpoint.
+ * Returns the number of tasks woken, or SCIO_EPERM or SCIO_EINVAL as
+ * scio_condition_notify. */
 SCIO_API int scio_condition_notify_all(scio_condition *cond);
 
 /* Fill *out.  Not a checkpoint.  Returns 0 or SCIO_EINVAL. */
@@ -282,7 +294,7 @@ SCIO_API int scio_limiter_destroy(scio_limiter *lim);
  *                   entry, or, for _on_behalf_of, given to it by another
  *                   call while this one waited);
  *   SCIO_ENOMEM     no memory for the borrower bookkeeping;
- *   SCIO_EINVAL         bad limiter, NULL borrower, or not inside a task. */
+ *   SCIO_EINVAL     bad limiter, NULL borrower, or not inside a task. */
 SCIO_API int scio_limiter_acquire(scio_limiter *lim);
 SCIO_API int scio_limiter_acquire_on_behalf_of(scio_limiter *lim,
                                                const void *borrower);
@@ -315,7 +327,8 @@ SCIO_API int scio_limiter_set_total_tokens(scio_limiter *lim,
                                            size_t total_tokens);
 
 /* Tokens borrowed now, and tokens free now (0 when the capacity was lowered
- * below what is borrowed); SCIO_EINVAL for a bad limiter. */
+ * below what is borrowed); SCIO_EINVAL for a bad limiter.  Not
+ * checkpoints. */
 SCIO_API ssize_t scio_limiter_borrowed_tokens(const scio_limiter *lim);
 SCIO_API ssize_t scio_limiter_available_tokens(const scio_limiter *lim);
 

@@ -46,6 +46,9 @@
  * every other key down the chain.  Cancellation loses nothing: a receive
  * that is cancelled keeps the bytes it read, and a character held back
  * because it was incomplete is returned whole by a later receive.
+ *
+ * Pointer arguments are borrowed: a function uses them during the call
+ * only, unless its comment says that it keeps, owns or takes them over.
  */
 #ifndef SCIO_TEXT_H
 #define SCIO_TEXT_H

@@ -67,6 +67,9 @@
  * Public headers name no OpenSSL type beyond these forward declarations.
  * The application owns OpenSSL's global set-up (OpenSSL 3 initialises
  * itself).  Available since 0.1.
+ *
+ * Pointer arguments are borrowed: a function uses them during the call
+ * only, unless its comment says that it keeps, owns or takes them over.
  */
 #ifndef SCIO_TLS_H
 #define SCIO_TLS_H
@@ -160,15 +163,19 @@ SCIO_API int scio_tls_ctx_open(const scio_tls_ctx_opts *opts,
 
 /* Wrap an SSL_CTX the application configured itself; the context takes a
  * reference to it (SSL_CTX_up_ref) and does not change its settings.
- * `role` is enum scio_tls_role.  Returns 0, SCIO_EINVAL or SCIO_ENOMEM. */
+ * `role` is enum scio_tls_role.  On success *out is owned by the caller
+ * (scio_tls_ctx_close); the caller keeps its own reference to ssl_ctx.
+ * Not a checkpoint.  Returns 0, SCIO_EINVAL or SCIO_ENOMEM. */
 SCIO_API int scio_tls_ctx_open_ssl(struct ssl_ctx_st *ssl_ctx, int role,
                                    scio_tls_ctx **out);
 
 /* Drop the caller's reference; the context is freed with its last stream.
- * NULL is ignored.  Not a checkpoint. */
+ * NULL is ignored.  Not a checkpoint.  Returns nothing; never fails. */
 SCIO_API void scio_tls_ctx_close(scio_tls_ctx *ctx);
 
-/* The SSL_CTX inside (borrowed), for settings scio has no option for. */
+/* The SSL_CTX inside (borrowed: owned by ctx, valid while ctx is), for
+ * settings scio has no option for; NULL for NULL.  Not a checkpoint.
+ * Never fails. */
 SCIO_API struct ssl_ctx_st *scio_tls_ctx_ssl_ctx(scio_tls_ctx *ctx);
 
 /* Options of scio_tls_wrap.  All-zero (or NULL) means defaults. */
@@ -213,9 +220,9 @@ SCIO_API int scio_tls_wrap(scio_stream *inner, scio_tls_ctx *ctx,
 /* Run the handshake of a stream wrapped with defer_handshake now (another
  * task's handshake under way is waited for); a plain checkpoint when it is
  * done already.  Counts as a receive: SCIO_EBUSY while another task
- * receives.  Returns 0, SCIO_EINVAL (not a TLS stream), SCIO_ECLOSED,
- * SCIO_EBUSY, or the handshake's errors as for scio_tls_wrap (the stream then stays
- * open but broken: close it). */
+ * receives.  A checkpoint.  Returns 0, SCIO_EINVAL (not a TLS stream),
+ * SCIO_ECLOSED, SCIO_EBUSY, or the handshake's errors as for scio_tls_wrap
+ * (the stream then stays open but broken: close it). */
 SCIO_API int scio_tls_handshake(scio_stream *tls);
 
 /* End TLS on `tls` and keep the connection: send close_notify, wait for
@@ -242,14 +249,17 @@ SCIO_API int scio_tls_unwrap(scio_stream *tls, scio_stream **inner,
  *   scio_connect_opts co = {.layer = &tl.base};
  *   rc = scio_connect_tcp("example.org", 443, &co, &tls_stream);
  *
- * The layer keeps pointers to ctx and to the strings of opts: they must
- * outlive its uses.  Not a checkpoint. */
+ * Below: scio_tls_layer_init. */
 typedef struct scio_tls_layer {
   scio_layer base; /* first */
   scio_tls_ctx *ctx;
   scio_tls_opts opts;
 } scio_tls_layer;
 
+/* Set up the caller's `layer` (storage it owns) for the TLS layer above;
+ * opts NULL means defaults.  The layer keeps pointers to ctx and to the
+ * strings of opts (opts itself is copied): they must outlive its uses.
+ * Not a checkpoint.  Returns nothing; never fails. */
 SCIO_API void scio_tls_layer_init(scio_tls_layer *layer, scio_tls_ctx *ctx,
                                   const scio_tls_opts *opts);
 
@@ -265,7 +275,7 @@ SCIO_API void scio_tls_layer_init(scio_tls_layer *layer, scio_tls_ctx *ctx,
  * serve's error hook ("tls handshake: ...") and never stops serve.  The
  * user's handler must not close the TLS stream (serve owns the
  * connection): when it returns, close_notify is exchanged and the
- * connection closed.  `th` must outlive serve.  Not a checkpoint (init). */
+ * connection closed.  Below: scio_tls_handler_init. */
 typedef struct scio_tls_handler {
   scio_tls_ctx *ctx;
   scio_tls_opts opts;
@@ -273,16 +283,26 @@ typedef struct scio_tls_handler {
   void *arg;
 } scio_tls_handler;
 
+/* Set up the caller's `h` for scio_tls_serve_handler (above): the server
+ * context, options (NULL: defaults; copied, their strings kept by
+ * pointer), and the user's handler with its arg.  `h` and ctx must
+ * outlive serve.  Not a checkpoint.  Returns nothing; never fails. */
 SCIO_API void scio_tls_handler_init(scio_tls_handler *h, scio_tls_ctx *ctx,
                                     const scio_tls_opts *opts,
                                     scio_serve_handler handler, void *arg);
 
 /* The scio_serve_handler that does the above; `arg` is the
- * scio_tls_handler.  Returns the handshake's error or the user handler's
+ * scio_tls_handler, borrowed.  Serve calls it in each connection's task,
+ * which owns conn.  A checkpoint (the handshake, then the user's handler,
+ * then close_notify).  Returns the handshake's error (SCIO_ETLS,
+ * SCIO_ETIMEDOUT, SCIO_EBROKEN, SCIO_ECANCELED, ... as scio_tls_wrap),
+ * SCIO_EINVAL (arg NULL or not initialised), or the user handler's
  * result. */
 SCIO_API int scio_tls_serve_handler(scio_stream *conn, void *arg);
 
-/* The SSL object of a TLS stream (borrowed), or NULL for another stream. */
+/* The SSL object of a TLS stream (borrowed: owned by the stream, valid
+ * until it is closed), or NULL for another stream.  Not a checkpoint.
+ * Never fails. */
 SCIO_API struct ssl_st *scio_tls_ssl(scio_stream *tls);
 
 #ifdef __cplusplus

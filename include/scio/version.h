@@ -31,10 +31,14 @@ extern "C" {
 #endif
 #endif
 
-/* The version of the library actually linked, as SCIO_VERSION_HEX. */
+/* The version of the library actually linked, as SCIO_VERSION_HEX.  Not a
+ * checkpoint; may be called anywhere, also outside a run.  Never fails. */
 SCIO_API unsigned scio_version(void);
-/* The same as a string, e.g. "0.1.0". */
+/* The same as a string, e.g. "0.1.0": a static string owned by the
+ * library, valid for the whole run of the program.  Not a checkpoint; may
+ * be called anywhere.  Never fails. */
 SCIO_API const char *scio_version_string(void);
+
 
 #ifdef __cplusplus
 }
