@@ -260,6 +260,22 @@ static size_t parse_request(const char *p, size_t len, request *r) {
 
 /* ---- one connection ---------------------------------------------------------- */
 
+/* Closing after an answer: a close(2) with unread request bytes in the
+ * socket makes the kernel send a reset, which can destroy the answer
+ * before the client reads it.  So half-close, then read and drop what the
+ * client still sends until it closes too, for at most 2 s (RFC 9112, 9.6;
+ * nginx's lingering_close). */
+static int linger(scio_stream *conn, char *buf, size_t size) {
+  if (scio_send_eof(conn) < 0)
+    return 0;
+  scio_scope cs;
+  scio_move_on_after(&cs, 2.0);
+  while (scio_receive(conn, buf, size) > 0) {
+  }
+  scio_scope_close(&cs);
+  return 0;
+}
+
 /* Read, answer every complete request in what was read, send the answers
  * in one go, repeat.  The buffers live on the task's stack: an idle
  * connection touches a few pages. */
@@ -313,7 +329,7 @@ static int http_conn(scio_stream *conn, void *arg) {
         return rc;
     }
     if (!keep)
-      return 0;
+      return linger(conn, in, sizeof in);
     memmove(in, in + off, have - off);
     have -= off;
   }
