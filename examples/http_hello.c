@@ -432,6 +432,9 @@ static void *loop_thread(void *arg) {
   l->rc = scio_run(loop_main, l, NULL);
   if (l->rc < 0)
     snprintf(l->errmsg, sizeof l->errmsg, "%s", scio_errmsg());
+  /* The detail scio_run left for this thread is freed here: the thread is
+   * about to end, and nothing else would release it. */
+  scio_errmsg_clear();
   return NULL;
 }
 
