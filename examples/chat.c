@@ -87,6 +87,7 @@ struct client {
   scio_rx *rx;       /* read by the writer task */
   scio_scope life;   /* cancelled to drop the client */
   const char *bye;   /* last words to the client, if any */
+  int unread;        /* it may still be sending: linger before closing */
   int dropped;
   char name[32];
   char peer[64];
@@ -205,7 +206,7 @@ static int handle_line(client *c, char *line) {
       return 1;
     }
     broadcast(r, NULL, msg_new("* %s is now %s\n", c->name, line + 6));
-    snprintf(c->name, sizeof c->name, "%s", line + 6);
+    memcpy(c->name, line + 6, strlen(line + 6) + 1); /* valid_name: fits */
     return 1;
   }
   if (strcmp(line, "/quit") == 0)
@@ -224,6 +225,7 @@ static int reader(client *c) {
       return 0;
     if (rc == SCIO_EDELIM) {
       c->bye = "* line too long\n";
+      c->unread = 1;
       return 0;
     }
     if (rc < 0)
@@ -265,9 +267,18 @@ static void say_bye(client *c) {
   if (!c->bye)
     return;
   scio_scope cs;
-  if (scio_scope_open(&cs, scio_now() + 0.5, SCIO_SCOPE_SHIELD) < 0)
+  if (scio_scope_open(&cs, scio_now() + (c->unread ? 2.0 : 0.5),
+                      SCIO_SCOPE_SHIELD) < 0)
     return;
   scio_send(c->s, c->bye, strlen(c->bye));
+  /* Closing a socket with unread bytes sends a reset, which may destroy
+   * the last words before the client reads them: half-close, and drop
+   * what still comes until the client closes (within the same bound). */
+  if (c->unread && scio_send_eof(c->s) == 0) {
+    char sink[4096];
+    while (scio_receive(c->s, sink, sizeof sink) > 0) {
+    }
+  }
   scio_scope_close(&cs);
 }
 

@@ -147,6 +147,19 @@ while True:
     total += len(data)
 print("chat: slow's connection was closed (%d bytes were still on their way)" % total)
 
+# Bad input: a name with a space is refused; a line over 4096 bytes ends
+# the connection with a message.
+rude = Client()
+rude.expect("* welcome, user5*")
+rude.send("/nick two words")
+rude.expect("* names are 1 to 31 visible characters", skip_others=False)
+rude.send("y" * 5000)
+rude.expect("* line too long", skip_others=False)
+if rude.lines.get(timeout=max(1, DEADLINE - time.monotonic())) is not None:
+    sys.exit("rude: expected EOF after the long line")
+carol.expect("* user5 left")
+print("chat: a bad name is refused; an over-long line ends the connection")
+
 # /quit is announced.
 carol.send("/quit")
 bob.expect("* carol left")
