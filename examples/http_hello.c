@@ -337,8 +337,10 @@ static int http_conn(scio_stream *conn, void *arg) {
 
 /* ---- loops, threads, signals ----------------------------------------------- */
 
+/* One per thread.  Each starts on its own cache lines, so that the loops
+ * share nothing they write. */
 typedef struct loop {
-  pthread_t thread;
+  _Alignas(64) pthread_t thread;
   int index;
   const char *host;
   unsigned port;     /* 0 for the first loop when a free port is wanted */
