@@ -14,6 +14,9 @@
 #   http_hello_cpu_per_req, http_hello_2loops_cpu_per_req  us per request
 #   http_hello_2loops_cpu_per_req_vs_1loop   ratio (target <= 1.1)
 #   http_hello_2loops, http_hello_1loop_shared  req/s with wrk sharing CPUs
+#   http_hello_user_instr_per_req (and _nginx_, _2loops_, ratios)
+#                                            user-space instructions per
+#                                            request under callgrind
 # Usage: bench/http.sh BUILD_DIR   (run by `make bench`).  wrk and nginx
 # are installed with apt-get when missing, unless CI is set; without wrk
 # the bench says so and reports nothing.
@@ -161,6 +164,56 @@ for round in 1 2 3; do
   measure "shared:2" http_hello2 "$SCPU,$LCPU" "$LCPU" 64
 done
 
+# User-space instructions per request under callgrind (repeatable on a
+# loaded machine, unlike the times; the kernel's share is not counted):
+# the counters are zeroed after a warm-up and dumped after a 3 s wrk run.
+# callgrind_ir NAME PORT CMD...: CMD runs the server on PORT under
+# valgrind --tool=callgrind --callgrind-out-file=$tmp/cg.NAME; sets ir[NAME].
+declare -A ir
+callgrind_ir() {
+  local name=$1 p=$2 pid r f total; shift 2
+  "$@" >/dev/null 2>"$tmp/cg.$name.err" &
+  pid=$!
+  port=$p
+  if wait_port "$p"; then
+    SECS=1 run_wrk "$LCPU" 16 >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1 || true
+    SECS=3 run_wrk "$LCPU" 64 >/dev/null
+    r=$(awk '/requests in/ { print $1 }' "$tmp/wrk.out")
+    callgrind_control -d "$pid" >/dev/null 2>&1 || true
+    sleep 1
+    f=$(ls -t "$tmp/cg.$name".[0-9]* 2>/dev/null | head -n1 || true)
+    total=
+    [ -n "$f" ] && total=$(awk '/^(summary|totals):/ { print $2; exit }' "$f")
+    if [ -n "$total" ] && [ -n "$r" ] && [ "$r" -gt 0 ]; then
+      ir[$name]=$((total / r))
+    fi
+  fi
+  kill -INT "$pid" 2>/dev/null || true
+  sleep 1
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+if command -v valgrind >/dev/null && command -v callgrind_control >/dev/null &&
+   [ "${SCIO_BENCH_CALLGRIND:-1}" != 0 ]; then
+  p=$(free_port)
+  # http_hello is a libtool wrapper in the build tree: run the real binary.
+  callgrind_ir http_hello "$p" "$dir/libtool" --mode=execute \
+    valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.http_hello" \
+    "$dir/examples/http_hello" --host 127.0.0.1 --port "$p"
+  p=$(free_port)
+  callgrind_ir http_hello2 "$p" "$dir/libtool" --mode=execute \
+    valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.http_hello2" \
+    "$dir/examples/http_hello" --host 127.0.0.1 --port "$p" --loops 2
+  if [ -n "$nginx_bin" ] && [ -f "$tmp/nginx/nginx.conf" ]; then
+    p=$(free_port)
+    sed "s/listen 127.0.0.1:[0-9]*;/listen 127.0.0.1:$p;/" "$tmp/nginx/nginx.conf" >"$tmp/nginx/cg.conf"
+    callgrind_ir nginx "$p" valgrind --tool=callgrind \
+      --callgrind-out-file="$tmp/cg.nginx" "$nginx_bin" -p "$tmp/nginx" \
+      -c "$tmp/nginx/cg.conf" -e "$tmp/nginx/logs/stderr.log"
+  fi
+fi
+
 line() { [ -n "$2" ] && echo "bench $1 $2 $3"; return 0; }
 ratio() { # NAME A B: A / B
   [ -n "$2" ] && [ -n "$3" ] && awk -v a="$2" -v b="$3" -v n="$1" 'BEGIN { printf "bench %s %.3f ratio\n", n, a / b }'
@@ -184,4 +237,9 @@ line http_hello_2loops "${rate[shared:2]:-}" req/s
 line http_hello_1loop_shared_cpu_per_req "${cpu[shared:1]:-}" us
 line http_hello_2loops_cpu_per_req "${cpu[shared:2]:-}" us
 ratio http_hello_2loops_cpu_per_req_vs_1loop "${cpu[shared:2]:-}" "${cpu[shared:1]:-}"
+line http_hello_user_instr_per_req "${ir[http_hello]:-}" instr
+line http_hello_nginx_user_instr_per_req "${ir[nginx]:-}" instr
+ratio http_hello_user_instr_vs_nginx "${ir[http_hello]:-}" "${ir[nginx]:-}"
+line http_hello_2loops_user_instr_per_req "${ir[http_hello2]:-}" instr
+ratio http_hello_2loops_user_instr_per_req_vs_1loop "${ir[http_hello2]:-}" "${ir[http_hello]:-}"
 echo "http.sh: load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2

@@ -149,8 +149,18 @@ static int has_token(const char *v, size_t vlen, const char *t) {
   return 0;
 }
 
+/* RFC 9110 tchar: what methods and header names are made of. */
 static int is_tchar(unsigned char c) {
-  return c > ' ' && c < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", c);
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+    return 1;
+  switch (c) {
+  case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
+  case '+': case '-': case '.': case '^': case '_': case '`': case '|':
+  case '~':
+    return 1;
+  default:
+    return 0;
+  }
 }
 
 /* The request line "METHOD SP TARGET SP HTTP/1.x": 0, or an error status. */
