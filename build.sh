@@ -2,9 +2,8 @@
 # build.sh -- build, test and benchmark scio on Debian (12, bookworm).
 #
 #   ./build.sh deps    install the Debian packages that are missing, nothing else
-#   ./build.sh demo    deps, build (build/), run examples/demo, then on
-#                      loopback: the TLS echo server and a happy-eyeballs TLS
-#                      client, http_hello and scio-fetch, and a summary
+#   ./build.sh demo    deps, build (build/), run examples/demo, then on loopback
+#                      TLS echo, happy eyeballs, http_hello + scio-fetch, a summary
 #   ./build.sh check   deps, build, then every test phase:
 #                        1. make check              (build/)
 #                        2. make check, ASan+UBSan  (build-asan/)
@@ -404,7 +403,7 @@ demo() {
 }
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
