@@ -1,18 +1,29 @@
-/* echo_server: a TCP echo server on scio.
+/* echo_server: a TCP echo server on scio, with graceful shutdown.
  *
- *   echo_server [--host H] [--port P]
+ *   echo_server [--host H] [--port P] [--grace S]
  *
  * Listens on every address of H (default: all interfaces, IPv4 and IPv6)
  * at port P (default 0: a free port), prints one line
  *   echo_server: listening on 0.0.0.0:40123 [::]:40123
- * once it accepts connections, echoes every byte of every connection, and
- * exits 0 on SIGINT or SIGTERM after closing its listeners.
+ * once it accepts connections, and echoes every byte of every connection.
+ *
+ * Shutdown.  The first SIGINT or SIGTERM closes the listeners (new
+ * connections are refused) and gives the open connections S seconds
+ * (default 10) to finish on their own; the ones still open then are
+ * cancelled, which closes them.  A second signal cuts them at once.  The
+ * exit status is 0 either way.
+ *
+ * How, in structured-concurrency terms: serve runs in its own nursery
+ * (the connection tasks are its children) inside a cancel scope with no
+ * deadline.  Closing the listener makes serve stop accepting and wait for
+ * its children; giving that scope a deadline bounds the wait, and the
+ * deadline cancels whatever is still running.
  *
  * Signals reach the loop through a self-pipe: the handler writes a byte,
- * a task waits for the pipe with scio_wait_readable and then stops the
- * server (closes the listener, cancels the connections). */
+ * and a task waits for the pipe with scio_wait_readable. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <scio.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,44 +45,93 @@ static void on_signal(int sig) {
 typedef struct app {
   const char *host;
   unsigned port;
+  double grace;
   scio_listener *listener;
-  scio_nursery nursery;
+  scio_nursery nursery; /* the signal task and the serve task */
+  scio_scope serve_scope; /* around serve: the grace deadline goes here */
+  int serving;            /* serve_scope is open */
+  int connections;        /* open now */
+  int cut;                /* cancelled by the end of the grace period */
 } app;
 
 /* Each connection: modest buffer, so many idle connections stay cheap. */
 static int echo(scio_stream *conn, void *arg) {
-  (void)arg;
+  app *a = arg;
   char buf[2048];
+  int rc = 0;
+  a->connections++;
   for (;;) {
     ssize_t n = scio_receive(conn, buf, sizeof buf);
     if (n == SCIO_EOF)
-      return 0;
-    if (n < 0)
-      return (int)n;
-    int rc = scio_send(conn, buf, (size_t)n);
-    if (rc < 0)
-      return rc;
+      break;
+    if (n < 0) {
+      rc = (int)n;
+      break;
+    }
+    if ((rc = scio_send(conn, buf, (size_t)n)) < 0)
+      break;
   }
+  a->connections--;
+  if (rc == SCIO_ECANCELED)
+    a->cut++;
+  return rc;
 }
 
 static int serve_task(void *p) {
   app *a = p;
-  int rc = scio_listener_serve(a->listener, echo, NULL, NULL, NULL);
+  int rc = scio_scope_open(&a->serve_scope, SCIO_DEADLINE_NONE, 0);
+  if (rc < 0)
+    return rc;
+  a->serving = 1;
+  /* NULL nursery: serve owns the connection tasks and returns only after
+   * the last one, so the scope's deadline bounds them all. */
+  rc = scio_listener_serve(a->listener, echo, a, NULL, NULL);
+  a->serving = 0;
+  /* A cancellation by the grace deadline is caught here: rc becomes 0. */
+  rc = scio_scope_close_with(&a->serve_scope, rc);
   scio_nursery_cancel(&a->nursery); /* the signal task too */
-  return rc == SCIO_ECANCELED ? 0 : rc;
+  return rc;
+}
+
+/* Wait for the next signal; 0 and its name, or an error (cancelled). */
+static int next_signal(const char **name) {
+  for (;;) {
+    int rc = scio_wait_readable(sig_pipe[0]);
+    if (rc < 0)
+      return rc;
+    char c;
+    ssize_t n = read(sig_pipe[0], &c, 1);
+    if (n == 1) {
+      *name = strsignal(c);
+      return 0;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EINTR)
+      return scio_seterr(-errno, "read the signal pipe");
+  }
 }
 
 static int signal_task(void *p) {
   app *a = p;
-  int rc = scio_wait_readable(sig_pipe[0]);
+  const char *name;
+  int rc = next_signal(&name);
   if (rc < 0)
     return rc;
-  char c;
-  if (read(sig_pipe[0], &c, 1) == 1)
-    fprintf(stderr, "echo_server: %s, stopping\n", strsignal(c));
+  fprintf(stderr,
+          "echo_server: %s: not accepting; %d connection%s open, "
+          "%g s to finish\n",
+          name, a->connections, a->connections == 1 ? "" : "s", a->grace);
   scio_listener_close(a->listener);
   a->listener = NULL;
-  scio_nursery_cancel(&a->nursery);
+  /* serve is blocked (it has not seen the close yet), so its scope is
+   * still open: no checkpoint since the signal. */
+  if (a->serving)
+    scio_scope_set_deadline(&a->serve_scope, scio_now() + a->grace);
+  if ((rc = next_signal(&name)) < 0)
+    return rc;
+  fprintf(stderr, "echo_server: %s again: closing %d connection%s now\n",
+          name, a->connections, a->connections == 1 ? "" : "s");
+  if (a->serving)
+    scio_scope_cancel_reason(&a->serve_scope, "second signal");
   return 0;
 }
 
@@ -96,35 +156,44 @@ static int main_task(void *p) {
   int rc = scio_tcp_listen(a->host, (uint16_t)a->port, NULL, &a->listener);
   if (rc < 0)
     return rc;
-  if ((rc = print_addrs(a->listener)) < 0)
+  if ((rc = print_addrs(a->listener)) < 0) {
+    scio_listener_close(a->listener);
     return rc;
-  if ((rc = scio_nursery_open(&a->nursery)) < 0)
-    return rc;
+  }
+  scio_nursery_open(&a->nursery);
   scio_start_soon(&a->nursery, signal_task, a);
   scio_start_soon(&a->nursery, serve_task, a);
   rc = scio_nursery_close(&a->nursery);
-  scio_listener_close(a->listener);
+  scio_listener_close(a->listener); /* NULL once the signal task closed it */
   a->listener = NULL;
+  if (rc == 0)
+    fprintf(stderr, "echo_server: stopped; %d connection%s cut\n", a->cut,
+            a->cut == 1 ? "" : "s");
   return rc;
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: echo_server [--host H] [--port P]\n");
+  fprintf(stderr, "usage: echo_server [--host H] [--port P] [--grace S]\n");
   return 2;
 }
 
 int main(int argc, char **argv) {
   app a;
   memset(&a, 0, sizeof a);
+  a.grace = 10.0;
   for (int i = 1; i < argc; i++) {
+    char *end;
     if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
       a.host = argv[++i];
     } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-      char *end;
       unsigned long v = strtoul(argv[++i], &end, 10);
       if (*end || v > 65535)
         return usage();
       a.port = (unsigned)v;
+    } else if (strcmp(argv[i], "--grace") == 0 && i + 1 < argc) {
+      a.grace = strtod(argv[++i], &end);
+      if (*end || !(a.grace >= 0) || isinf(a.grace))
+        return usage();
     } else {
       return usage();
     }

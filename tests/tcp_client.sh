@@ -60,3 +60,36 @@ test "$rc" -eq 1
 grep -qi refused "$dir/cerr"
 test ! -s "$dir/echo"
 echo "tcp_client: refused connection, exit 1"
+
+# --tls against tls_echo_server with a throw-away PKI (../shared/testing/
+# mkpki.sh): the echo comes back; the end of stdin cannot be half-closed
+# under TLS, so the client closes once the server is quiet (--linger);
+# an unknown CA fails with the reason.
+shared=${SCIO_SHARED_DIR:-${srcdir:-.}/../shared}
+if [ -r "$shared/testing/mkpki.sh" ] && command -v openssl >/dev/null; then
+  sh "$shared/testing/mkpki.sh" "$dir/pki" >/dev/null 2>&1
+  ./examples/tls_echo_server --cert "$dir/pki/server.pem" --key "$dir/pki/server.key" \
+    --host 127.0.0.1 --port 0 >"$dir/out" 2>"$dir/err" &
+  pid=$!
+  for _ in $(seq 100); do grep -q listening "$dir/out" && break; sleep 0.05; done
+  port=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/out" | head -n1)
+  test -n "$port"
+  printf 'one\ntwo\n' | ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    client --verbose --tls --cacert "$dir/pki/ca.pem" --linger 0.5 localhost "$port" \
+    >"$dir/echo" 2>"$dir/verbose"
+  cat "$dir/verbose"
+  test "$(cat "$dir/echo")" = "$(printf 'one\ntwo')"
+  grep -q '^tls TLSv1' "$dir/verbose"
+  grep -q 'quiet for 0.5 s: closing' "$dir/verbose"
+  rc=0
+  echo x | client --tls 127.0.0.1 "$port" >"$dir/echo" 2>"$dir/cerr" || rc=$?
+  cat "$dir/cerr"
+  test "$rc" -eq 1
+  grep -q 'certificate verify failed' "$dir/cerr"
+  kill -INT "$pid"
+  wait "$pid"
+  pid=
+  echo "tcp_client: --tls echoed through tls_echo_server; unknown CA refused"
+else
+  echo "tcp_client: no mkpki.sh or openssl: TLS case skipped"
+fi
