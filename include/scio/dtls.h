@@ -70,6 +70,9 @@
  *
  * All objects belong to the scio_run (thread) that uses them first.
  * Available since 0.2.
+ *
+ * Pointer arguments are borrowed: a function uses them during the call
+ * only, unless its comment says that it keeps, owns or takes them over.
  */
 #ifndef SCIO_DTLS_H
 #define SCIO_DTLS_H
@@ -161,7 +164,7 @@ SCIO_API int scio_dtls_endpoint_statistics(scio_dtls_endpoint *ep,
  * max_version may only be 0 or SCIO_TLS_1_2 (DTLS 1.2), ciphersuites is
  * ignored (TLS 1.3 only) and clients do not resume sessions.  A server
  * context answers ClientHellos with cookies.  Close it with
- * scio_tls_ctx_close.  A DTLS context is refused by scio_tls_wrap and a
+ * scio_tls_ctx_close: the caller owns *out.  A DTLS context is refused by scio_tls_wrap and a
  * TLS context by the calls below.  Not a checkpoint.  Returns 0, or (with
  * *out NULL) SCIO_EINVAL, SCIO_ETLS, SCIO_ENOMEM. */
 SCIO_API int scio_dtls_ctx_open(const scio_tls_ctx_opts *opts,

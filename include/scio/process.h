@@ -11,6 +11,9 @@
  * thread (or by scio_open_process for another child) inherits none of them.
  *
  * Available since 0.1.
+ *
+ * Pointer arguments are borrowed: a function uses them during the call
+ * only, unless its comment says that it keeps, owns or takes them over.
  */
 #ifndef SCIO_PROCESS_H
 #define SCIO_PROCESS_H
@@ -193,7 +196,8 @@ SCIO_API int scio_process_close(scio_process *p);
 /* scio_process_close without a checkpoint, for error paths: close the
  * pipes, SIGKILL the child if it has not exited, reap it (blocking the
  * thread for the moment a killed process takes to die) and free p.  Not a
- * checkpoint.  Callable outside a task.  Returns 0; NULL is a no-op. */
+ * checkpoint.  Callable outside a task.  Never fails: returns 0; NULL is a
+ * no-op. */
 SCIO_API int scio_process_close_nowait(scio_process *p);
 
 /* What scio_run_process collected.  Caller storage; free it with
@@ -230,7 +234,8 @@ SCIO_API int scio_run_process(const char *const *argv,
                               const scio_process_opts *opts,
                               scio_process_result *result);
 
-/* Free what a result holds and zero it.  NULL is a no-op.  Not a
+/* Free (release) the buffers a result owns and zero it; the struct itself
+ * stays the caller's.  NULL is a no-op.  Not a
  * checkpoint.  Never fails. */
 SCIO_API void scio_process_result_free(scio_process_result *result);
 

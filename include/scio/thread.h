@@ -38,6 +38,9 @@
  * a blocking portal (scio_portal_*, below).
  *
  * Available since 0.3.
+ *
+ * Pointer arguments are borrowed: a function uses them during the call
+ * only, unless its comment says that it keeps, owns or takes them over.
  */
 #ifndef SCIO_THREAD_H
 #define SCIO_THREAD_H
