@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "scio/buffered.h"
+#include "scio/pipe.h"
 #include "scio/stream.h"
 #include "scio/testing.h"
 #include "support/oom.h"
@@ -316,6 +317,61 @@ SCIO_TEST(receive_serves_buffer_first) {
   ck_assert_int_eq(scio_receive(b, buf, 1), SCIO_EOF);
   ck_assert_int_eq(rec.receives, receives);
   CK_OK(scio_close(b));
+  return 0;
+}
+
+/* scio_wait_receive_ready through a buffered stream: its own bytes make it
+ * ready; without them it is the wrapped stream's readiness (a memory pipe:
+ * sleeps until a send), and a wrapped stream that can tell nothing (the
+ * scripted source: no slot, no pending count) gives SCIO_ENOSYS. */
+typedef struct rr_wait {
+  scio_stream *s;
+  int rc, done;
+} rr_wait;
+
+static int rr_task(void *arg) {
+  rr_wait *w = arg;
+  w->rc = scio_wait_receive_ready(w->s);
+  w->done = 1;
+  return 0;
+}
+
+SCIO_TEST(wait_receive_ready_walks_the_chain) {
+  script_record rec = {0};
+  script_chunk c[] = {CH("one\ntwo")};
+  scio_stream *b = over(c, NCH(c), &rec, 16);
+  until_is(b, "\n", 100, "one");
+  CK_OK(scio_wait_receive_ready(b)); /* "two" is buffered */
+  char buf[16];
+  ck_assert_int_eq(scio_receive(b, buf, sizeof buf), 3);
+  ck_assert_int_eq(scio_wait_receive_ready(b), SCIO_ENOSYS);
+  ck_assert_ptr_nonnull(strstr(scio_errmsg(), "wait_receive_ready"));
+  CK_OK(scio_close(b));
+  ck_assert_int_eq(scio_wait_receive_ready(NULL), SCIO_EINVAL);
+
+  scio_stream *x, *y;
+  CK_OK(scio_memory_pipe_open(&x, &y, NULL));
+  CK_OK(scio_buffered_open(y, NULL, &b));
+  rr_wait w = {b, 1, 0};
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, rr_task, &w));
+  CK_OK(scio_wait_all_tasks_blocked());
+  ck_assert_int_eq(w.done, 0);
+  ck_assert_int_eq(scio_receive(b, buf, 1), SCIO_EBUSY);
+  CK_OK(scio_send(x, "hi\n", 3));
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(w.rc, 0);
+  until_is(b, "\n", 100, "hi");
+  /* Closed while waiting: SCIO_ECLOSED. */
+  w.done = 0;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, rr_task, &w));
+  CK_OK(scio_wait_all_tasks_blocked());
+  CK_OK(scio_close(b));
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(w.rc, SCIO_ECLOSED);
+  CK_OK(scio_close(x));
   return 0;
 }
 
@@ -746,6 +802,7 @@ static Suite *buffered_suite(void) {
   scio_tcase_add(tc, exactly_across_chunks_and_eincomplete);
   scio_tcase_add(tc, exactly_large_grows);
   scio_tcase_add(tc, receive_serves_buffer_first);
+  scio_tcase_add(tc, wait_receive_ready_walks_the_chain);
   scio_tcase_add(tc, receive_small_reads_through_buffer);
   suite_add_tcase(s, tc);
 

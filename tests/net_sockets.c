@@ -215,6 +215,112 @@ SCIO_TEST(data_and_reset_in_one_edge_then_ebroken) {
   return 0;
 }
 
+/* wait_receive_ready on sockets: an idle connection sleeps in it, also
+ * after a read that TCP_INQ reported as draining the queue (whose next
+ * wait is bounded: the bound's expiry must not wake it), and through time
+ * jumps; a send wakes it and the bytes stay for the receive. */
+typedef struct rr_waiter {
+  scio_stream *s;
+  int rc, done;
+} rr_waiter;
+
+static int rr_wait(void *arg) {
+  rr_waiter *w = arg;
+  w->rc = scio_wait_receive_ready(w->s);
+  w->done = 1;
+  return 0;
+}
+
+SCIO_TEST_AUTOJUMP(wait_receive_ready_sleeps_while_idle_every_kind) {
+  for (int k = 0; k < NET_NKINDS; k++) {
+    scio_stream *a, *b;
+    net_pair(k, &a, &b);
+    char buf[8];
+    for (int round = 0; round < 3; round++) {
+      rr_waiter w = {b, 1, 0};
+      scio_nursery n;
+      CK_OK(scio_nursery_open(&n));
+      CK_OK(scio_start_soon(&n, rr_wait, &w));
+      CK_OK(scio_sleep(10.0)); /* far past the 50 ms bound */
+      ck_assert_msg(!w.done, "%s round %d: wait_receive_ready returned %d "
+                    "with nothing sent", net_kind_name[k], round, w.rc);
+      ck_assert_int_eq(scio_receive(b, buf, 1), SCIO_EBUSY);
+      CK_OK(scio_send(a, "xy", 2));
+      CK_OK(scio_nursery_close(&n));
+      ck_assert_int_eq(w.rc, 0);
+      /* Ready at once now, and still a checkpoint; nothing was taken. */
+      CK_OK(scio_wait_receive_ready(b));
+      CK_OK(net_recv_all(b, buf, 2));
+      ck_assert_int_eq(memcmp(buf, "xy", 2), 0);
+    }
+    /* EOF makes it ready. */
+    CK_OK(scio_send_eof(a));
+    CK_OK(scio_wait_receive_ready(b));
+    ck_assert_int_eq(scio_receive(b, buf, sizeof buf), SCIO_EOF);
+    CK_OK(scio_close(a));
+    CK_OK(scio_close(b));
+  }
+  return 0;
+}
+
+/* Close wakes a task in wait_receive_ready with SCIO_ECLOSED. */
+static int rr_closer(void *arg) {
+  scio_wait_all_tasks_blocked();
+  return scio_close(arg);
+}
+
+SCIO_TEST(wait_receive_ready_close_wakes_every_kind) {
+  for (int k = 0; k < NET_NKINDS; k++) {
+    scio_stream *a, *b;
+    net_pair(k, &a, &b);
+    rr_waiter w = {b, 1, 0};
+    scio_nursery n;
+    CK_OK(scio_nursery_open(&n));
+    CK_OK(scio_start_soon(&n, rr_wait, &w));
+    CK_OK(scio_start_soon(&n, rr_closer, b));
+    CK_OK(scio_nursery_close(&n));
+    ck_assert_int_eq(w.rc, SCIO_ECLOSED);
+    CK_OK(scio_close(a));
+  }
+  return 0;
+}
+
+/* Data and a reset in one edge (see data_and_reset_in_one_edge_then_ebroken):
+ * after the data was read, wait_receive_ready still returns (the reset is
+ * what the receive reports), within its bound. */
+SCIO_TEST(wait_receive_ready_sees_reset_after_data) {
+  scio_listener *l;
+  CK_OK(scio_tcp_listen("127.0.0.1", 0, NULL, &l));
+  int fd = net_raw_connect(AF_INET, scio_listener_port(l));
+  scio_stream *b;
+  CK_OK(scio_listener_accept(l, &b));
+  char buf[100];
+  ck_assert_int_eq(write(fd, "x", 1), 1);
+  ck_assert_int_eq(scio_receive(b, buf, sizeof buf), 1);
+  ck_assert_int_eq(write(fd, "abc", 3), 3);
+  struct linger lg = {1, 0};
+  ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+  close(fd);
+  int bfd;
+  CK_OK(scio_stream_fd(b, &bfd));
+  struct pollfd p = {bfd, POLLIN, 0};
+  while (poll(&p, 1, 0) == 0 || !(p.revents & (POLLERR | POLLHUP)))
+    scio_sleep(0.001);
+  CK_OK(scio_wait_all_tasks_blocked());
+  CK_OK(scio_wait_receive_ready(b));
+  ck_assert_int_eq(scio_receive(b, buf, sizeof buf), 3);
+  scio_scope cs;
+  CK_OK(scio_fail_after(&cs, 5.0));
+  int rc = scio_wait_receive_ready(b);
+  ck_assert_int_eq(scio_scope_close(&cs), 0);
+  CK_OK(rc);
+  ssize_t r = scio_receive(b, buf, sizeof buf);
+  ck_assert_msg(r == SCIO_EBROKEN, "receive: %s", scio_err_name((int)r));
+  CK_OK(scio_close(b));
+  CK_OK(scio_listener_close(l));
+  return 0;
+}
+
 SCIO_TEST(close_is_eof_for_peer) {
   for (int k = 0; k < NET_NKINDS; k++) {
     scio_stream *a, *b;
@@ -543,6 +649,9 @@ void net_sockets_tests(Suite *s) {
   scio_tcase_add(tc, short_read_that_consumed_fin_then_eof);
   scio_tcase_add(tc, data_and_reset_in_one_edge_then_ebroken);
   scio_tcase_add(tc, close_is_eof_for_peer);
+  scio_tcase_add(tc, wait_receive_ready_sleeps_while_idle_every_kind);
+  scio_tcase_add(tc, wait_receive_ready_close_wakes_every_kind);
+  scio_tcase_add(tc, wait_receive_ready_sees_reset_after_data);
   scio_tcase_add(tc, peer_reset_is_ebroken_without_sigpipe);
   scio_tcase_add(tc, close_wakes_blocked_receive_and_send);
   scio_tcase_add(tc, second_receiver_is_busy);

@@ -85,7 +85,8 @@ typedef struct scio_stream scio_stream;
  * a size above this version's (a layer built against a newer scio) is
  * accepted, and only the slots this version knows are called.
  *   version 1 (0.1)  size .. do_attr
- *   version 2 (0.1)  do_pending, do_wait_send_ready */
+ *   version 2 (0.1)  do_pending, do_wait_send_ready
+ *   version 3 (0.1)  do_wait_receive_ready */
 typedef struct scio_stream_ops {
   size_t size; /* sizeof(scio_stream_ops) when compiled: the version */
   const char *name;
@@ -108,6 +109,10 @@ typedef struct scio_stream_ops {
   ssize_t (*do_pending)(scio_stream *s);
   /* Block until a send might not block (see scio_wait_send_ready). */
   int (*do_wait_send_ready)(scio_stream *s);
+  /* --- version 3 --- */
+  /* Block until a receive might not block (see scio_wait_receive_ready):
+   * 0 once bytes, an end of stream or an error can be received. */
+  int (*do_wait_receive_ready)(scio_stream *s);
 } scio_stream_ops;
 
 /* The size of the first version of scio_stream_ops (through do_attr). */
@@ -175,6 +180,30 @@ SCIO_API int scio_stream_attr(scio_stream *s, int key, void *out, size_t len);
  *   SCIO_EINVAL     s is NULL;
  *   SCIO_ENOSYS     the top layer has no do_wait_send_ready slot. */
 SCIO_API int scio_wait_send_ready(scio_stream *s);
+
+/* Block until a receive on `s` might complete without waiting: bytes are
+ * held by a layer, or the bottom of the chain (a socket, a pipe) has bytes,
+ * an end of stream or an error to report.  Nothing is received: the next
+ * scio_receive returns it.  This is what lets a server lend a buffer to a
+ * connection only while it has something to read (Trio's wait_readable for
+ * a whole stream): thousands of idle connections then hold no buffer, and
+ * a few buffers reused in turn stay in the cache.  "Might": a layer's
+ * bytes can be an incomplete unit (part of a character), and a socket
+ * whose readiness went stale can still make the receive wait.
+ * A checkpoint.  Counts as a receive: one at a time per stream, and not
+ * while a receive is running.  Answered by socket streams, process pipes,
+ * memory pipes and stapled streams (their receive half), and through
+ * buffered and text streams (their own bytes, else the wrapped stream's
+ * readiness).  Returns:
+ *   0               a receive might not block;
+ *   SCIO_ECLOSED    `s` is closed, before or while waiting;
+ *   SCIO_EBUSY      another task is receiving or waiting here;
+ *   SCIO_ECANCELED  cancelled (nothing happened);
+ *   SCIO_EINVAL     s is NULL;
+ *   SCIO_ENOSYS     a layer on the way down neither answers this nor
+ *                   counts its buffered bytes (a TLS stream), so its
+ *                   readiness cannot be known. */
+SCIO_API int scio_wait_receive_ready(scio_stream *s);
 
 /* Bytes held for reading in memory by the layers of `s` (curl's "data
  * pending"): received from below and not yet returned, summed over the

@@ -39,6 +39,12 @@ typedef struct scio__sock {
   /* The queue was last found drained by TCP_INQ on an edge-triggered loop,
    * not by EAGAIN: the next wait is bounded (socket.c, wait_readable). */
   unsigned char rx_unverified;
+  /* The last read left bytes queued (TCP_INQ > 0): a receive completes at
+   * once (socket.c, sock_wait_receive_ready). */
+  unsigned char rx_ready;
+  /* An error that wait_receive_ready's peek took from the socket (which
+   * clears it): the next receive reports it. */
+  int rx_err;
   unsigned char eof_sent;
 } scio__sock;
 

@@ -67,6 +67,8 @@ static ssize_t recv_inq(int fd, void *buf, size_t max, int *left) {
 
 /* How long a wait after a drain that TCP_INQ reported on epoll trusts it. */
 #define SCIO__SOCK_VERIFY_AFTER 0.05
+/* What wait_readable returns when that bound expired (the task parked). */
+#define SOCK_WAIT_EXPIRED 2
 
 /* Wait for the socket to become readable.  After a read that TCP_INQ
  * reported as draining the queue on epoll, waiting for the next edge is
@@ -78,8 +80,8 @@ static ssize_t recv_inq(int fd, void *buf, size_t max, int *left) {
  * still pending, with no edge to come.  So that wait is bounded: after
  * SCIO__SOCK_VERIFY_AFTER seconds without an edge the caller reads once
  * more, and EAGAIN (nothing pending) makes the next wait unbounded.
- * Returns what scio__fd_wait returns; 0 when the bound expired (the task
- * parked). */
+ * Returns what scio__fd_wait returns, or SOCK_WAIT_EXPIRED when the bound
+ * expired (the task parked). */
 static int wait_readable(scio__sock *s) {
   if (!s->rx_unverified)
     return scio__fd_wait(s->fd, SCIO__FD_READ);
@@ -88,7 +90,8 @@ static int wait_readable(scio__sock *s) {
   if (scio_move_on_after(&cs, SCIO__SOCK_VERIFY_AFTER) < 0)
     return scio__fd_wait(s->fd, SCIO__FD_READ);
   int rc = scio__fd_wait(s->fd, SCIO__FD_READ);
-  return scio_scope_close_with(&cs, rc);
+  rc = scio_scope_close_with(&cs, rc);
+  return rc == 0 && scio_scope_cancelled_caught(&cs) ? SOCK_WAIT_EXPIRED : rc;
 }
 
 static ssize_t sock_receive(scio_stream *st, void *buf, size_t max) {
@@ -98,6 +101,11 @@ static ssize_t sock_receive(scio_stream *st, void *buf, size_t max) {
   int rc = scio_checkpoint_if_cancelled();
   if (rc < 0)
     return rc;
+  if (s->rx_err) {
+    int e = s->rx_err;
+    s->rx_err = 0;
+    return scio__sock_err(e, "receive");
+  }
   int yielded = 0;
   for (;;) {
     if (s->rx_drained) {
@@ -118,6 +126,7 @@ static ssize_t sock_receive(scio_stream *st, void *buf, size_t max) {
        * reached, so fewer bytes mean the queue is now empty; waiting for
        * readiness next is safe only where an end of stream consumed by
        * this read still shows as readiness (net_internal.h). */
+      s->rx_ready = left > 0;
       if (left == 0) {
         s->rx_drained = 1;
         s->rx_unverified = (unsigned char)scio__loop_edge_triggered(
@@ -140,6 +149,49 @@ static ssize_t sock_receive(scio_stream *st, void *buf, size_t max) {
     }
     return scio__sock_err(errno, "receive");
   }
+}
+
+/* Wait until a receive might not block.  Nothing is read, so the state the
+ * receive path keeps decides: a queue known drained waits for the next
+ * edge, which is trusted (as the receive trusts it); bytes that TCP_INQ
+ * counted are ready at once.  Otherwise (a new socket, a full read without
+ * TCP_INQ, a bounded wait that expired: see wait_readable) a one-byte
+ * MSG_PEEK settles it, so that an idle connection really sleeps here and
+ * does not come back to a receive that blocks. */
+static int sock_wait_receive_ready(scio_stream *st) {
+  scio__sock *s = (scio__sock *)st;
+  int rc = scio_checkpoint_if_cancelled();
+  if (rc < 0)
+    return rc;
+  int yielded = 0, verify = !s->rx_drained && !s->rx_ready;
+  for (;;) {
+    if (verify) {
+      char c;
+      if (recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) >= 0)
+        break; /* bytes or an end of stream */
+      if (errno == EINTR)
+        continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        /* Reading a socket's error clears it, peeking too: keep it for
+         * the receive to report. */
+        s->rx_err = errno;
+        break;
+      }
+      s->rx_drained = 1;
+    } else if (!s->rx_drained) {
+      break;
+    }
+    rc = wait_readable(s);
+    if (rc < 0)
+      return wait_failed(rc, "wait_receive_ready");
+    if (s->base.closed)
+      return closed_meanwhile("wait_receive_ready");
+    yielded |= rc != SCIO__FD_NOPARK;
+    s->rx_drained = 0;
+    verify = rc == SOCK_WAIT_EXPIRED;
+  }
+  scio__yield_once(yielded);
+  return 0;
 }
 
 /* Advance an iovec window past n sent bytes. */
@@ -337,6 +389,7 @@ static int sock_attr(scio_stream *st, int key, void *out, size_t len) {
       .do_close = sock_close,                                                 \
       .do_free = sock_free,                                                   \
       .do_attr = sock_attr,                                                   \
+      .do_wait_receive_ready = sock_wait_receive_ready,                       \
   }
 SOCK_OPS(tcp_ops, "tcp");
 SOCK_OPS(unix_ops, "unix");

@@ -84,6 +84,40 @@ static ssize_t pipe_receive(scio_stream *st, void *buf, size_t max) {
   }
 }
 
+/* Returns once a read would not block (bytes, end of file or an error),
+ * without reading: poll(2) settles what an edge left open. */
+static int pipe_wait_receive_ready(scio_stream *st) {
+  pipe_stream *s = (pipe_stream *)st;
+  int rc = scio_checkpoint_if_cancelled();
+  if (rc < 0)
+    return rc;
+  int yielded = 0;
+  for (;;) {
+    if (!s->rx_drained) {
+      struct pollfd p = {.fd = s->fd, .events = POLLIN};
+      int n = poll(&p, 1, 0);
+      if (n < 0 && errno != EINTR)
+        return scio__seterr(-errno, "wait_receive_ready: poll: %s",
+                            strerror(errno));
+      if (n > 0) {
+        yield_once(yielded);
+        return 0;
+      }
+      if (n == 0)
+        s->rx_drained = 1;
+      continue;
+    }
+    rc = scio__fd_wait(s->fd, SCIO__FD_READ);
+    if (rc < 0)
+      return wait_failed(rc, "wait_receive_ready");
+    if (s->base.closed)
+      return scio__seterr(SCIO_ECLOSED, "wait_receive_ready: pipe closed "
+                                        "while waiting");
+    yielded |= rc != SCIO__FD_NOPARK;
+    s->rx_drained = 0;
+  }
+}
+
 /* write(2) that raises no SIGPIPE in the process.  A SIGPIPE caused by a
  * write is directed at the writing thread, so blocking it in this thread
  * keeps it pending here, where sigtimedwait takes it back.  If the caller
@@ -234,6 +268,7 @@ static const scio_stream_ops read_ops = {
     .do_close = pipe_close,
     .do_free = pipe_free,
     .do_attr = pipe_attr,
+    .do_wait_receive_ready = pipe_wait_receive_ready,
 };
 
 static const scio_stream_ops write_ops = {
@@ -258,6 +293,7 @@ static const scio_stream_ops both_ops = {
     .do_free = pipe_free,
     .do_attr = pipe_attr,
     .do_wait_send_ready = pipe_wait_send_ready,
+    .do_wait_receive_ready = pipe_wait_receive_ready,
 };
 
 int scio__pipe_wrap(int fd, int dir, scio_stream **out) {

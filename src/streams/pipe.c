@@ -211,6 +211,29 @@ static ssize_t pipe_receive(scio_stream *s, void *buf, size_t max) {
   return n > 0 ? (ssize_t)n : SCIO_EOF;
 }
 
+/* Ready when bytes are buffered or held by a parked sender, or at EOF;
+ * otherwise park as a receiver that takes nothing: a sender then wakes it
+ * (with 0) and buffers its bytes for the receive that follows. */
+static int pipe_wait_receive_ready(scio_stream *s) {
+  pipe_dir *d = dir_in(end_of(s));
+  int rc = scio_checkpoint_if_cancelled();
+  if (rc < 0)
+    return rc;
+  if (d->len || d->writer || d->eof) {
+    scio_cancel_shielded_checkpoint();
+    return 0;
+  }
+  unsigned char none;
+  pipe_reader r = {scio__task_cur(), &none, 0};
+  d->reader = &r;
+  ready_wake(d, 0);
+  rc = scio__park(reader_abort, d, "memory pipe wait_receive_ready");
+  if (rc == SCIO_ECLOSED)
+    return scio__seterr(rc, "wait_receive_ready: memory pipe closed while "
+                            "waiting");
+  return rc == SCIO_EOF ? 0 : rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Send                                                                      */
 
@@ -418,6 +441,7 @@ static const scio_stream_ops pipe_ops = {
     .do_attr = pipe_attr,
     .do_pending = pipe_pending,
     .do_wait_send_ready = pipe_wait_send_ready,
+    .do_wait_receive_ready = pipe_wait_receive_ready,
 };
 
 /* ------------------------------------------------------------------------ */

@@ -109,6 +109,10 @@ static int stapled_wait_send_ready(scio_stream *s) {
   return scio_wait_send_ready(st->tx);
 }
 
+static int stapled_wait_receive_ready(scio_stream *s) {
+  return scio_wait_receive_ready(stapled_of(s)->rx);
+}
+
 static const scio_stream_ops stapled_ops = {
     .size = sizeof(scio_stream_ops),
     .name = "stapled",
@@ -120,6 +124,7 @@ static const scio_stream_ops stapled_ops = {
     .do_attr = stapled_attr,
     .do_pending = stapled_pending,
     .do_wait_send_ready = stapled_wait_send_ready,
+    .do_wait_receive_ready = stapled_wait_receive_ready,
 };
 
 SCIO_API int scio_stapled_open(scio_stream *send_half,

@@ -180,6 +180,55 @@ SCIO_API int scio_wait_send_ready(scio_stream *s) {
   return rc;
 }
 
+/* Counts as a receive.  Walks down the chain: the first layer that answers
+ * the slot decides; a layer without it may be passed only when it counts its
+ * own bytes (do_pending): with bytes it is ready, without them its readiness
+ * is the wrapped stream's.  A layer that does neither (TLS, holding records
+ * nobody can see) stops the walk: waiting below it could sleep through
+ * bytes it already holds.  Each layer passed is entered (inflight), so a
+ * close during the wait frees nothing under it. */
+SCIO_API int scio_wait_receive_ready(scio_stream *s) {
+  int rc = scio__stream_enter_receive(s, "wait_receive_ready");
+  if (rc < 0)
+    return rc;
+  scio_stream *entered[16];
+  int depth = 0;
+  scio_stream *l = s;
+  for (;;) {
+    int (*wait)(scio_stream *) = STREAM_SLOT(l->ops, do_wait_receive_ready);
+    if (wait) {
+      rc = wait(l);
+      break;
+    }
+    ssize_t (*pending)(scio_stream *) = STREAM_SLOT(l->ops, do_pending);
+    ssize_t n = pending ? pending(l) : 0;
+    if (!pending || !l->inner || n != 0 || depth == 16 || l->inner->closed) {
+      if (n < 0)
+        rc = (int)n;
+      else if (n > 0)
+        rc = scio_checkpoint();
+      else if (l->inner && l->inner->closed)
+        rc = scio__seterr(SCIO_ECLOSED, "wait_receive_ready: the stream "
+                                        "under the %s layer is closed",
+                          l->ops->name);
+      else
+        rc = no_slot(l, "wait_receive_ready",
+                     "cannot tell when a receive might not block");
+      break;
+    }
+    l = l->inner;
+    l->inflight++;
+    entered[depth++] = l;
+  }
+  while (depth > 0)
+    stream_leave(entered[--depth]);
+  if (rc == 0 && s->closed)
+    rc = scio__seterr(SCIO_ECLOSED, "wait_receive_ready: stream closed "
+                                    "while waiting");
+  scio__stream_leave_receive(s);
+  return rc;
+}
+
 /* Each layer counts its own buffer; a layer over several streams (stapled)
  * has no `inner` and asks its halves itself. */
 SCIO_API ssize_t scio_stream_pending(scio_stream *s) {

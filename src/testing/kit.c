@@ -173,6 +173,8 @@ static ssize_t kop_call(kop *o) {
     return scio_send_eof(s);
   case KOP_WAIT:
     return scio_wait_send_ready(s);
+  case KOP_WAIT_RECEIVE:
+    return scio_wait_receive_ready(s);
   default:
     return scio__kit_close(o->st);
   }

@@ -86,6 +86,7 @@ enum kop_kind {
   KOP_SEND,
   KOP_SEND_EOF,
   KOP_WAIT,
+  KOP_WAIT_RECEIVE,
   KOP_CLOSE
 };
 typedef struct kop {

@@ -267,6 +267,78 @@ static int ck_pending(kit *k, kpair *p) {
   return rc;
 }
 
+/* wait_receive_ready, where the stream answers it (a layer that cannot
+ * tell returns SCIO_ENOSYS at once, and the check passes): it sleeps
+ * while nothing can be received and refuses a second waiter and a
+ * receive; a send wakes it with 0 and the byte stays for the receive;
+ * ready at once it still yields; cancelled (before or while blocked) it
+ * fails without effect; an end of stream makes it ready. */
+static int ck_receive_ready(kit *k, kpair *p) {
+  unsigned char c = 0;
+  kop w, w2, wc;
+  scio__kop_init(&w, k, &p->r, KOP_WAIT_RECEIVE);
+  scio_nursery n;
+  int rc = scio_nursery_open(&n);
+  if (rc < 0)
+    return rc;
+  int skip = 0;
+  if ((rc = kit_spawn(&n, &w)) == 0) {
+    scio_wait_all_tasks_blocked();
+    if (w.done && w.rc == SCIO_ENOSYS)
+      skip = 1;
+    else if (EQ("wait_receive_ready with nothing sent (must block)", w.done,
+                0) &&
+             EQ("second wait_receive_ready", scio_wait_receive_ready(p->r),
+                SCIO_EBUSY) &&
+             EQ("receive during wait_receive_ready",
+                scio_receive(p->r, &c, 1), SCIO_EBUSY))
+      EQ("send(\"r\")", scio_send(p->s, "r", 1), 0);
+  }
+  scio_nursery_close(&n);
+  if (rc < 0 || skip || !EQ("wait_receive_ready after a send", w.rc, 0))
+    return rc;
+  scio__kop_init(&w2, k, &p->r, KOP_WAIT_RECEIVE);
+  if (!EQ("wait_receive_ready with a byte waiting", scio__kop_run(&w2), 0) ||
+      !scio__kit_yielded(k, "wait_receive_ready with a byte waiting",
+                         w2.steps))
+    return 0;
+  scio_scope cs;
+  if ((rc = scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0)) < 0)
+    return rc;
+  scio_scope_cancel(&cs);
+  EQ("cancelled wait_receive_ready", scio_wait_receive_ready(p->r),
+     SCIO_ECANCELED);
+  scio_scope_close(&cs);
+  if (k->failed || !EQ("receive after wait_receive_ready",
+                       scio_receive(p->r, &c, 1), 1) ||
+      !EQ("byte received", c, 'r'))
+    return 0;
+  /* Cancelled while blocked: nothing lost, the stream still works. */
+  scio__kop_init(&wc, k, &p->r, KOP_WAIT_RECEIVE);
+  wc.own_scope = 1;
+  if ((rc = scio_nursery_open(&n)) < 0)
+    return rc;
+  if ((rc = kit_spawn(&n, &wc)) == 0) {
+    scio_wait_all_tasks_blocked();
+    scio_scope_cancel(&wc.scope);
+  }
+  scio_nursery_close(&n);
+  if (rc < 0 ||
+      !EQ("wait_receive_ready cancelled while blocked", wc.rc,
+          SCIO_ECANCELED))
+    return rc;
+  /* An end of stream (send_eof, or closing the sender) makes it ready. */
+  int eof = scio_send_eof(p->s);
+  if (eof == SCIO_ENOSYS)
+    eof = scio__kit_close(&p->s);
+  if (!EQ("send_eof (or close) of the sender", eof, 0))
+    return 0;
+  if (EQ("wait_receive_ready at the end of stream",
+         scio_wait_receive_ready(p->r), 0))
+    EQ("receive at the end of stream", scio_receive(p->r, &c, 1), SCIO_EOF);
+  return 0;
+}
+
 const kit_check scio__kit_one_way[] = {
     {"send_receive", ck_send_receive, 0},
     {"receive_small", ck_receive_small, 0},
@@ -275,6 +347,7 @@ const kit_check scio__kit_one_way[] = {
     {"cancel_receive", ck_cancel_receive, 0},
     {"cancelled_ops", ck_cancelled_ops, 0},
     {"pending", ck_pending, 0},
+    {"receive_ready", ck_receive_ready, 0},
     {"tiny_writes", scio__kit_bulk_tiny, 0},
     {"large_write", scio__kit_bulk_large, 0},
     {"cancel_send", scio__kit_bulk_cancel_send, 0},
