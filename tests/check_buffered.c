@@ -375,6 +375,55 @@ SCIO_TEST(wait_receive_ready_walks_the_chain) {
   return 0;
 }
 
+/* receive_nowait returns the buffer's bytes first, then one no-wait
+ * receive of the wrapped stream (through the buffer when small, straight
+ * into the caller's memory when large); send_nowait goes to the wrapped
+ * stream; over a layer without the slots both are SCIO_ENOSYS. */
+SCIO_TEST(nowait_serves_buffer_then_wrapped) {
+  scio_stream *x, *y, *b;
+  CK_OK(scio_memory_pipe_open(&x, &y, NULL));
+  scio_buffered_opts o = {0};
+  o.read_size = 8;
+  CK_OK(scio_buffered_open(y, &o, &b));
+  char buf[64];
+  ck_assert_int_eq(scio_receive_nowait(b, buf, sizeof buf), SCIO_EWOULDBLOCK);
+  CK_OK(scio_send(x, "line1\nrest", 10));
+  until_is(b, "\n", 100, "line1");
+  ck_assert_int_eq(scio_stream_pending(b), 4);
+  ck_assert_int_eq(scio_receive_nowait(b, buf, 2), 2); /* "re" */
+  ck_assert_int_eq(memcmp(buf, "re", 2), 0);
+  ck_assert_int_eq(scio_receive_nowait(b, buf, sizeof buf), 2);
+  ck_assert_int_eq(memcmp(buf, "st", 2), 0);
+  ck_assert_int_eq(scio_receive_nowait(b, buf, sizeof buf), SCIO_EWOULDBLOCK);
+  /* Small: through the buffer (8 bytes read, 3 returned, 5 kept). */
+  CK_OK(scio_send(x, "0123456789", 10));
+  ck_assert_int_eq(scio_receive_nowait(b, buf, 3), 3);
+  ck_assert_int_eq(memcmp(buf, "012", 3), 0);
+  ck_assert_int_eq(scio_stream_pending(b), 7);
+  ck_assert_int_eq(scio_receive_nowait(b, buf, sizeof buf), 5);
+  ck_assert_int_eq(memcmp(buf, "34567", 5), 0);
+  /* Large (>= read_size): straight from the wrapped stream. */
+  ck_assert_int_eq(scio_receive_nowait(b, buf, sizeof buf), 2);
+  ck_assert_int_eq(memcmp(buf, "89", 2), 0);
+  ck_assert_int_eq(scio_send_nowait(b, "back", 4), 4);
+  ck_assert_int_eq(scio_receive(x, buf, sizeof buf), 4);
+  ck_assert_int_eq(memcmp(buf, "back", 4), 0);
+  CK_OK(scio_send_eof(x));
+  ck_assert_int_eq(scio_receive_nowait(b, buf, sizeof buf), SCIO_EOF);
+  ck_assert_int_eq(scio_receive_nowait(b, buf, sizeof buf), SCIO_EOF);
+  CK_OK(scio_close(b));
+  CK_OK(scio_close(x));
+
+  script_record rec = {0};
+  script_chunk c[] = {CH("abc")};
+  b = over(c, NCH(c), &rec, 16);
+  ck_assert_int_eq(scio_receive_nowait(b, buf, sizeof buf), SCIO_ENOSYS);
+  ck_assert_ptr_nonnull(strstr(scio_errmsg(), "receive_nowait"));
+  ck_assert_int_eq(scio_send_nowait(b, "x", 1), SCIO_ENOSYS);
+  CK_OK(scio_close(b));
+  return 0;
+}
+
 SCIO_TEST(receive_small_reads_through_buffer) {
   script_record rec = {0};
   script_chunk c[] = {CH("hello")};
@@ -803,6 +852,7 @@ static Suite *buffered_suite(void) {
   scio_tcase_add(tc, exactly_large_grows);
   scio_tcase_add(tc, receive_serves_buffer_first);
   scio_tcase_add(tc, wait_receive_ready_walks_the_chain);
+  scio_tcase_add(tc, nowait_serves_buffer_then_wrapped);
   scio_tcase_add(tc, receive_small_reads_through_buffer);
   suite_add_tcase(s, tc);
 

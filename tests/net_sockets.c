@@ -321,6 +321,107 @@ SCIO_TEST(wait_receive_ready_sees_reset_after_data) {
   return 0;
 }
 
+/* send_nowait fills the socket without waiting: whole or partial sends,
+ * then SCIO_EWOULDBLOCK; the peer drains everything in order with
+ * wait_receive_ready + receive_nowait, which then says SCIO_EWOULDBLOCK;
+ * neither call is a checkpoint.  Every kind of socket pair. */
+SCIO_TEST(nowait_fills_and_drains_every_kind) {
+  enum { CHUNK = 65536 };
+  unsigned char *src = malloc(CHUNK), *dst = malloc(CHUNK);
+  ck_assert_ptr_nonnull(src);
+  ck_assert_ptr_nonnull(dst);
+  for (int k = 0; k < NET_NKINDS; k++) {
+    scio_stream *a, *b;
+    net_pair(k, &a, &b);
+    size_t total = 0;
+    int partial = 0;
+    scio_scope cs;
+    CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
+    scio_scope_cancel(&cs); /* not checkpoints: cancellation is not seen */
+    for (;;) {
+      for (size_t i = 0; i < CHUNK; i++)
+        src[i] = (unsigned char)((total + i) * 7);
+      ssize_t n = scio_send_nowait(a, src, CHUNK);
+      if (n == SCIO_EWOULDBLOCK)
+        break;
+      ck_assert_msg(n > 0, "%s: send_nowait: %s", net_kind_name[k],
+                    scio_err_name((int)n));
+      partial |= n < CHUNK;
+      total += (size_t)n;
+      ck_assert_msg(total < ((size_t)64 << 20), "%s: never full",
+                    net_kind_name[k]);
+    }
+    CK_OK(scio_scope_close(&cs));
+    ck_assert_msg(total > 0, "%s: nothing sent", net_kind_name[k]);
+    (void)partial; /* a kernel may fill exactly: not asserted */
+    size_t got = 0;
+    while (got < total) {
+      CK_OK(scio_wait_receive_ready(b));
+      ssize_t n = scio_receive_nowait(b, dst, CHUNK);
+      if (n == SCIO_EWOULDBLOCK)
+        continue;
+      ck_assert_msg(n > 0, "%s: receive_nowait: %s", net_kind_name[k],
+                    scio_err_name((int)n));
+      for (ssize_t i = 0; i < n; i++)
+        ck_assert_msg(dst[i] == (unsigned char)((got + (size_t)i) * 7),
+                      "%s: byte %zu", net_kind_name[k], got + (size_t)i);
+      got += (size_t)n;
+    }
+    ck_assert_int_eq(scio_receive_nowait(b, dst, CHUNK), SCIO_EWOULDBLOCK);
+    /* Drained, the sender takes bytes again. */
+    CK_OK(scio_wait_send_ready(a));
+    ck_assert_int_gt(scio_send_nowait(a, "z", 1), 0);
+    CK_OK(scio_wait_receive_ready(b));
+    ck_assert_int_eq(scio_receive_nowait(b, dst, 1), 1);
+    ck_assert_int_eq(dst[0], 'z');
+    /* End of stream, then the half-closed side refuses to send. */
+    CK_OK(scio_send_eof(a));
+    ck_assert_int_eq(scio_send_nowait(a, "z", 1), SCIO_ECLOSED);
+    CK_OK(scio_wait_receive_ready(b));
+    ck_assert_int_eq(scio_receive_nowait(b, dst, 1), SCIO_EOF);
+    CK_OK(scio_close(a));
+    CK_OK(scio_close(b));
+  }
+  free(src);
+  free(dst);
+  return 0;
+}
+
+/* A reset is SCIO_EBROKEN from receive_nowait and then from send_nowait;
+ * a closed stream is SCIO_ECLOSED. */
+SCIO_TEST(nowait_reports_reset) {
+  scio_listener *l;
+  CK_OK(scio_tcp_listen("127.0.0.1", 0, NULL, &l));
+  int fd = net_raw_connect(AF_INET, scio_listener_port(l));
+  scio_stream *b;
+  CK_OK(scio_listener_accept(l, &b));
+  char buf[16];
+  ck_assert_int_eq(scio_receive_nowait(b, buf, sizeof buf), SCIO_EWOULDBLOCK);
+  struct linger lg = {1, 0};
+  ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+  close(fd);
+  CK_OK(scio_wait_receive_ready(b));
+  ssize_t r = scio_receive_nowait(b, buf, sizeof buf);
+  ck_assert_msg(r == SCIO_EBROKEN, "receive_nowait: %s",
+                scio_err_name((int)r));
+  r = scio_send_nowait(b, "x", 1);
+  ck_assert_msg(r == SCIO_EBROKEN || r > 0, "send_nowait: %s",
+                scio_err_name((int)r));
+  CK_OK(scio_listener_close(l));
+  scio_stream *c, *d;
+  net_pair(0, &c, &d);
+  CK_OK(scio_close(c));
+  CK_OK(scio_close(b));
+  CK_OK(scio_wait_receive_ready(d));
+  ck_assert_int_eq(scio_receive_nowait(d, buf, sizeof buf), SCIO_EOF);
+  ck_assert_int_eq(scio_receive_nowait(NULL, buf, 1), SCIO_EINVAL);
+  ck_assert_int_eq(scio_receive_nowait(d, NULL, 1), SCIO_EINVAL);
+  ck_assert_int_eq(scio_send_nowait(d, NULL, 1), SCIO_EINVAL);
+  ck_assert_int_eq(scio_send_nowait(d, buf, 0), 0);
+  CK_OK(scio_close(d));
+  return 0;
+}
+
 SCIO_TEST(close_is_eof_for_peer) {
   for (int k = 0; k < NET_NKINDS; k++) {
     scio_stream *a, *b;
@@ -649,6 +750,8 @@ void net_sockets_tests(Suite *s) {
   scio_tcase_add(tc, short_read_that_consumed_fin_then_eof);
   scio_tcase_add(tc, data_and_reset_in_one_edge_then_ebroken);
   scio_tcase_add(tc, close_is_eof_for_peer);
+  scio_tcase_add(tc, nowait_fills_and_drains_every_kind);
+  scio_tcase_add(tc, nowait_reports_reset);
   scio_tcase_add(tc, wait_receive_ready_sleeps_while_idle_every_kind);
   scio_tcase_add(tc, wait_receive_ready_close_wakes_every_kind);
   scio_tcase_add(tc, wait_receive_ready_sees_reset_after_data);

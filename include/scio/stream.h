@@ -86,7 +86,8 @@ typedef struct scio_stream scio_stream;
  * accepted, and only the slots this version knows are called.
  *   version 1 (0.1)  size .. do_attr
  *   version 2 (0.1)  do_pending, do_wait_send_ready
- *   version 3 (0.1)  do_wait_receive_ready */
+ *   version 3 (0.1)  do_wait_receive_ready, do_receive_nowait,
+ *                    do_send_nowait */
 typedef struct scio_stream_ops {
   size_t size; /* sizeof(scio_stream_ops) when compiled: the version */
   const char *name;
@@ -113,6 +114,13 @@ typedef struct scio_stream_ops {
   /* Block until a receive might not block (see scio_wait_receive_ready):
    * 0 once bytes, an end of stream or an error can be received. */
   int (*do_wait_receive_ready)(scio_stream *s);
+  /* Receive what can be had without waiting (see scio_receive_nowait):
+   * > 0 bytes, SCIO_EOF, SCIO_EWOULDBLOCK, or an error.  Must not park. */
+  ssize_t (*do_receive_nowait)(scio_stream *s, void *buf, size_t max);
+  /* Send what can be taken without waiting (see scio_send_nowait): > 0
+   * bytes accepted (possibly fewer than len), SCIO_EWOULDBLOCK, or an
+   * error.  Must not park. */
+  ssize_t (*do_send_nowait)(scio_stream *s, const void *buf, size_t len);
 } scio_stream_ops;
 
 /* The size of the first version of scio_stream_ops (through do_attr). */
@@ -204,6 +212,54 @@ SCIO_API int scio_wait_send_ready(scio_stream *s);
  *                   counts its buffered bytes (a TLS stream), so its
  *                   readiness cannot be known. */
 SCIO_API int scio_wait_receive_ready(scio_stream *s);
+
+/* Receive up to `max` bytes into `buf` only if that needs no waiting
+ * (Tokio's try_read; the stream form of scio_rx_receive_nowait): bytes a
+ * layer holds, or what one read of the socket or pipe below returns.
+ * Never parks and is NOT a checkpoint: no cancellation is delivered and no
+ * other task runs, so a loop of these must reach a checkpoint elsewhere.
+ * Its use is the pair with scio_wait_receive_ready: wait (the checkpoint)
+ * holding no buffer, then borrow a buffer only for this call, which then
+ * costs no second trip through the scheduler.  Counts as a receive (busy
+ * detection).  `buf` is the caller's; nothing is kept.  Returns:
+ *   > 0               bytes received;
+ *   0                 only when max is 0;
+ *   SCIO_EOF          end of stream;
+ *   SCIO_EWOULDBLOCK  nothing can be received now (no error detail is set:
+ *                     this is the expected answer of a stale readiness);
+ *   SCIO_EBROKEN      the connection was reset (sockets);
+ *   SCIO_ECLOSED      `s` is closed;
+ *   SCIO_EBUSY        another task is receiving or waiting here;
+ *   SCIO_EINVAL       s is NULL, or buf is NULL with max > 0;
+ *   SCIO_ENOSYS       the top layer has no do_receive_nowait slot (TLS and
+ *                     text streams);
+ *   or another error of the layer's receive.
+ * Answered by socket streams, process pipes, memory pipes, stapled streams
+ * (their receive half) and buffered streams (their bytes first). */
+SCIO_API ssize_t scio_receive_nowait(scio_stream *s, void *buf, size_t max);
+
+/* Send as much of buf[0..len) as the stream takes without waiting
+ * (Tokio's try_write): possibly less than len.  Never parks and is NOT a
+ * checkpoint.  With scio_receive_nowait it lets a buffer lent for one
+ * message go back at once: a scio_send that completes at once still
+ * yields (the checkpoint rule), holding the buffer while other tasks run.
+ * Send the rest, if any, with scio_send (typically from a copy, so the
+ * lent buffer can be returned).  Counts as a send (busy detection).
+ * Returns:
+ *   > 0               bytes accepted, from the front of buf;
+ *   0                 only when len is 0;
+ *   SCIO_EWOULDBLOCK  the stream takes nothing now (no error detail set);
+ *   SCIO_EBROKEN      the peer is gone (reset, or its reading side closed);
+ *   SCIO_ECLOSED      `s` is closed, or send_eof was called on it;
+ *   SCIO_EBUSY        another task is sending or waiting here;
+ *   SCIO_EINVAL       s is NULL, or buf is NULL with len > 0;
+ *   SCIO_ENOSYS       the top layer has no do_send_nowait slot (TLS and
+ *                     text streams);
+ *   or another error of the layer's send.
+ * Answered by socket streams, process pipes, memory pipes, stapled streams
+ * (their send half) and buffered streams (the wrapped stream's). */
+SCIO_API ssize_t scio_send_nowait(scio_stream *s, const void *buf,
+                                  size_t len);
 
 /* Bytes held for reading in memory by the layers of `s` (curl's "data
  * pending"): received from below and not yet returned, summed over the

@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -94,6 +95,23 @@ static int wait_readable(scio__sock *s) {
   return rc == 0 && scio_scope_cancelled_caught(&cs) ? SOCK_WAIT_EXPIRED : rc;
 }
 
+/* After a read of n > 0 bytes into max: what is known of the queue.
+ * TCP_INQ's count (left, -1 when absent) is exact, FIN included.  Without
+ * it: a stream socket's recv copies across queued segments until `max` is
+ * reached, so fewer bytes mean the queue is now empty; waiting for
+ * readiness next is safe only where an end of stream consumed by this read
+ * still shows as readiness (net_internal.h). */
+static void note_read(scio__sock *s, size_t n, size_t max, int left) {
+  s->rx_ready = left > 0;
+  if (left == 0) {
+    s->rx_drained = 1;
+    s->rx_unverified =
+        (unsigned char)scio__loop_edge_triggered(scio__loop_current());
+  } else if (n < max && SCIO__FD_SHORT_READ_WAIT()) {
+    s->rx_drained = 1;
+  }
+}
+
 static ssize_t sock_receive(scio_stream *st, void *buf, size_t max) {
   scio__sock *s = (scio__sock *)st;
   if (!buf)
@@ -121,19 +139,7 @@ static ssize_t sock_receive(scio_stream *st, void *buf, size_t max) {
     ssize_t n = s->inq ? recv_inq(s->fd, buf, max, &left)
                        : recv(s->fd, buf, max, 0);
     if (n > 0) {
-      /* TCP_INQ's count is exact, FIN included.  Without it: a stream
-       * socket's recv copies across queued segments until `max` is
-       * reached, so fewer bytes mean the queue is now empty; waiting for
-       * readiness next is safe only where an end of stream consumed by
-       * this read still shows as readiness (net_internal.h). */
-      s->rx_ready = left > 0;
-      if (left == 0) {
-        s->rx_drained = 1;
-        s->rx_unverified = (unsigned char)scio__loop_edge_triggered(
-            scio__loop_current());
-      } else if ((size_t)n < max && SCIO__FD_SHORT_READ_WAIT()) {
-        s->rx_drained = 1;
-      }
+      note_read(s, (size_t)n, max, left);
       scio__yield_once(yielded);
       return n;
     }
@@ -148,6 +154,37 @@ static ssize_t sock_receive(scio_stream *st, void *buf, size_t max) {
       continue;
     }
     return scio__sock_err(errno, "receive");
+  }
+}
+
+/* One read, no wait.  The same bookkeeping as a receive, so a
+ * wait_receive_ready or receive that follows knows what this one learnt. */
+static ssize_t sock_receive_nowait(scio_stream *st, void *buf, size_t max) {
+  scio__sock *s = (scio__sock *)st;
+  if (s->rx_err) {
+    int e = s->rx_err;
+    s->rx_err = 0;
+    return scio__sock_err(e, "receive_nowait");
+  }
+  for (;;) {
+    int left = -1;
+    ssize_t n = s->inq ? recv_inq(s->fd, buf, max, &left)
+                       : recv(s->fd, buf, max, 0);
+    if (n > 0) {
+      note_read(s, (size_t)n, max, left);
+      return n;
+    }
+    if (n == 0)
+      return SCIO_EOF;
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      s->rx_drained = 1;
+      s->rx_ready = 0;
+      s->rx_unverified = 0; /* EAGAIN proves no reset is pending */
+      return SCIO_EWOULDBLOCK;
+    }
+    return scio__sock_err(errno, "receive_nowait");
   }
 }
 
@@ -260,6 +297,69 @@ static int send_window(scio__sock *s, struct iovec *iov, int cnt,
     *done += (size_t)n;
     iov_advance(&iov, &cnt, (size_t)n);
   }
+  return 0;
+}
+
+/* One send, no wait. */
+static ssize_t sock_send_nowait(scio_stream *st, const void *buf,
+                                size_t len) {
+  scio__sock *s = (scio__sock *)st;
+  if (s->eof_sent)
+    return scio__seterr(SCIO_ECLOSED, "send_nowait: the sending side was "
+                                      "shut down by send_eof");
+  for (;;) {
+    ssize_t n = send(s->fd, buf, len, MSG_NOSIGNAL);
+    if (n >= 0) {
+      if ((size_t)n < len)
+        s->tx_full = 1;
+      else
+        s->tx_full = 0;
+      return n > 0 ? n : SCIO_EWOULDBLOCK;
+    }
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      s->tx_full = 1;
+      return SCIO_EWOULDBLOCK;
+    }
+    return scio__sock_err(errno, "send_nowait");
+  }
+}
+
+/* Returns once the socket has room (or a send would fail at once: a reset
+ * also wakes it, and the send reports it), without sending.  The state the
+ * send path keeps is not enough: the fd may have been filled by a write
+ * that did not go through this stream, so poll(2) decides, and the write
+ * edge is awaited only when it says full. */
+static int sock_wait_send_ready(scio_stream *st) {
+  scio__sock *s = (scio__sock *)st;
+  int rc = scio_checkpoint_if_cancelled();
+  if (rc < 0)
+    return rc;
+  if (s->eof_sent)
+    return scio__seterr(SCIO_ECLOSED, "wait_send_ready: the sending side was "
+                                      "shut down by send_eof");
+  int yielded = 0;
+  for (;;) {
+    struct pollfd p = {.fd = s->fd, .events = POLLOUT};
+    int n = poll(&p, 1, 0);
+    if (n < 0 && errno != EINTR)
+      return scio__seterr(-errno, "wait_send_ready: poll: %s",
+                          strerror(errno));
+    if (n > 0) {
+      s->tx_full = 0;
+      break;
+    }
+    if (n < 0)
+      continue;
+    rc = scio__fd_wait(s->fd, SCIO__FD_WRITE);
+    if (rc < 0)
+      return wait_failed(rc, "wait_send_ready");
+    if (s->base.closed)
+      return closed_meanwhile("wait_send_ready");
+    yielded |= rc != SCIO__FD_NOPARK;
+  }
+  scio__yield_once(yielded);
   return 0;
 }
 
@@ -390,6 +490,9 @@ static int sock_attr(scio_stream *st, int key, void *out, size_t len) {
       .do_free = sock_free,                                                   \
       .do_attr = sock_attr,                                                   \
       .do_wait_receive_ready = sock_wait_receive_ready,                       \
+      .do_receive_nowait = sock_receive_nowait,                               \
+      .do_send_nowait = sock_send_nowait,                                     \
+      .do_wait_send_ready = sock_wait_send_ready,                             \
   }
 SOCK_OPS(tcp_ops, "tcp");
 SOCK_OPS(unix_ops, "unix");

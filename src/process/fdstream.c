@@ -84,6 +84,27 @@ static ssize_t pipe_receive(scio_stream *st, void *buf, size_t max) {
   }
 }
 
+/* One read, no wait. */
+static ssize_t pipe_receive_nowait(scio_stream *st, void *buf, size_t max) {
+  pipe_stream *s = (pipe_stream *)st;
+  for (;;) {
+    ssize_t n = read(s->fd, buf, max);
+    if (n > 0)
+      return n;
+    if (n == 0)
+      return SCIO_EOF;
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      s->rx_drained = 1;
+      return SCIO_EWOULDBLOCK;
+    }
+    if (errno == EIO) /* a terminal whose session ended: its end */
+      return SCIO_EOF;
+    return pipe_err(errno, "receive_nowait");
+  }
+}
+
 /* Returns once a read would not block (bytes, end of file or an error),
  * without reading: poll(2) settles what an edge left open. */
 static int pipe_wait_receive_ready(scio_stream *st) {
@@ -189,6 +210,29 @@ static int pipe_send(scio_stream *st, const void *buf, size_t len) {
   return 0;
 }
 
+/* One write, no wait. */
+static ssize_t pipe_send_nowait(scio_stream *st, const void *buf,
+                                size_t len) {
+  pipe_stream *s = (pipe_stream *)st;
+  if (s->eof_sent)
+    return scio__seterr(SCIO_ECLOSED, "send_nowait: the pipe was closed by "
+                                      "send_eof");
+  for (;;) {
+    ssize_t n = write_quiet(s->fd, buf, len);
+    if (n > 0) {
+      s->tx_full = (size_t)n < len;
+      return n;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+      s->tx_full = 1;
+      return SCIO_EWOULDBLOCK;
+    }
+    return pipe_err(errno, "send_nowait");
+  }
+}
+
 /* A pipe has no half-close: the writer's end of the stream is its close,
  * which is what the reader sees as EOF.  The stream stays open (attributes,
  * close) with no fd. */
@@ -269,12 +313,14 @@ static const scio_stream_ops read_ops = {
     .do_free = pipe_free,
     .do_attr = pipe_attr,
     .do_wait_receive_ready = pipe_wait_receive_ready,
+    .do_receive_nowait = pipe_receive_nowait,
 };
 
 static const scio_stream_ops write_ops = {
     .size = sizeof(scio_stream_ops),
     .name = "pipe-write",
     .do_send = pipe_send,
+    .do_send_nowait = pipe_send_nowait,
     .do_send_eof = pipe_send_eof,
     .do_close = pipe_close,
     .do_free = pipe_free,
@@ -289,11 +335,13 @@ static const scio_stream_ops both_ops = {
     .name = "pipe",
     .do_receive = pipe_receive,
     .do_send = pipe_send,
+    .do_send_nowait = pipe_send_nowait,
     .do_close = pipe_close,
     .do_free = pipe_free,
     .do_attr = pipe_attr,
     .do_wait_send_ready = pipe_wait_send_ready,
     .do_wait_receive_ready = pipe_wait_receive_ready,
+    .do_receive_nowait = pipe_receive_nowait,
 };
 
 int scio__pipe_wrap(int fd, int dir, scio_stream **out) {

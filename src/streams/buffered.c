@@ -482,8 +482,48 @@ static ssize_t buffered_receive(scio_stream *s, void *dst, size_t max) {
   return (ssize_t)n;
 }
 
+/* The buffer's bytes, else one no-wait receive of the wrapped stream:
+ * straight into dst when it is large, else into the buffer (so small
+ * receives still batch). */
+static ssize_t buffered_receive_nowait(scio_stream *s, void *dst,
+                                       size_t max) {
+  buffered *b = (buffered *)s;
+  int rc = merge_fed(b);
+  if (rc < 0)
+    return rc;
+  if (blen(b) == 0 && !b->eof) {
+    ssize_t n;
+    if (max >= b->read_size) {
+      n = scio_receive_nowait(s->inner, dst, max);
+      if (n == SCIO_EOF)
+        b->eof = 1;
+      return n;
+    }
+    if ((rc = reserve_tail(b, b->read_size)) < 0)
+      return rc;
+    n = scio_receive_nowait(s->inner, b->buf + b->end, b->cap - b->end);
+    if (n == SCIO_EOF)
+      b->eof = 1;
+    else if (n < 0)
+      return n;
+    else
+      b->end += (size_t)n;
+  }
+  if (blen(b) == 0)
+    return SCIO_EOF;
+  size_t n = blen(b) < max ? blen(b) : max;
+  memcpy(dst, bdata(b), n);
+  consume(b, n);
+  return (ssize_t)n;
+}
+
 static int buffered_send(scio_stream *s, const void *buf, size_t len) {
   return scio_send(s->inner, buf, len);
+}
+
+static ssize_t buffered_send_nowait(scio_stream *s, const void *buf,
+                                    size_t len) {
+  return scio_send_nowait(s->inner, buf, len);
 }
 
 static int buffered_send_eof(scio_stream *s) {
@@ -535,6 +575,8 @@ static const scio_stream_ops buffered_ops = {
     .do_attr = buffered_attr,
     .do_pending = buffered_pending,
     .do_wait_send_ready = buffered_wait_send_ready,
+    .do_receive_nowait = buffered_receive_nowait,
+    .do_send_nowait = buffered_send_nowait,
 };
 
 SCIO_API int scio_buffered_open(scio_stream *inner,

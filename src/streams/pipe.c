@@ -211,6 +211,14 @@ static ssize_t pipe_receive(scio_stream *s, void *buf, size_t max) {
   return n > 0 ? (ssize_t)n : SCIO_EOF;
 }
 
+static ssize_t pipe_receive_nowait(scio_stream *s, void *buf, size_t max) {
+  pipe_dir *d = dir_in(end_of(s));
+  size_t n = dir_take(d, buf, min_size(max, SSIZE_MAX));
+  if (n > 0)
+    return (ssize_t)n;
+  return d->eof ? SCIO_EOF : SCIO_EWOULDBLOCK;
+}
+
 /* Ready when bytes are buffered or held by a parked sender, or at EOF;
  * otherwise park as a receiver that takes nothing: a sender then wakes it
  * (with 0) and buffers its bytes for the receive that follows. */
@@ -295,6 +303,21 @@ static int send_checkpoint(pipe_end *e, pipe_dir *d) {
   if (rc < 0)
     return rc;
   return send_state(e, d); /* the peer may have closed meanwhile */
+}
+
+/* What a parked receiver and the ring take now.  Also sets
+ * last_send_accepted, as a send does. */
+static ssize_t pipe_send_nowait(scio_stream *s, const void *buf,
+                                size_t len) {
+  pipe_end *e = end_of(s);
+  pipe_dir *d = dir_out(e);
+  e->last_send_accepted = 0;
+  int rc = send_state(e, d);
+  if (rc < 0)
+    return rc;
+  size_t n = dir_give(d, buf, len);
+  e->last_send_accepted = n;
+  return n ? (ssize_t)n : SCIO_EWOULDBLOCK;
 }
 
 static int pipe_send(scio_stream *s, const void *buf, size_t len) {
@@ -442,6 +465,8 @@ static const scio_stream_ops pipe_ops = {
     .do_pending = pipe_pending,
     .do_wait_send_ready = pipe_wait_send_ready,
     .do_wait_receive_ready = pipe_wait_receive_ready,
+    .do_receive_nowait = pipe_receive_nowait,
+    .do_send_nowait = pipe_send_nowait,
 };
 
 /* ------------------------------------------------------------------------ */

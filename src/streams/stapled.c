@@ -113,6 +113,16 @@ static int stapled_wait_receive_ready(scio_stream *s) {
   return scio_wait_receive_ready(stapled_of(s)->rx);
 }
 
+static ssize_t stapled_receive_nowait(scio_stream *s, void *buf,
+                                      size_t max) {
+  return scio_receive_nowait(stapled_of(s)->rx, buf, max);
+}
+
+static ssize_t stapled_send_nowait(scio_stream *s, const void *buf,
+                                   size_t len) {
+  return scio_send_nowait(stapled_of(s)->tx, buf, len);
+}
+
 static const scio_stream_ops stapled_ops = {
     .size = sizeof(scio_stream_ops),
     .name = "stapled",
@@ -125,6 +135,8 @@ static const scio_stream_ops stapled_ops = {
     .do_pending = stapled_pending,
     .do_wait_send_ready = stapled_wait_send_ready,
     .do_wait_receive_ready = stapled_wait_receive_ready,
+    .do_receive_nowait = stapled_receive_nowait,
+    .do_send_nowait = stapled_send_nowait,
 };
 
 SCIO_API int scio_stapled_open(scio_stream *send_half,

@@ -121,6 +121,23 @@ SCIO_API ssize_t scio_receive(scio_stream *s, void *buf, size_t max) {
   return n;
 }
 
+SCIO_API ssize_t scio_receive_nowait(scio_stream *s, void *buf, size_t max) {
+  int rc = stream_check(s, "receive_nowait");
+  if (rc < 0)
+    return rc;
+  ssize_t (*fn)(scio_stream *, void *, size_t) =
+      STREAM_SLOT(s->ops, do_receive_nowait);
+  if (!fn)
+    return no_slot(s, "receive_nowait", "cannot receive without waiting");
+  if (!buf && max)
+    return scio__seterr(SCIO_EINVAL, "receive_nowait: buf is NULL");
+  if ((rc = scio__stream_enter_receive(s, "receive_nowait")) < 0)
+    return rc;
+  ssize_t n = max ? fn(s, buf, max) : 0;
+  scio__stream_leave_receive(s);
+  return n;
+}
+
 SCIO_API int scio_send(scio_stream *s, const void *buf, size_t len) {
   int rc = stream_check(s, "send");
   if (rc < 0)
@@ -139,6 +156,31 @@ SCIO_API int scio_send(scio_stream *s, const void *buf, size_t len) {
   s->sending = 0;
   stream_leave(s);
   return rc;
+}
+
+SCIO_API ssize_t scio_send_nowait(scio_stream *s, const void *buf,
+                                  size_t len) {
+  int rc = stream_check(s, "send_nowait");
+  if (rc < 0)
+    return rc;
+  ssize_t (*fn)(scio_stream *, const void *, size_t) =
+      STREAM_SLOT(s->ops, do_send_nowait);
+  if (!fn)
+    return no_slot(s, "send_nowait", "cannot send without waiting");
+  if (!buf && len)
+    return scio__seterr(SCIO_EINVAL, "send_nowait: buf is NULL");
+  if (s->sending)
+    return scio__seterr(SCIO_EBUSY, "send_nowait: another task is sending "
+                                    "on this %s stream",
+                        s->ops->name);
+  if (len == 0)
+    return 0;
+  s->sending = 1;
+  s->inflight++;
+  ssize_t n = fn(s, buf, len);
+  s->sending = 0;
+  stream_leave(s);
+  return n;
 }
 
 SCIO_API int scio_send_eof(scio_stream *s) {

@@ -339,6 +339,102 @@ static int ck_receive_ready(kit *k, kpair *p) {
   return 0;
 }
 
+/* receive_nowait and send_nowait, where the stream answers them
+ * (SCIO_ENOSYS from receive_nowait skips the check): not checkpoints (a
+ * cancelled scope does not stop them); nothing to receive is
+ * SCIO_EWOULDBLOCK; refused while a receive runs; what send_nowait takes
+ * arrives in order, the rest going by a plain send; after
+ * wait_receive_ready a receive_nowait has the bytes; the end of stream is
+ * SCIO_EOF, and send_nowait after send_eof is SCIO_ECLOSED. */
+static int ck_nowait(kit *k, kpair *p) {
+  unsigned char got[8];
+  scio_scope cs;
+  int rc = scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0);
+  if (rc < 0)
+    return rc;
+  scio_scope_cancel(&cs);
+  ssize_t n = scio_receive_nowait(p->r, got, sizeof got);
+  ssize_t zero = scio_receive_nowait(p->r, got, 0);
+  scio_scope_close(&cs);
+  if (n == SCIO_ENOSYS)
+    return 0;
+  if (!EQ("receive_nowait with nothing sent, in a cancelled scope", n,
+          SCIO_EWOULDBLOCK) ||
+      !EQ("receive_nowait of 0 bytes", zero, 0))
+    return 0;
+  /* A receive blocked on the stream makes receive_nowait busy. */
+  kop rx;
+  kop_recv(&rx, k, &p->r, got, 1);
+  scio_nursery nu;
+  if ((rc = scio_nursery_open(&nu)) < 0)
+    return rc;
+  if ((rc = kit_spawn(&nu, &rx)) == 0) {
+    scio_wait_all_tasks_blocked();
+    EQ("receive_nowait during a receive", scio_receive_nowait(p->r, got, 1),
+       SCIO_EBUSY);
+    EQ("send(\"a\")", scio_send(p->s, "a", 1), 0);
+  }
+  scio_nursery_close(&nu);
+  if (rc < 0 || k->failed || !EQ("receive of \"a\"", rx.rc, 1) ||
+      !EQ("byte received", got[0], 'a'))
+    return rc;
+  /* send_nowait in a cancelled scope: a prefix, or nothing; the rest by a
+   * plain send in a child (a pipe without buffer takes it only from a
+   * waiting receiver). */
+  if ((rc = scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0)) < 0)
+    return rc;
+  scio_scope_cancel(&cs);
+  ssize_t sent = scio_send_nowait(p->s, "bcd", 3);
+  scio_scope_close(&cs);
+  if (sent == SCIO_ENOSYS || sent == SCIO_EWOULDBLOCK)
+    sent = 0;
+  if (sent < 0 || sent > 3) {
+    EQ("send_nowait of 3 bytes (a prefix or SCIO_EWOULDBLOCK)", sent, 3);
+    return 0;
+  }
+  static const char bcd[] = "bcd";
+  kop tx;
+  kop_send(&tx, k, &p->s, bcd + sent, (size_t)(3 - sent));
+  if ((rc = scio_nursery_open(&nu)) < 0)
+    return rc;
+  size_t have = 0;
+  if ((rc = kit_spawn(&nu, &tx)) == 0) {
+    while (have < 3 && !k->failed) {
+      if (!EQ("wait_receive_ready before receive_nowait",
+              scio_wait_receive_ready(p->r), 0))
+        break;
+      n = scio_receive_nowait(p->r, got + have, 3 - have);
+      if (n == SCIO_EWOULDBLOCK) /* stale readiness: allowed, rare */
+        continue;
+      if (n <= 0) {
+        EQ("receive_nowait after wait_receive_ready (bytes)", n, 1);
+        break;
+      }
+      have += (size_t)n;
+    }
+  }
+  scio_nursery_close(&nu);
+  if (rc < 0 || k->failed || !EQ("rest sent by send", tx.rc, 0) ||
+      !EQ("bytes in order", memcmp(got, "bcd", 3), 0))
+    return rc;
+  int eof = scio_send_eof(p->s);
+  int eof_sent = eof == 0;
+  if (eof == SCIO_ENOSYS)
+    eof = scio__kit_close(&p->s);
+  if (!EQ("send_eof (or close) of the sender", eof, 0))
+    return 0;
+  if (eof_sent) {
+    n = scio_send_nowait(p->s, "x", 1);
+    if (n != SCIO_ENOSYS)
+      EQ("send_nowait after send_eof", n, SCIO_ECLOSED);
+  }
+  if (EQ("wait_receive_ready at the end of stream",
+         scio_wait_receive_ready(p->r), 0))
+    EQ("receive_nowait at the end of stream",
+       scio_receive_nowait(p->r, got, 1), SCIO_EOF);
+  return 0;
+}
+
 const kit_check scio__kit_one_way[] = {
     {"send_receive", ck_send_receive, 0},
     {"receive_small", ck_receive_small, 0},
@@ -348,6 +444,7 @@ const kit_check scio__kit_one_way[] = {
     {"cancelled_ops", ck_cancelled_ops, 0},
     {"pending", ck_pending, 0},
     {"receive_ready", ck_receive_ready, 0},
+    {"nowait", ck_nowait, 0},
     {"tiny_writes", scio__kit_bulk_tiny, 0},
     {"large_write", scio__kit_bulk_large, 0},
     {"cancel_send", scio__kit_bulk_cancel_send, 0},
