@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -439,6 +440,7 @@ SCIO_TEST(file_cancel_while_running) {
   ck_assert_int_eq(r.next_rc, SCIO_ECANCELED);
   ck_assert(r.caught);
   CK_OK(scio_file_close(r.f));
+  scio_notify_closing(p[0]);
   close(p[0]);
   free(r.data);
   ck_assert_int_eq(scio_oom_count_fds(), before);
@@ -487,6 +489,7 @@ SCIO_TEST(file_close_while_running) {
   CK_OK(scio_nursery_close(&n));
   ck_assert_int_eq(r.write_rc, 0);
   ck_assert_int_eq(c.close_rc, 0);
+  scio_notify_closing(p[0]);
   close(p[0]);
   free(r.data);
   ck_assert_int_eq(scio_oom_count_fds(), before);
@@ -656,6 +659,57 @@ SCIO_TEST(stream_errors) {
   ck_assert_str_eq(text, "some bytes!");
   free(text);
   rm_tree(dir);
+  ck_assert_int_eq(scio_oom_count_fds(), before);
+  return 0;
+}
+
+/* A read stream whose worker blocks (an eventfd is neither a pipe nor a
+ * socket, so it goes through the pool): a second receiver gets SCIO_EBUSY;
+ * a close waits for the worker, calls during it get SCIO_ECLOSED, and the
+ * blocked receive returns SCIO_ECLOSED once its worker is back. */
+typedef struct blocked_rx {
+  scio_stream *s;
+  ssize_t rc;
+  int close_rc, closed;
+} blocked_rx;
+
+static int blocked_receiver(void *arg) {
+  blocked_rx *b = arg;
+  uint64_t v;
+  b->rc = scio_receive(b->s, &v, sizeof v);
+  return 0;
+}
+
+static int stream_closer(void *arg) {
+  blocked_rx *b = arg;
+  b->close_rc = scio_close(b->s);
+  b->closed = 1;
+  return 0;
+}
+
+SCIO_TEST(stream_worker_busy_and_close) {
+  int before = warm_fds();
+  int efd = eventfd(0, EFD_CLOEXEC);
+  ck_assert_int_ge(efd, 0);
+  blocked_rx b = {.rc = 1, .close_rc = 1};
+  CK_OK(scio_file_read_stream_from_fd(efd, &b.s));
+  scio_nursery n;
+  scio_nursery_open(&n);
+  scio_start_soon(&n, blocked_receiver, &b);
+  CK_OK(scio_sleep(0.05));
+  char buf[8];
+  ck_assert_int_eq(scio_receive(b.s, buf, sizeof buf), SCIO_EBUSY);
+  ck_assert_int_eq(scio_file_read_stream_seek(b.s, 0), SCIO_EBUSY);
+  scio_start_soon(&n, stream_closer, &b);
+  CK_OK(scio_sleep(0.05));
+  ck_assert(!b.closed); /* waiting for the worker, shielded */
+  ck_assert_int_eq(scio_receive(b.s, buf, sizeof buf), SCIO_ECLOSED);
+  uint64_t one = 1;
+  ck_assert_int_eq(write(efd, &one, sizeof one), (ssize_t)sizeof one);
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(b.rc, SCIO_ECLOSED);
+  ck_assert_int_eq(b.close_rc, 0);
+  ck_assert_int_eq(fcntl(efd, F_GETFD), -1);
   ck_assert_int_eq(scio_oom_count_fds(), before);
   return 0;
 }
@@ -894,6 +948,7 @@ int main(void) {
   tc = scio_tcase_new("stream", 120);
   scio_tcase_add(tc, stream_large_round_trip);
   scio_tcase_add(tc, stream_errors);
+  scio_tcase_add(tc, stream_worker_busy_and_close);
   scio_tcase_add(tc, stream_fifo_on_loop);
   scio_tcase_add(tc, stream_kit_fifo);
   scio_tcase_add(tc, stream_kit_pipe_fd);
