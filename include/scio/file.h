@@ -38,7 +38,7 @@
  * any time).  They answer SCIO_ATTR_FD and, when opened by path,
  * SCIO_ATTR_PATH.
  *
- * Available since 0.4.
+ * Available since 0.3.
  *
  * Pointer arguments are borrowed: a function uses them during the call
  * only, unless its comment says that it keeps, owns or takes them over.
