@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "scio/buffered.h"
 #include "scio/file.h"
 #include "scio/process.h"
 #include "scio/testing.h"
@@ -664,6 +665,39 @@ SCIO_TEST(stream_errors) {
   return 0;
 }
 
+/* A buffered layer over a file read stream reads lines; attributes walk
+ * down to the file. */
+SCIO_TEST(stream_lines_through_buffered) {
+  char dir[64], path[128];
+  tmpdir(dir, sizeof dir);
+  join(path, sizeof path, dir, "lines");
+  put(path, "a\nbb\nccc\n");
+  scio_stream *f, *b;
+  CK_OK(scio_file_read_stream_open(path, &f));
+  CK_OK(scio_buffered_open(f, NULL, &b));
+  char got_path[128];
+  CK_OK(scio_stream_attr(b, SCIO_ATTR_PATH, got_path, sizeof got_path));
+  ck_assert_str_eq(got_path, path);
+  int fd;
+  CK_OK(scio_stream_fd(b, &fd));
+  static const char *const want[] = {"a", "bb", "ccc"};
+  char line[16];
+  size_t len;
+  int rc, i = 0;
+  while ((rc = scio_receive_until(b, "\n", 1, line, sizeof line, &len)) ==
+         0) {
+    ck_assert_int_lt(i, 3);
+    ck_assert_uint_eq(len, strlen(want[i]));
+    ck_assert_int_eq(memcmp(line, want[i], len), 0);
+    i++;
+  }
+  ck_assert_int_eq(rc, SCIO_EOF);
+  ck_assert_int_eq(i, 3);
+  CK_OK(scio_close(b));
+  rm_tree(dir);
+  return 0;
+}
+
 /* A read stream whose worker blocks (an eventfd is neither a pipe nor a
  * socket, so it goes through the pool): a second receiver gets SCIO_EBUSY;
  * a close waits for the worker, calls during it get SCIO_ECLOSED, and the
@@ -949,6 +983,7 @@ int main(void) {
   tc = scio_tcase_new("stream", 120);
   scio_tcase_add(tc, stream_large_round_trip);
   scio_tcase_add(tc, stream_errors);
+  scio_tcase_add(tc, stream_lines_through_buffered);
   scio_tcase_add(tc, stream_worker_busy_and_close);
   scio_tcase_add(tc, stream_fifo_on_loop);
   scio_tcase_add(tc, stream_kit_fifo);
