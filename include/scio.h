@@ -22,6 +22,7 @@
 #include "scio/text.h"
 #include "scio/streamcheck.h"
 #include "scio/process.h"
+#include "scio/file.h"
 #include "scio/net.h"
 #include "scio/tls.h"
 #include "scio/dtls.h"

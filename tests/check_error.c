@@ -72,6 +72,15 @@ START_TEST(table_names_itself) {
   ck_assert_int_eq(SCIO_EPIPE, -EPIPE);
   ck_assert_int_eq(SCIO_EINTR, -EINTR);
   ck_assert_int_eq(SCIO_EACCES, -EACCES);
+  /* The file errors (<scio/file.h>). */
+  ck_assert_int_eq(SCIO_EISDIR, -EISDIR);
+  ck_assert_int_eq(SCIO_ENOTDIR, -ENOTDIR);
+  ck_assert_int_eq(SCIO_ESPIPE, -ESPIPE);
+  ck_assert_int_eq(SCIO_EFBIG, -EFBIG);
+  ck_assert_int_eq(SCIO_EROFS, -EROFS);
+  ck_assert_str_eq(scio_err_name(SCIO_EISDIR), "EISDIR");
+  ck_assert_str_eq(scio_strerror(SCIO_EISDIR), "is a directory");
+  ck_assert_str_eq(scio_err_name(SCIO_EROFS), "EROFS");
   ck_assert_str_eq(scio_err_name(SCIO_ECONNREFUSED), "ECONNREFUSED");
   ck_assert_str_eq(scio_strerror(SCIO_ECONNREFUSED), "connection refused");
   /* The alias keeps its value; the name is the errno's. */

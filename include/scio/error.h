@@ -90,6 +90,11 @@ extern "C" {
   X(ESHUTDOWN, -ESHUTDOWN, "cannot send after shutdown")                      \
   X(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                             \
   X(ECHILD, -ECHILD, "no such child process")                               \
+  X(EISDIR, -EISDIR, "is a directory")                                      \
+  X(ENOTDIR, -ENOTDIR, "not a directory")                                    \
+  X(ESPIPE, -ESPIPE, "not seekable: a pipe, FIFO or socket")                 \
+  X(EFBIG, -EFBIG, "file too large")                                         \
+  X(EROFS, -EROFS, "read-only file system")                                  \
   X(EOF, -4001, "end of stream")                                              \
   X(EBROKEN, -4002, "broken: the peer is gone")                               \
   X(ECLOSED, -4003, "resource closed")                                        \

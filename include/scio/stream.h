@@ -62,6 +62,7 @@ enum scio_attr {
   SCIO_ATTR_BUFFERED = 9,    /* size_t: bytes buffered for reading */
   SCIO_ATTR_ENCODING = 10,   /* char[]: a text stream's encoding */
   SCIO_ATTR_LAYER = 11,      /* char[]: the top layer's name */
+  SCIO_ATTR_PATH = 12,       /* char[]: the path a file stream was opened by */
   SCIO_ATTR_USER = 1000      /* first key for user-defined layers */
 };
 
