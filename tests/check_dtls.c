@@ -4,9 +4,7 @@
  * autojump clock.  Peers from OpenSSL's command line are exercised by
  * tests/dtls_peers.sh. */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
-#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,17 +17,6 @@
 #include "support/tls_ossl.h"
 
 static test_pki pki;
-
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  int n = 0;
-  for (struct dirent *e; d && (e = readdir(d));)
-    if (e->d_name[0] != '.')
-      n++;
-  if (d)
-    closedir(d);
-  return n - 1;
-}
 
 /* ---- a server and a client endpoint on loopback ------------------------- */
 
@@ -178,7 +165,7 @@ static void round_trip(scio_ostream *ch, const char *text) {
 /* ---- tests ----------------------------------------------------------------- */
 
 SCIO_TEST_AUTOJUMP(handshake_echo_and_attributes) {
-  int fds0 = count_fds();
+  int fds0 = scio_oom_count_fds();
   world w = {0};
   world_open(&w, NULL, NULL);
   scio_ostream *ch;
@@ -209,7 +196,7 @@ SCIO_TEST_AUTOJUMP(handshake_echo_and_attributes) {
   CK_OK(scio_ostream_close(ch));
   world_close(&w);
   ck_assert_msg(w.errors == 0, "%d errors, last %s: %s", w.errors, scio_err_name(w.last_error), w.last_detail);
-  ck_assert_int_eq(count_fds(), fds0);
+  ck_assert_int_eq(scio_oom_count_fds(), fds0);
   return 0;
 }
 
@@ -317,7 +304,7 @@ static int idle_echo_handler(scio_ostream *ch, void *arg) {
  * on the client; the server's half-done handshakes time out and go, and
  * so do (by the handler's idle timeout) those the server completed. */
 SCIO_TEST_AUTOJUMP(connect_cancelled_at_every_step) {
-  int fds0 = count_fds();
+  int fds0 = scio_oom_count_fds();
   world w = {.so = {.handshake_timeout = 2}, .handler = idle_echo_handler};
   world_open(&w, NULL, NULL);
   scio_dtls_opts o = {.server_hostname = "localhost"};
@@ -360,7 +347,7 @@ SCIO_TEST_AUTOJUMP(connect_cancelled_at_every_step) {
   CK_OK(scio_dtls_endpoint_statistics(w.sep, &st));
   ck_assert_uint_eq(st.channels, 0);
   world_close(&w);
-  ck_assert_int_eq(count_fds(), fds0);
+  ck_assert_int_eq(scio_oom_count_fds(), fds0);
   return 0;
 }
 
@@ -369,7 +356,7 @@ SCIO_TEST_AUTOJUMP(connect_cancelled_at_every_step) {
  * cancels it (SCIO_ECANCELED); nothing is left behind either way, and
  * the address can be connected to again. */
 SCIO_TEST_AUTOJUMP(handshake_timeout_and_cancellation) {
-  int fds0 = count_fds();
+  int fds0 = scio_oom_count_fds();
   scio_tls_ctx *cctx;
   scio_tls_ctx_opts cco = {.ca_pem = pki.ca};
   CK_OK(scio_dtls_ctx_open(&cco, &cctx));
@@ -410,7 +397,7 @@ SCIO_TEST_AUTOJUMP(handshake_timeout_and_cancellation) {
   scio_dtls_endpoint_close(cep);
   scio_dtls_endpoint_close(silent);
   scio_tls_ctx_close(cctx);
-  ck_assert_int_eq(count_fds(), fds0);
+  ck_assert_int_eq(scio_oom_count_fds(), fds0);
   return 0;
 }
 
@@ -610,7 +597,7 @@ static int quiet_handler(scio_ostream *ch, void *arg) {
  * closing the endpoint wakes every receiver and leaves channels that
  * fail with SCIO_ECLOSED until closed. */
 SCIO_TEST_AUTOJUMP(close_semantics) {
-  int fds0 = count_fds();
+  int fds0 = scio_oom_count_fds();
   world w = {.handler = quiet_handler};
   world_open(&w, NULL, NULL);
   scio_ostream *ch;
@@ -645,7 +632,7 @@ SCIO_TEST_AUTOJUMP(close_semantics) {
   ck_assert_msg(strstr(scio_errmsg(), "endpoint"), "%s", scio_errmsg());
   CK_OK(scio_ostream_close(ch));
   world_close(&w);
-  ck_assert_int_eq(count_fds(), fds0);
+  ck_assert_int_eq(scio_oom_count_fds(), fds0);
   return 0;
 }
 
@@ -879,7 +866,7 @@ static int slow_handler(scio_ostream *ch, void *arg) {
 /* serve cancelled with handshakes and handlers running: everything is
  * cancelled and released (ASan and the fd count check the release). */
 SCIO_TEST_AUTOJUMP(serve_cancelled_with_clients) {
-  int fds0 = count_fds();
+  int fds0 = scio_oom_count_fds();
   int entered = 0;
   drop_rule stall = {.outgoing = 0, .all_after = 1}; /* 2nd client stalls */
   scio_dtls_endpoint_opts ceo = {.filter = drop_filter, .filter_arg = &stall};
@@ -912,7 +899,7 @@ SCIO_TEST_AUTOJUMP(serve_cancelled_with_clients) {
   scio_dtls_endpoint_close(w.sep);
   scio_tls_ctx_close(w.sctx);
   scio_tls_ctx_close(w.cctx);
-  ck_assert_int_eq(count_fds(), fds0);
+  ck_assert_int_eq(scio_oom_count_fds(), fds0);
   return 0;
 }
 

@@ -1,7 +1,6 @@
 /* Tests of <scio/tls.h>: TLS streams over memory pipes, both ends scio,
  * with a PKI made in memory (tests/support/pki.c).  Peers from other TLS
  * implementations are exercised over TCP by tests/tls_peers.sh. */
-#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
