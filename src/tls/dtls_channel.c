@@ -242,19 +242,11 @@ static void final_flight(scio__dtls_chan *c) {
     send_volley(c); /* best effort: the peer will ask again */
 }
 
+static int handshake_arg(void *c) { return handshake(c); }
+
 int scio__dtls_chan_handshake(scio__dtls_chan *c) {
-  if (c->hs_timeout <= 0)
-    return handshake(c);
-  scio_scope cs;
-  int rc = scio_fail_after(&cs, c->hs_timeout);
-  if (rc < 0)
-    return rc;
-  rc = handshake(c);
-  int crc = scio_scope_close(&cs);
-  if (rc == SCIO_ECANCELED && scio_scope_cancelled_caught(&cs))
-    return scio__seterr(crc, "dtls handshake: no handshake within %g s",
-                        c->hs_timeout);
-  return rc;
+  return scio__tls_handshake_timed(handshake_arg, c, c->hs_timeout,
+                                   "dtls handshake");
 }
 
 /* ---- the object stream -------------------------------------------------- */

@@ -190,19 +190,11 @@ static int handshake(tls_stream *t) {
 
 /* The handshake under the handshake_timeout option: SCIO_ETIMEDOUT when it
  * runs out. */
+static int handshake_arg(void *t) { return handshake(t); }
+
 static int handshake_timed(tls_stream *t) {
-  if (t->hs_timeout <= 0)
-    return handshake(t);
-  scio_scope cs;
-  int rc = scio_fail_after(&cs, t->hs_timeout);
-  if (rc < 0)
-    return rc;
-  rc = handshake(t);
-  int crc = scio_scope_close(&cs);
-  if (rc == SCIO_ECANCELED && scio_scope_cancelled_caught(&cs))
-    return scio__seterr(crc, "tls handshake: no handshake within %g s",
-                        t->hs_timeout);
-  return rc;
+  return scio__tls_handshake_timed(handshake_arg, t, t->hs_timeout,
+                                   "tls handshake");
 }
 
 /* Deferred handshakes happen at the first receive or send, whichever
