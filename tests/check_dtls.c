@@ -4,9 +4,7 @@
  * autojump clock.  Peers from OpenSSL's command line are exercised by
  * tests/dtls_peers.sh. */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
-#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,26 +14,9 @@
 #include "scio/testing.h"
 #include "support/oom.h"
 #include "support/pki.h"
-
-#define CK_OK(expr)                                                           \
-  do {                                                                        \
-    int rc_ = (expr);                                                         \
-    ck_assert_msg(rc_ >= 0, "%s: %s (%s)", #expr, scio_err_name(rc_),         \
-                  scio_errmsg());                                             \
-  } while (0)
+#include "support/tls_ossl.h"
 
 static test_pki pki;
-
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  int n = 0;
-  for (struct dirent *e; d && (e = readdir(d));)
-    if (e->d_name[0] != '.')
-      n++;
-  if (d)
-    closedir(d);
-  return n - 1;
-}
 
 /* ---- a server and a client endpoint on loopback ------------------------- */
 
@@ -184,7 +165,7 @@ static void round_trip(scio_ostream *ch, const char *text) {
 /* ---- tests ----------------------------------------------------------------- */
 
 SCIO_TEST_AUTOJUMP(handshake_echo_and_attributes) {
-  int fds0 = count_fds();
+  int fds0 = scio_oom_count_fds();
   world w = {0};
   world_open(&w, NULL, NULL);
   scio_ostream *ch;
@@ -215,7 +196,7 @@ SCIO_TEST_AUTOJUMP(handshake_echo_and_attributes) {
   CK_OK(scio_ostream_close(ch));
   world_close(&w);
   ck_assert_msg(w.errors == 0, "%d errors, last %s: %s", w.errors, scio_err_name(w.last_error), w.last_detail);
-  ck_assert_int_eq(count_fds(), fds0);
+  ck_assert_int_eq(scio_oom_count_fds(), fds0);
   return 0;
 }
 
@@ -298,21 +279,6 @@ SCIO_TEST_AUTOJUMP(lost_final_flight_of_the_server) {
   return 0;
 }
 
-typedef struct canceller {
-  scio_scope *cs;
-  int steps;
-} canceller;
-
-static int cancel_after(void *arg) {
-  canceller *c = arg;
-  for (int i = 0; i < c->steps; i++)
-    if (scio_checkpoint() < 0)
-      return 0;
-  if (c->cs)
-    scio_scope_cancel(c->cs);
-  return 0;
-}
-
 /* An echo handler that gives up on a client silent for 3 s (a client
  * that vanished without close_notify cannot be told from a quiet one). */
 static int idle_echo_handler(scio_ostream *ch, void *arg) {
@@ -338,7 +304,7 @@ static int idle_echo_handler(scio_ostream *ch, void *arg) {
  * on the client; the server's half-done handshakes time out and go, and
  * so do (by the handler's idle timeout) those the server completed. */
 SCIO_TEST_AUTOJUMP(connect_cancelled_at_every_step) {
-  int fds0 = count_fds();
+  int fds0 = scio_oom_count_fds();
   world w = {.so = {.handshake_timeout = 2}, .handler = idle_echo_handler};
   world_open(&w, NULL, NULL);
   scio_dtls_opts o = {.server_hostname = "localhost"};
@@ -347,10 +313,10 @@ SCIO_TEST_AUTOJUMP(connect_cancelled_at_every_step) {
     scio_dtls_endpoint *cep;
     CK_OK(scio_dtls_endpoint_open("127.0.0.1", 0, NULL, &cep));
     scio_scope cs;
-    canceller cn = {&cs, k};
+    test_canceller cn = {&cs, k};
     scio_nursery n;
     CK_OK(scio_nursery_open(&n));
-    CK_OK(scio_start_soon(&n, cancel_after, &cn));
+    CK_OK(scio_start_soon(&n, test_cancel_after, &cn));
     CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
     scio_ostream *ch = (scio_ostream *)1;
     int rc = scio_dtls_connect(cep, &w.saddr, w.cctx, &o, &ch);
@@ -381,7 +347,7 @@ SCIO_TEST_AUTOJUMP(connect_cancelled_at_every_step) {
   CK_OK(scio_dtls_endpoint_statistics(w.sep, &st));
   ck_assert_uint_eq(st.channels, 0);
   world_close(&w);
-  ck_assert_int_eq(count_fds(), fds0);
+  ck_assert_int_eq(scio_oom_count_fds(), fds0);
   return 0;
 }
 
@@ -390,7 +356,7 @@ SCIO_TEST_AUTOJUMP(connect_cancelled_at_every_step) {
  * cancels it (SCIO_ECANCELED); nothing is left behind either way, and
  * the address can be connected to again. */
 SCIO_TEST_AUTOJUMP(handshake_timeout_and_cancellation) {
-  int fds0 = count_fds();
+  int fds0 = scio_oom_count_fds();
   scio_tls_ctx *cctx;
   scio_tls_ctx_opts cco = {.ca_pem = pki.ca};
   CK_OK(scio_dtls_ctx_open(&cco, &cctx));
@@ -431,7 +397,7 @@ SCIO_TEST_AUTOJUMP(handshake_timeout_and_cancellation) {
   scio_dtls_endpoint_close(cep);
   scio_dtls_endpoint_close(silent);
   scio_tls_ctx_close(cctx);
-  ck_assert_int_eq(count_fds(), fds0);
+  ck_assert_int_eq(scio_oom_count_fds(), fds0);
   return 0;
 }
 
@@ -631,7 +597,7 @@ static int quiet_handler(scio_ostream *ch, void *arg) {
  * closing the endpoint wakes every receiver and leaves channels that
  * fail with SCIO_ECLOSED until closed. */
 SCIO_TEST_AUTOJUMP(close_semantics) {
-  int fds0 = count_fds();
+  int fds0 = scio_oom_count_fds();
   world w = {.handler = quiet_handler};
   world_open(&w, NULL, NULL);
   scio_ostream *ch;
@@ -666,7 +632,7 @@ SCIO_TEST_AUTOJUMP(close_semantics) {
   ck_assert_msg(strstr(scio_errmsg(), "endpoint"), "%s", scio_errmsg());
   CK_OK(scio_ostream_close(ch));
   world_close(&w);
-  ck_assert_int_eq(count_fds(), fds0);
+  ck_assert_int_eq(scio_oom_count_fds(), fds0);
   return 0;
 }
 
@@ -900,7 +866,7 @@ static int slow_handler(scio_ostream *ch, void *arg) {
 /* serve cancelled with handshakes and handlers running: everything is
  * cancelled and released (ASan and the fd count check the release). */
 SCIO_TEST_AUTOJUMP(serve_cancelled_with_clients) {
-  int fds0 = count_fds();
+  int fds0 = scio_oom_count_fds();
   int entered = 0;
   drop_rule stall = {.outgoing = 0, .all_after = 1}; /* 2nd client stalls */
   scio_dtls_endpoint_opts ceo = {.filter = drop_filter, .filter_arg = &stall};
@@ -933,7 +899,7 @@ SCIO_TEST_AUTOJUMP(serve_cancelled_with_clients) {
   scio_dtls_endpoint_close(w.sep);
   scio_tls_ctx_close(w.sctx);
   scio_tls_ctx_close(w.cctx);
-  ck_assert_int_eq(count_fds(), fds0);
+  ck_assert_int_eq(scio_oom_count_fds(), fds0);
   return 0;
 }
 
@@ -1176,12 +1142,8 @@ static int oom_talk(scio_dtls_endpoint *cep, struct sockaddr_storage *sa) {
   return rc;
 }
 
-/* A whole exchange (endpoints, serve, connect, one datagram each way)
- * with scio's allocation N failing: SCIO_ENOMEM, or a loss the protocol
- * absorbs (a dropped datagram), or a timeout; nothing leaked. */
-static int oom_exchange(void *arg) {
-  (void)arg;
-  scio_oom_arm(1);
+/* A whole exchange: endpoints, serve, connect, one datagram each way. */
+static int exchange(void) {
   scio_dtls_endpoint *sep = NULL, *cep = NULL;
   struct sockaddr_storage sa;
   int rc = scio_dtls_endpoint_open("127.0.0.1", 0, NULL, &sep);
@@ -1205,6 +1167,16 @@ static int oom_exchange(void *arg) {
   }
   scio_dtls_endpoint_close(sep);
   scio_dtls_endpoint_close(cep);
+  return rc;
+}
+
+/* The exchange with scio's allocation N failing: SCIO_ENOMEM, or a loss
+ * the protocol absorbs (a dropped datagram), or a timeout; nothing
+ * leaked. */
+static int oom_exchange(void *arg) {
+  (void)arg;
+  scio_oom_arm(1);
+  int rc = exchange();
   scio_oom_arm(0);
   return rc;
 }
@@ -1330,104 +1302,29 @@ SCIO_TEST_AUTOJUMP(alpn_and_client_certificates) {
   return 0;
 }
 
-/* OpenSSL's own allocations fail too: its hooks count them from the start
- * of main() (CRYPTO_set_mem_functions works only before its first
- * allocation).  Each point is run twice and the second run is measured:
- * the first fills OpenSSL's lazily made caches, which are not leaks. */
-static long ossl_count, ossl_fail_at, ossl_live;
-static int ossl_hit;
-
-static int ossl_should_fail(void) {
-  if (ossl_fail_at && ++ossl_count == ossl_fail_at) {
-    ossl_hit = 1;
-    return 1;
-  }
-  return 0;
-}
-
-static void *ossl_malloc(size_t n, const char *file, int line) {
-  (void)file;
-  (void)line;
-  if (ossl_should_fail())
-    return NULL;
-  void *p = malloc(n);
-  if (p)
-    ossl_live++;
-  return p;
-}
-
-static void *ossl_realloc(void *old, size_t n, const char *file, int line) {
-  (void)file;
-  (void)line;
-  if (ossl_should_fail())
-    return NULL;
-  void *p = realloc(old, n);
-  if (p && !old)
-    ossl_live++;
-  return p;
-}
-
-static void ossl_free(void *p, const char *file, int line) {
-  (void)file;
-  (void)line;
-  if (p)
-    ossl_live--;
-  free(p);
-}
-
-static long ossl_armed;
-
-/* The exchange of oom_exchange, with OpenSSL's allocation `ossl_armed`
- * failing (contexts are made before, without session caches, which
- * would grow from run to run). */
+/* OpenSSL's own allocations fail too (tests/support/tls_ossl.h): the
+ * exchange with OpenSSL's allocation `test_ossl_armed` failing (contexts
+ * are made before, without session caches, which would grow from run to
+ * run). */
 static int ossl_exchange(void *arg) {
   (void)arg;
-  ossl_count = 0;
-  ossl_fail_at = ossl_armed;
-  scio_dtls_endpoint *sep = NULL, *cep = NULL;
-  struct sockaddr_storage sa;
-  int rc = scio_dtls_endpoint_open("127.0.0.1", 0, NULL, &sep);
-  if (rc == 0)
-    rc = scio_dtls_endpoint_open("127.0.0.1", 0, NULL, &cep);
-  if (rc == 0)
-    rc = scio_dtls_endpoint_local_addr(sep, &sa);
-  scio_nursery n;
-  if (rc == 0 && (rc = scio_nursery_open(&n)) == 0) {
-    oom_srv srv = {sep, 0};
-    rc = scio_start_soon(&n, oom_serve, &srv);
-    if (rc == 0)
-      rc = oom_talk(cep, &sa);
-    scio_wait_all_tasks_blocked();
-    scio_dtls_endpoint_close(sep);
-    sep = NULL;
-    int nrc = scio_nursery_close(&n);
-    if (rc == 0)
-      rc = nrc;
-  }
-  scio_dtls_endpoint_close(sep);
-  scio_dtls_endpoint_close(cep);
-  ossl_fail_at = 0;
+  test_ossl_arm(test_ossl_armed);
+  int rc = exchange();
+  test_ossl_disarm();
   return rc;
 }
 
 static int ossl_run(long fail_at) {
-  ossl_count = 0;
-  ossl_hit = 0;
-  ossl_armed = fail_at;
-  scio_run_opts o = {.backend = "epoll", .clock = SCIO_CLOCK_AUTOJUMP};
-  int rc = scio_run(ossl_exchange, NULL, &o);
-  ossl_armed = 0;
-  return rc;
+  return test_ossl_run(ossl_exchange, fail_at);
 }
 
 START_TEST(openssl_allocation_failures) {
   /* Every point is a whole handshake: sample one in `stride` (valgrind
    * runs set SCIO_TLS_OOM_STRIDE higher). */
-  long stride = getenv("SCIO_TLS_OOM_STRIDE")
-                    ? atol(getenv("SCIO_TLS_OOM_STRIDE"))
-                    : 3;
-  if (stride < 1)
-    stride = 1;
+  static const int ok[] = {SCIO_ENOMEM,   SCIO_ETLS,   SCIO_ETIMEDOUT,
+                           SCIO_EBROKEN, SCIO_ECLOSED, 0};
+  test_ossl_loop_opts lo = {.op = ossl_run, .ok = ok, .stride = 3,
+                            .max = 200000};
   scio_tls_ctx_opts sco = {.role = SCIO_TLS_SERVER,
                            .cert_pem = pki.server,
                            .key_pem = pki.server_key,
@@ -1435,28 +1332,8 @@ START_TEST(openssl_allocation_failures) {
   scio_tls_ctx_opts cco = {.ca_pem = pki.ca, .no_session_resumption = 1};
   ck_assert_int_eq(scio_dtls_ctx_open(&sco, &oom_sctx), 0);
   ck_assert_int_eq(scio_dtls_ctx_open(&cco, &oom_cctx), 0);
-  ck_assert_int_eq(ossl_run(0), 0);
-  long points = 0;
-  for (long n = 1;; n += stride) {
-    ossl_run(n); /* settle */
-    long live0 = ossl_live;
-    int rc = ossl_run(n);
-    if (!ossl_hit) {
-      ck_assert_msg(rc == 0, "fault %ld not reached but rc %s", n,
-                    scio_err_name(rc));
-      break;
-    }
-    points++;
-    ck_assert_msg(rc == 0 || rc == SCIO_ENOMEM || rc == SCIO_ETLS ||
-                      rc == SCIO_ETIMEDOUT || rc == SCIO_EBROKEN ||
-                      rc == SCIO_ECLOSED,
-                  "fault %ld: %s: %s", n, scio_err_name(rc), scio_errmsg());
-    ck_assert_msg(ossl_live == live0, "fault %ld: %ld OpenSSL blocks leaked",
-                  n, ossl_live - live0);
-    ck_assert_msg(ERR_peek_error() == 0, "fault %ld: error queue not empty",
-                  n);
-    ck_assert_msg(n < 200000, "no end to the allocation points");
-  }
+  long stride;
+  long points = test_ossl_loop(&lo, &stride);
   fprintf(stderr, "openssl_allocation_failures: %ld points (stride %ld)\n",
           points, stride);
   ck_assert_int_gt(points * stride, 100);
@@ -1507,12 +1384,4 @@ static Suite *dtls_suite(void) {
   return s;
 }
 
-int main(void) {
-  if (!CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free))
-    return 1; /* something allocated through OpenSSL before main */
-  if (test_pki_make(&pki) < 0)
-    return 1;
-  int rc = scio_test_main(dtls_suite());
-  test_pki_free(&pki);
-  return rc;
-}
+int main(void) { return test_ossl_main(dtls_suite, &pki); }

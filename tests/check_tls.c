@@ -1,7 +1,6 @@
 /* Tests of <scio/tls.h>: TLS streams over memory pipes, both ends scio,
  * with a PKI made in memory (tests/support/pki.c).  Peers from other TLS
  * implementations are exercised over TCP by tests/tls_peers.sh. */
-#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -12,13 +11,7 @@
 #include "scio/testing.h"
 #include "support/oom.h"
 #include "support/pki.h"
-
-#define CK_OK(expr)                                                           \
-  do {                                                                        \
-    int rc_ = (expr);                                                         \
-    ck_assert_msg(rc_ >= 0, "%s: %s (%s)", #expr, scio_err_name(rc_),         \
-                  scio_errmsg());                                             \
-  } while (0)
+#include "support/tls_ossl.h"
 
 static test_pki pki;
 
@@ -69,15 +62,20 @@ static int wrap_side(void *arg) {
   return 0;
 }
 
-/* Make both contexts (failing the test if they fail) and run both
- * handshakes; results in p->c.rc / p->s.rc. */
-static void pair_connect(pair *p) {
+/* Make both contexts (unless the test made them) and the pipe, failing
+ * the test if they fail. */
+static void pair_open(pair *p) {
   if (!p->c.ctx)
     CK_OK(scio_tls_ctx_open(&p->c.co, &p->c.ctx));
   if (!p->s.ctx)
     CK_OK(scio_tls_ctx_open(&p->s.co, &p->s.ctx));
   scio_memory_pipe_opts po = {.buffer_size = p->pipe_buffer};
   CK_OK(scio_memory_pipe_open(&p->c.raw, &p->s.raw, &po));
+}
+
+/* pair_open, then run both handshakes; results in p->c.rc / p->s.rc. */
+static void pair_connect(pair *p) {
+  pair_open(p);
   scio_nursery n;
   CK_OK(scio_nursery_open(&n));
   CK_OK(scio_start_soon(&n, wrap_side, &p->s));
@@ -309,9 +307,7 @@ SCIO_TEST(verifying_client_needs_a_hostname) {
   pair p;
   pair_defaults(&p);
   p.c.o.server_hostname = NULL;
-  CK_OK(scio_tls_ctx_open(&p.c.co, &p.c.ctx));
-  CK_OK(scio_tls_ctx_open(&p.s.co, &p.s.ctx));
-  CK_OK(scio_memory_pipe_open(&p.c.raw, &p.s.raw, NULL));
+  pair_open(&p);
   scio_nursery n;
   CK_OK(scio_nursery_open(&n));
   CK_OK(scio_start_soon(&n, wrap_side, &p.s));
@@ -699,20 +695,6 @@ SCIO_TEST_AUTOJUMP(cancelled_handshake_returns_the_stream) {
 /* Cancel the client's handshake after k scheduler steps, for every k up
  * to a full handshake: each run ends in success or SCIO_ECANCELED, the
  * server never hangs, nothing leaks (ASan and valgrind check the rest). */
-typedef struct canceller {
-  scio_scope *cs;
-  int steps;
-} canceller;
-
-static int cancel_after(void *arg) {
-  canceller *c = arg;
-  for (int i = 0; i < c->steps; i++)
-    if (scio_checkpoint() < 0)
-      return 0;
-  scio_scope_cancel(c->cs);
-  return 0;
-}
-
 static int server_with_timeout(void *arg) {
   side *s = arg;
   scio_scope cs;
@@ -727,16 +709,14 @@ SCIO_TEST_AUTOJUMP(handshake_cancelled_at_every_step) {
   for (int k = 0; k < 200 && completed < 3; k++) {
     pair p;
     pair_defaults(&p);
-    CK_OK(scio_tls_ctx_open(&p.c.co, &p.c.ctx));
-    CK_OK(scio_tls_ctx_open(&p.s.co, &p.s.ctx));
-    CK_OK(scio_memory_pipe_open(&p.c.raw, &p.s.raw, NULL));
+    pair_open(&p);
     scio_nursery n;
     CK_OK(scio_nursery_open(&n));
     CK_OK(scio_start_soon(&n, server_with_timeout, &p.s));
     scio_scope cs;
     CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
-    canceller c = {&cs, k};
-    CK_OK(scio_start_soon(&n, cancel_after, &c));
+    test_canceller c = {&cs, k};
+    CK_OK(scio_start_soon(&n, test_cancel_after, &c));
     wrap_side(&p.c);
     if (p.c.rc < 0) {
       scio_close(p.c.raw);
@@ -793,9 +773,7 @@ SCIO_TEST(deferred_handshake_runs_at_first_use) {
   pair p;
   pair_defaults(&p);
   p.s.o.defer_handshake = 1;
-  CK_OK(scio_tls_ctx_open(&p.c.co, &p.c.ctx));
-  CK_OK(scio_tls_ctx_open(&p.s.co, &p.s.ctx));
-  CK_OK(scio_memory_pipe_open(&p.c.raw, &p.s.raw, NULL));
+  pair_open(&p);
   /* No I/O: returns at once although nobody talks to the server yet. */
   CK_OK(scio_tls_wrap(p.s.raw, p.s.ctx, &p.s.o, &p.s.tls));
   /* A receiver and a sender both start before the handshake: one runs
@@ -825,9 +803,7 @@ SCIO_TEST(deferred_handshake_failure_breaks_the_stream) {
   pair_defaults(&p);
   p.s.o.defer_handshake = 1;
   p.s.co.cert_pem = pki.wronghost;
-  CK_OK(scio_tls_ctx_open(&p.c.co, &p.c.ctx));
-  CK_OK(scio_tls_ctx_open(&p.s.co, &p.s.ctx));
-  CK_OK(scio_memory_pipe_open(&p.c.raw, &p.s.raw, NULL));
+  pair_open(&p);
   CK_OK(scio_tls_wrap(p.s.raw, p.s.ctx, &p.s.o, &p.s.tls));
   scio_nursery n;
   CK_OK(scio_nursery_open(&n));
@@ -1046,39 +1022,45 @@ SCIO_TEST(wrap_bad_arguments_leave_the_stream) {
 
 /* ---- allocation failures ------------------------------------------------ */
 
+/* Contexts and a pipe (nothing failing), then, armed by arm(1) until
+ * arm(0), both handshakes and a round trip: 0 or the first error. */
+static int armed_handshake(pair *p, void (*arm)(int on)) {
+  arm(0);
+  int rc = scio_tls_ctx_open(&p->c.co, &p->c.ctx);
+  if (rc == 0)
+    rc = scio_tls_ctx_open(&p->s.co, &p->s.ctx);
+  if (rc == 0)
+    rc = scio_memory_pipe_open(&p->c.raw, &p->s.raw, NULL);
+  arm(1);
+  if (rc == 0) {
+    scio_nursery n;
+    scio_nursery_open(&n);
+    rc = scio_start_soon(&n, wrap_side, &p->s);
+    wrap_side(&p->c);
+    if (p->c.rc < 0) { /* let the server's handshake end too */
+      scio_close(p->c.raw);
+      p->c.raw = NULL;
+    }
+    int crc = scio_nursery_close(&n);
+    if (rc == 0)
+      rc = p->c.rc < 0 ? p->c.rc : p->s.rc < 0 ? p->s.rc : crc;
+    if (rc == 0) {
+      rc = scio_send(p->c.tls, "ok", 2);
+      char b[2];
+      if (rc == 0)
+        rc = recv_all(p->s.tls, b, 2);
+    }
+  }
+  arm(0);
+  pair_close(p);
+  return rc;
+}
+
 static int oom_handshake(void *arg) {
   (void)arg;
   pair p;
   pair_defaults(&p);
-  scio_oom_arm(0);
-  int rc = scio_tls_ctx_open(&p.c.co, &p.c.ctx);
-  if (rc == 0)
-    rc = scio_tls_ctx_open(&p.s.co, &p.s.ctx);
-  if (rc == 0)
-    rc = scio_memory_pipe_open(&p.c.raw, &p.s.raw, NULL);
-  scio_oom_arm(1);
-  if (rc == 0) {
-    scio_nursery n;
-    scio_nursery_open(&n);
-    rc = scio_start_soon(&n, wrap_side, &p.s);
-    wrap_side(&p.c);
-    if (p.c.rc < 0) { /* let the server's handshake end too */
-      scio_close(p.c.raw);
-      p.c.raw = NULL;
-    }
-    int crc = scio_nursery_close(&n);
-    if (rc == 0)
-      rc = p.c.rc < 0 ? p.c.rc : p.s.rc < 0 ? p.s.rc : crc;
-    if (rc == 0) {
-      rc = scio_send(p.c.tls, "ok", 2);
-      char b[2];
-      if (rc == 0)
-        rc = recv_all(p.s.tls, b, 2);
-    }
-  }
-  scio_oom_arm(0);
-  pair_close(&p);
-  return rc;
+  return armed_handshake(&p, scio_oom_arm);
 }
 
 START_TEST(allocation_failure_loop) {
@@ -1094,56 +1076,16 @@ START_TEST(allocation_failure_loop) {
 }
 END_TEST
 
-/* OpenSSL's own allocations fail too: its hooks count them from the start
- * of main() (CRYPTO_set_mem_functions works only before its first
- * allocation).  Each point is run twice and only the second run is
- * measured: the first fills OpenSSL's lazily made caches (the error
- * strings, the per-thread error queue), which are not leaks. */
-static long ossl_count, ossl_fail_at, ossl_live;
-static int ossl_hit;
-
-static int ossl_should_fail(void) {
-  if (ossl_fail_at && ++ossl_count == ossl_fail_at) {
-    ossl_hit = 1;
-    return 1;
-  }
-  return 0;
-}
-
-static void *ossl_malloc(size_t n, const char *file, int line) {
-  (void)file;
-  (void)line;
-  if (ossl_should_fail())
-    return NULL;
-  void *p = malloc(n);
-  if (p)
-    ossl_live++;
-  return p;
-}
-
-static void *ossl_realloc(void *old, size_t n, const char *file, int line) {
-  (void)file;
-  (void)line;
-  if (ossl_should_fail())
-    return NULL;
-  void *p = realloc(old, n);
-  if (p && !old)
-    ossl_live++;
-  return p;
-}
-
-static void ossl_free(void *p, const char *file, int line) {
-  (void)file;
-  (void)line;
-  if (p)
-    ossl_live--;
-  free(p);
-}
-
-/* Contexts are made before the counting starts (their own allocation
+/* OpenSSL's own allocations fail too (tests/support/tls_ossl.h).
+ * Contexts are made before the counting starts (their own allocation
  * failures are a plain loop in context_allocation_failures); the wrap,
  * the handshake and a round trip are counted. */
-static long ossl_armed;
+static void ossl_arm(int on) {
+  if (on)
+    test_ossl_arm(test_ossl_armed);
+  else
+    test_ossl_disarm();
+}
 
 static int ossl_handshake(void *arg) {
   (void)arg;
@@ -1151,77 +1093,23 @@ static int ossl_handshake(void *arg) {
   pair_defaults(&p);
   p.c.co.no_session_resumption = 1;
   p.s.co.no_session_resumption = 1;
-  long fail_at = ossl_armed;
-  ossl_fail_at = 0;
-  int rc = scio_tls_ctx_open(&p.c.co, &p.c.ctx);
-  if (rc == 0)
-    rc = scio_tls_ctx_open(&p.s.co, &p.s.ctx);
-  if (rc == 0)
-    rc = scio_memory_pipe_open(&p.c.raw, &p.s.raw, NULL);
-  ossl_count = 0;
-  ossl_fail_at = fail_at;
-  if (rc == 0) {
-    scio_nursery n;
-    scio_nursery_open(&n);
-    scio_start_soon(&n, wrap_side, &p.s);
-    wrap_side(&p.c);
-    if (p.c.rc < 0) {
-      scio_close(p.c.raw);
-      p.c.raw = NULL;
-    }
-    scio_nursery_close(&n);
-    rc = p.c.rc < 0 ? p.c.rc : p.s.rc;
-    if (rc == 0 && (rc = scio_send(p.c.tls, "ok", 2)) == 0) {
-      char b[2];
-      rc = recv_all(p.s.tls, b, 2);
-    }
-  }
-  ossl_fail_at = 0;
-  pair_close(&p);
-  return rc;
+  return armed_handshake(&p, ossl_arm);
 }
 
+/* Autojump: a side left waiting for a peer that failed (close's wait for
+ * close_notify) costs no real time. */
 static int ossl_run(long fail_at) {
-  ossl_count = 0;
-  ossl_hit = 0;
-  ossl_armed = fail_at;
-  /* Autojump: a side left waiting for a peer that failed (close's wait
-   * for close_notify) costs no real time. */
-  scio_run_opts o = {.backend = "epoll", .clock = SCIO_CLOCK_AUTOJUMP};
-  int rc = scio_run(ossl_handshake, NULL, &o);
-  ossl_armed = 0;
-  return rc;
+  return test_ossl_run(ossl_handshake, fail_at);
 }
 
 START_TEST(openssl_allocation_failures) {
   /* Under valgrind every point costs seconds: sample a seventh of them
    * there (ASan runs them all). */
-  long stride = getenv("SCIO_TLS_OOM_STRIDE")
-                    ? atol(getenv("SCIO_TLS_OOM_STRIDE"))
-                    : 1;
-  if (stride < 1)
-    stride = 1;
-  ck_assert_int_eq(ossl_run(0), 0);
-  long points = 0;
-  for (long n = 1;; n += stride) {
-    ossl_run(n); /* settle */
-    long live0 = ossl_live;
-    int rc = ossl_run(n);
-    if (!ossl_hit) {
-      ck_assert_msg(rc == 0, "fault %ld not reached but rc %s", n,
-                    scio_err_name(rc));
-      break;
-    }
-    points++;
-    ck_assert_msg(rc == SCIO_ENOMEM || rc == SCIO_ETLS || rc == SCIO_EBROKEN ||
-                      rc == 0,
-                  "fault %ld: %s: %s", n, scio_err_name(rc), scio_errmsg());
-    ck_assert_msg(ossl_live == live0, "fault %ld: %ld OpenSSL blocks leaked",
-                  n, ossl_live - live0);
-    ck_assert_msg(ERR_peek_error() == 0, "fault %ld: error queue not empty",
-                  n);
-    ck_assert_msg(n < 100000, "no end to the allocation points");
-  }
+  static const int ok[] = {SCIO_ENOMEM, SCIO_ETLS, SCIO_EBROKEN, 0};
+  test_ossl_loop_opts o = {.op = ossl_run, .ok = ok, .stride = 1,
+                           .max = 100000};
+  long stride;
+  long points = test_ossl_loop(&o, &stride);
   /* The loop really failed allocations (a stride samples 1 in stride). */
   ck_assert_int_gt(points * stride, 100);
 }
@@ -1236,40 +1124,22 @@ static int ctx_pair_op(long fail_at) {
                           .key_pem = pki.server_key,
                           .alpn = "http/1.1"};
   scio_tls_ctx *a = NULL, *b = NULL;
-  ossl_count = 0;
-  ossl_hit = 0;
-  ossl_fail_at = fail_at;
+  test_ossl_arm(fail_at);
   int rc = scio_tls_ctx_open(&c, &a);
   if (rc == 0)
     rc = scio_tls_ctx_open(&sv, &b);
-  ossl_fail_at = 0;
+  test_ossl_disarm();
   scio_tls_ctx_close(a);
   scio_tls_ctx_close(b);
   return rc;
 }
 
 START_TEST(context_allocation_failures) {
-  long stride = getenv("SCIO_TLS_OOM_STRIDE")
-                    ? atol(getenv("SCIO_TLS_OOM_STRIDE"))
-                    : 1;
-  ck_assert_int_eq(ctx_pair_op(0), 0);
-  long points = 0;
-  for (long n = 1;; n += stride < 1 ? 1 : stride) {
-    ctx_pair_op(n); /* settle */
-    long live0 = ossl_live;
-    int rc = ctx_pair_op(n);
-    if (!ossl_hit) {
-      ck_assert_int_eq(rc, 0);
-      break;
-    }
-    points++;
-    ck_assert_msg(rc == SCIO_ENOMEM || rc == SCIO_ETLS || rc == 0,
-                  "fault %ld: %s: %s", n, scio_err_name(rc), scio_errmsg());
-    ck_assert_msg(ossl_live == live0, "fault %ld: %ld OpenSSL blocks leaked",
-                  n, ossl_live - live0);
-    ck_assert(ERR_peek_error() == 0);
-  }
-  ck_assert_int_gt(points, 10);
+  static const int ok[] = {SCIO_ENOMEM, SCIO_ETLS, 0};
+  test_ossl_loop_opts o = {.op = ctx_pair_op, .ok = ok, .stride = 1,
+                           .max = 100000};
+  long stride;
+  ck_assert_int_gt(test_ossl_loop(&o, &stride), 10);
 }
 END_TEST
 
@@ -1328,12 +1198,4 @@ static Suite *tls_suite(void) {
   return s;
 }
 
-int main(void) {
-  if (!CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free))
-    return 1; /* something allocated through OpenSSL before main */
-  if (test_pki_make(&pki) < 0)
-    return 1;
-  int rc = scio_test_main(tls_suite());
-  test_pki_free(&pki);
-  return rc;
-}
+int main(void) { return test_ossl_main(tls_suite, &pki); }

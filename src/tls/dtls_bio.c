@@ -9,7 +9,6 @@
  * task is only ever cancelled between OpenSSL calls.
  */
 #include <openssl/bio.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "dtls_internal.h"
@@ -119,33 +118,5 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
   }
 }
 
-static int bio_create(BIO *b) {
-  BIO_set_init(b, 1);
-  return 1;
-}
-
-static BIO_METHOD *method;
-static pthread_once_t method_once = PTHREAD_ONCE_INIT;
-
-static void method_make(void) {
-  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-                               "scio dtls");
-  if (m && (!BIO_meth_set_write(m, bio_write) ||
-            !BIO_meth_set_read(m, bio_read) ||
-            !BIO_meth_set_ctrl(m, bio_ctrl) ||
-            !BIO_meth_set_create(m, bio_create))) {
-    BIO_meth_free(m);
-    m = NULL;
-  }
-  method = m;
-}
-
-BIO *scio__dtls_bio_new(scio__dtls_io *io) {
-  pthread_once(&method_once, method_make);
-  if (!method)
-    return NULL;
-  BIO *b = BIO_new(method);
-  if (b)
-    BIO_set_data(b, io);
-  return b;
-}
+const scio__bio_ops scio__dtls_bio_ops = {"scio dtls", bio_write, bio_read,
+                                           bio_ctrl};

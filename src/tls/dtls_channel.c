@@ -242,19 +242,11 @@ static void final_flight(scio__dtls_chan *c) {
     send_volley(c); /* best effort: the peer will ask again */
 }
 
+static int handshake_arg(void *c) { return handshake(c); }
+
 int scio__dtls_chan_handshake(scio__dtls_chan *c) {
-  if (c->hs_timeout <= 0)
-    return handshake(c);
-  scio_scope cs;
-  int rc = scio_fail_after(&cs, c->hs_timeout);
-  if (rc < 0)
-    return rc;
-  rc = handshake(c);
-  int crc = scio_scope_close(&cs);
-  if (rc == SCIO_ECANCELED && scio_scope_cancelled_caught(&cs))
-    return scio__seterr(crc, "dtls handshake: no handshake within %g s",
-                        c->hs_timeout);
-  return rc;
+  return scio__tls_handshake_timed(handshake_arg, c, c->hs_timeout,
+                                   "dtls handshake");
 }
 
 /* ---- the object stream -------------------------------------------------- */
@@ -394,29 +386,6 @@ static void chan_free(scio_ostream *s) {
   scio__free(c);
 }
 
-static int put_str(const char *v, void *out, size_t len) {
-  if (!v)
-    return -ENOENT;
-  size_t n = strlen(v);
-  if (len < n + 1)
-    return -ENOSPC;
-  memcpy(out, v, n + 1);
-  return 0;
-}
-
-static int attr_alpn(scio__dtls_chan *c, void *out, size_t len) {
-  const unsigned char *p;
-  unsigned n;
-  SSL_get0_alpn_selected(c->ssl, &p, &n);
-  if (n == 0)
-    return -ENOENT;
-  if (len < (size_t)n + 1)
-    return -ENOSPC;
-  memcpy(out, p, n);
-  ((char *)out)[n] = '\0';
-  return 0;
-}
-
 static int chan_attr(scio_ostream *s, int key, void *out, size_t len) {
   scio__dtls_chan *c = (scio__dtls_chan *)s;
   switch (key) {
@@ -433,23 +402,8 @@ static int chan_attr(scio_ostream *s, int key, void *out, size_t len) {
       return -ENOSPC;
     *(int *)out = c->peer.addr.ss_family;
     return 0;
-  case SCIO_ATTR_TLS_VERSION:
-    return put_str(SSL_get_version(c->ssl), out, len);
-  case SCIO_ATTR_CIPHER:
-    return put_str(SSL_get_cipher_name(c->ssl), out, len);
-  case SCIO_ATTR_ALPN:
-    return attr_alpn(c, out, len);
-  case SCIO_ATTR_PEER_CERT: {
-    X509 *x = SSL_get0_peer_certificate(c->ssl);
-    if (!x)
-      return -ENOENT;
-    if (len < sizeof x)
-      return -ENOSPC;
-    memcpy(out, &x, sizeof x);
-    return 0;
-  }
   default:
-    return -ENOENT;
+    return scio__tls_ssl_attr(c->ssl, key, out, len);
   }
 }
 

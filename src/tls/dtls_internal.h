@@ -15,6 +15,7 @@
 #include "core/layer.h"
 #include "scio/dtls.h"
 #include "scio/sync.h"
+#include "tls_bio.h"
 #include "tls_internal.h"
 
 /* One datagram, in a queue. */
@@ -124,8 +125,11 @@ scio__dtls_dgram *scio__dtls_dgram_new(const void *data, size_t len);
 void scio__dtls_push(scio__dtls_queue *q, scio__dtls_dgram *d);
 scio__dtls_dgram *scio__dtls_pop(scio__dtls_queue *q);
 void scio__dtls_queue_clear(scio__dtls_queue *q);
-/* A BIO over `io` (which must outlive it); NULL when out of memory. */
-BIO *scio__dtls_bio_new(scio__dtls_io *io);
+/* A BIO over `io` (which must outlive it); NULL when out of memory.  Its
+ * BIO_METHOD is made by tls_bio.c, from scio__dtls_bio_ops. */
+static inline BIO *scio__dtls_bio_new(scio__dtls_io *io) {
+  return scio__bio_new(SCIO__BIO_DTLS, io);
+}
 
 /* ---- dtls_ctx.c ---- */
 /* The per-SSL settings every DTLS connection gets: scio's own

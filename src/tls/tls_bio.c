@@ -12,6 +12,9 @@
  *
  * Unlike a memory BIO, OpenSSL reads straight from the buffer the wrapped
  * stream received into: one copy fewer per byte received.
+ *
+ * The BIO_METHOD of each kind of BIO (this one, and the datagram BIO of
+ * dtls_bio.c) is made here too, by scio__bio_new.
  */
 #include <openssl/bio.h>
 #include <pthread.h>
@@ -87,36 +90,8 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
   }
 }
 
-static int bio_create(BIO *b) {
-  BIO_set_init(b, 1);
-  return 1;
-}
-
-static BIO_METHOD *method;
-static pthread_once_t method_once = PTHREAD_ONCE_INIT;
-
-static void method_make(void) {
-  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-                               "scio stream");
-  if (m && (!BIO_meth_set_write(m, bio_write) ||
-            !BIO_meth_set_read(m, bio_read) ||
-            !BIO_meth_set_ctrl(m, bio_ctrl) ||
-            !BIO_meth_set_create(m, bio_create))) {
-    BIO_meth_free(m);
-    m = NULL;
-  }
-  method = m;
-}
-
-BIO *scio__tls_bio_new(scio__tls_io *io) {
-  pthread_once(&method_once, method_make);
-  if (!method)
-    return NULL;
-  BIO *b = BIO_new(method);
-  if (b)
-    BIO_set_data(b, io);
-  return b;
-}
+const scio__bio_ops scio__tls_bio_ops = {"scio stream", bio_write, bio_read,
+                                          bio_ctrl};
 
 int scio__tls_in_reserve(scio__tls_io *io, size_t more) {
   /* Move what OpenSSL has not read yet to the front first: a partial
@@ -135,4 +110,51 @@ void scio__tls_io_free(scio__tls_io *io) {
   scio__free(io->out.data);
   scio__free(io->spare);
   memset(io, 0, sizeof *io);
+}
+
+/* ---- the BIO_METHODs of every kind (streams here, DTLS in dtls_bio.c) --- */
+
+static int bio_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+static const scio__bio_ops *const kind_ops[SCIO__BIO_KINDS] = {
+    [SCIO__BIO_STREAM] = &scio__tls_bio_ops,
+    [SCIO__BIO_DTLS] = &scio__dtls_bio_ops,
+};
+static BIO_METHOD *methods[SCIO__BIO_KINDS];
+static pthread_once_t method_once[SCIO__BIO_KINDS] = {PTHREAD_ONCE_INIT,
+                                                       PTHREAD_ONCE_INIT};
+
+/* Each kind's method is made the first time a BIO of that kind is. */
+static void method_make(int kind) {
+  const scio__bio_ops *ops = kind_ops[kind];
+  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                               ops->name);
+  if (m && (!BIO_meth_set_write(m, ops->write) ||
+            !BIO_meth_set_read(m, ops->read) ||
+            !BIO_meth_set_ctrl(m, ops->ctrl) ||
+            !BIO_meth_set_create(m, bio_create))) {
+    BIO_meth_free(m);
+    m = NULL;
+  }
+  methods[kind] = m;
+}
+
+static void method_make_stream(void) { method_make(SCIO__BIO_STREAM); }
+static void method_make_dtls(void) { method_make(SCIO__BIO_DTLS); }
+static void (*const method_makers[SCIO__BIO_KINDS])(void) = {
+    [SCIO__BIO_STREAM] = method_make_stream,
+    [SCIO__BIO_DTLS] = method_make_dtls,
+};
+
+BIO *scio__bio_new(int kind, void *data) {
+  pthread_once(&method_once[kind], method_makers[kind]);
+  if (!methods[kind])
+    return NULL;
+  BIO *b = BIO_new(methods[kind]);
+  if (b)
+    BIO_set_data(b, data);
+  return b;
 }

@@ -5,6 +5,9 @@
  * certificate) or the last entry of the thread's error queue (an alert
  * from the peer, a parse failure).  Either way the queue is emptied, so a
  * stale entry cannot be misreported by a later, unrelated call.
+ *
+ * Also the handshake timeout of TLS streams and DTLS channels, and its
+ * error.
  */
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -48,5 +51,20 @@ int scio__tls_seterr(int code, SSL *ssl, const char *what) {
    * error on top: it is still out of memory. */
   if (queue_has_malloc_failure())
     rc = SCIO_ENOMEM;
+  return rc;
+}
+
+int scio__tls_handshake_timed(int (*handshake)(void *), void *arg,
+                              double timeout, const char *what) {
+  if (timeout <= 0)
+    return handshake(arg);
+  scio_scope cs;
+  int rc = scio_fail_after(&cs, timeout);
+  if (rc < 0)
+    return rc;
+  rc = handshake(arg);
+  int crc = scio_scope_close(&cs);
+  if (rc == SCIO_ECANCELED && scio_scope_cancelled_caught(&cs))
+    return scio__seterr(crc, "%s: no handshake within %g s", what, timeout);
   return rc;
 }

@@ -46,5 +46,18 @@ int scio__tls_new_session_cb(SSL *ssl, SSL_SESSION *sess);
  * with "what: reason" in scio_errmsg(); the queue is left empty.  Returns
  * code. */
 int scio__tls_seterr(int code, SSL *ssl, const char *what);
+/* handshake(arg) under a handshake timeout (none when timeout <= 0):
+ * SCIO_ETIMEDOUT with "what: no handshake within N s" when it runs out
+ * (tls_error.c). */
+int scio__tls_handshake_timed(int (*handshake)(void *), void *arg,
+                              double timeout, const char *what);
+
+/* Attributes (tls_attr.c).  Copy the C string v to out (len bytes): 0,
+ * -ENOENT when v is NULL, -ENOSPC when it does not fit. */
+int scio__tls_put_str(const char *v, void *out, size_t len);
+/* The attributes that come from the SSL object alone (SCIO_ATTR_ALPN,
+ * _TLS_VERSION, _CIPHER, _PEER_CERT), as a stream's do_attr answers them;
+ * -ENOENT for any other key. */
+int scio__tls_ssl_attr(SSL *ssl, int key, void *out, size_t len);
 
 #endif

@@ -190,19 +190,11 @@ static int handshake(tls_stream *t) {
 
 /* The handshake under the handshake_timeout option: SCIO_ETIMEDOUT when it
  * runs out. */
+static int handshake_arg(void *t) { return handshake(t); }
+
 static int handshake_timed(tls_stream *t) {
-  if (t->hs_timeout <= 0)
-    return handshake(t);
-  scio_scope cs;
-  int rc = scio_fail_after(&cs, t->hs_timeout);
-  if (rc < 0)
-    return rc;
-  rc = handshake(t);
-  int crc = scio_scope_close(&cs);
-  if (rc == SCIO_ECANCELED && scio_scope_cancelled_caught(&cs))
-    return scio__seterr(crc, "tls handshake: no handshake within %g s",
-                        t->hs_timeout);
-  return rc;
+  return scio__tls_handshake_timed(handshake_arg, t, t->hs_timeout,
+                                   "tls handshake");
 }
 
 /* Deferred handshakes happen at the first receive or send, whichever
@@ -428,29 +420,6 @@ static void tls_free(scio_stream *s) {
 
 /* ---- attributes ------------------------------------------------------- */
 
-static int put_str(const char *v, void *out, size_t len) {
-  if (!v)
-    return -ENOENT;
-  size_t n = strlen(v);
-  if (len < n + 1)
-    return -ENOSPC;
-  memcpy(out, v, n + 1);
-  return 0;
-}
-
-static int attr_alpn(tls_stream *t, void *out, size_t len) {
-  const unsigned char *p;
-  unsigned n;
-  SSL_get0_alpn_selected(t->ssl, &p, &n);
-  if (n == 0)
-    return -ENOENT;
-  if (len < (size_t)n + 1)
-    return -ENOSPC;
-  memcpy(out, p, n);
-  ((char *)out)[n] = '\0';
-  return 0;
-}
-
 static int attr_der(tls_stream *t, void *out, size_t len) {
   X509 *x = SSL_get0_peer_certificate(t->ssl);
   if (!x)
@@ -475,32 +444,18 @@ static int attr_der(tls_stream *t, void *out, size_t len) {
 static int tls_attr(scio_stream *s, int key, void *out, size_t len) {
   tls_stream *t = (tls_stream *)s;
   switch (key) {
-  case SCIO_ATTR_ALPN:
-    return attr_alpn(t, out, len);
-  case SCIO_ATTR_TLS_VERSION:
-    return put_str(SSL_get_version(t->ssl), out, len);
-  case SCIO_ATTR_CIPHER:
-    return put_str(SSL_get_cipher_name(t->ssl), out, len);
-  case SCIO_ATTR_PEER_CERT: {
-    X509 *x = SSL_get0_peer_certificate(t->ssl);
-    if (!x)
-      return -ENOENT;
-    if (len < sizeof x)
-      return -ENOSPC;
-    memcpy(out, &x, sizeof x);
-    return 0;
-  }
   case SCIO_ATTR_PEER_CERT_DER:
     return attr_der(t, out, len);
   case SCIO_ATTR_SERVER_NAME:
-    return put_str(SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name)
-                       ? SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name)
-                       : t->hostname,
-                   out, len);
+    return scio__tls_put_str(
+        SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name)
+            ? SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name)
+            : t->hostname,
+        out, len);
   case SCIO_ATTR_LAYER:
-    return put_str("tls", out, len);
+    return scio__tls_put_str("tls", out, len);
   default:
-    return -ENOENT;
+    return scio__tls_ssl_attr(t->ssl, key, out, len);
   }
 }
 
