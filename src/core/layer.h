@@ -99,7 +99,8 @@ void scio__deliver_cancel(scio__task *t);
  * leaves the cancellation pending), restore it after.  A cancellation that
  * did not leave the task's code then does not make that scope catch at
  * close (scio_scope_cancelled_caught); the next checkpoint delivers it
- * again.  t's innermost scope must be the same at both calls. */
+ * again.  t's innermost scope must be the same at both calls; t NULL
+ * (outside a run): nothing to save, nothing done. */
 unsigned scio__cancel_mark_save(const scio__task *t);
 void scio__cancel_mark_restore(scio__task *t, unsigned saved);
 

@@ -246,11 +246,15 @@ void scio__deliver_cancel(scio__task *t) {
 void scio__abort_refuse(scio__task *t) { t->abort_refused = 1; }
 
 unsigned scio__cancel_mark_save(const scio__task *t) {
+  if (!t)
+    return 0;
   const scio__scope *s = t->scope;
   return s->owner == t ? s->bits & SCIO__SC_DELIVERED : 0;
 }
 
 void scio__cancel_mark_restore(scio__task *t, unsigned saved) {
+  if (!t)
+    return;
   scio__scope *s = t->scope;
   if (s->owner == t)
     s->bits = (s->bits & ~(unsigned)SCIO__SC_DELIVERED) |
