@@ -4,8 +4,9 @@
 # so that the man pages are generated from exactly the text in the headers:
 #
 #   - the file's first comment documents the header (\file);
-#   - the comment directly before a SCIO_API declaration (no blank line in
-#     between) documents that function; declarations that follow it without
+#   - the comment directly before a SCIO_API declaration or a static
+#     inline scio_ function (no blank line in between) documents that
+#     function; declarations that follow it without
 #     a blank line (a group such as scio_condition_acquire/_release) share
 #     it; so do the API's function-like macros (#define scio_start_soon(...)),
 #     which may stand between the comment and the declaration;
@@ -209,10 +210,13 @@ function umbrella_index(    i, h, cmd, others) {
   print "\\endverbatim */"
 }
 
-# A line that starts what a comment documents: a SCIO_API declaration, or a
-# function-like macro of the API (scio_scope_open over scio_scope_open_loc).
+# A line that starts what a comment documents: a SCIO_API declaration, a
+# function-like macro of the API (scio_scope_open over scio_scope_open_loc),
+# or a header-only function (static inline scio_..., <scio/testing.h>),
+# whose name must be on its first line.
 function documented(line) {
-  return line ~ /^SCIO_API/ || line ~ /^#define scio_[A-Za-z0-9_]*\(/
+  return line ~ /^SCIO_API/ || line ~ /^#define scio_[A-Za-z0-9_]*\(/ ||
+         line ~ /^static inline[ \t][^(]*[^A-Za-z0-9_]scio_[A-Za-z0-9_]*[ \t]*\(/
 }
 
 # A line that starts a type or an API constant: a comment directly above

@@ -1,5 +1,6 @@
 /* Tests of include/scio/error.h: the error table, details, allocator hook. */
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,6 +281,38 @@ START_TEST(allocator_hook_sees_every_allocation) {
 }
 END_TEST
 
+/* A thread that ran scio_run, got an error with a detail and exits: the
+ * detail it holds after the run (heap, through the allocator) is freed at
+ * its exit, not leaked. */
+static int fails_with_detail(void *arg) {
+  (void)arg;
+  return scio_seterr(SCIO_EIO, "the thread's own failure, %d", 42);
+}
+
+static void *run_and_exit(void *arg) {
+  int *rc = arg;
+  *rc = scio_run(fails_with_detail, NULL, NULL);
+  ck_assert_ptr_nonnull(strstr(scio_errmsg(), "own failure, 42"));
+  return NULL;
+}
+
+START_TEST(errmsg_freed_at_thread_exit) {
+  n_malloc = n_free = 0;
+  scio_allocator a = {c_malloc, c_realloc, c_free, NULL};
+  scio_set_allocator(&a);
+  for (int i = 0; i < 2; i++) {
+    pthread_t th;
+    int rc = 0;
+    ck_assert_int_eq(pthread_create(&th, NULL, run_and_exit, &rc), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(rc, SCIO_EIO);
+  }
+  scio_set_allocator(NULL);
+  ck_assert_int_gt(n_malloc, 0);
+  ck_assert_int_eq(n_malloc, n_free);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("error");
   TCase *tc = scio_tcase_new("error", 10);
@@ -291,6 +324,7 @@ int main(void) {
   scio_tcase_add(tc, seterr_in_a_task_reaches_the_failure_list);
   tcase_add_test(tc, errmsg_outside_a_run);
   tcase_add_test(tc, allocator_hook_sees_every_allocation);
+  tcase_add_test(tc, errmsg_freed_at_thread_exit);
   suite_add_tcase(s, tc);
   return scio_test_main(s);
 }

@@ -28,6 +28,7 @@ typedef struct tb {
   int v;
   size_t buffered;
   int close_rc;
+  scio_scope *cancel_on_close; /* cancelled by the close, if set */
   life *life;
 } tb;
 
@@ -50,6 +51,8 @@ static ssize_t tb_receive(scio_stream *s, void *buf, size_t max) {
 static int tb_close(scio_stream *s) {
   tb *t = (tb *)s;
   t->life->closes++;
+  if (t->cancel_on_close)
+    scio_scope_cancel(t->cancel_on_close);
   return t->close_rc;
 }
 
@@ -106,6 +109,7 @@ typedef struct tq {
   int nload, next;
   int v;
   int close_rc;
+  scio_scope *cancel_on_close; /* cancelled by the close, if set */
   life *life;
 } tq;
 
@@ -131,6 +135,8 @@ static int tq_receive(scio_ostream *s, void *item) {
 static int tq_close(scio_ostream *s) {
   tq *q = (tq *)s;
   q->life->closes++;
+  if (q->cancel_on_close)
+    scio_scope_cancel(q->cancel_on_close);
   return q->close_rc;
 }
 
@@ -491,6 +497,47 @@ SCIO_TEST(object_construction_errors_leave_halves) {
   return 0;
 }
 
+/* A cancellation that reaches the close standing in for send_eof (here:
+ * the close itself cancels the scope, and the close's checkpoint sees it)
+ * comes after the half was closed: send_eof returns 0 and the cancellation
+ * stays pending, so the scope catches it only if a later checkpoint inside
+ * delivers it. */
+SCIO_TEST(send_eof_cancelled_in_its_close_stays_pending) {
+  for (int later = 0; later < 2; later++) {
+    life lt = {0, 0}, lr = {0, 0};
+    tb *tx = tb_new(1, &lt);
+    scio_stream *a2, *b2;
+    CK_OK(scio_memory_pipe_open(&a2, &b2, NULL));
+    scio_stream *st;
+    CK_OK(scio_stapled_open(&tx->base, b2, &st));
+    scio_scope cs;
+    CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
+    tx->cancel_on_close = &cs;
+    CK_OK(scio_send_eof(st));
+    ck_assert_int_eq(lt.closes, 1);
+    if (later)
+      ck_assert_int_eq(scio_checkpoint(), SCIO_ECANCELED);
+    CK_OK(scio_scope_close(&cs));
+    ck_assert_int_eq(scio_scope_cancelled_caught(&cs), later);
+    CK_OK(scio_close(st));
+    CK_OK(scio_close(a2));
+
+    tq *otx = tq_new(sizeof(int), 1, &lt), *orx = tq_new(sizeof(int), 2, &lr);
+    scio_ostream *ost;
+    CK_OK(scio_stapled_object_open(&otx->base, &orx->base, &ost));
+    CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
+    otx->cancel_on_close = &cs;
+    CK_OK(scio_ostream_send_eof(ost));
+    ck_assert_int_eq(lt.closes, 2);
+    if (later)
+      ck_assert_int_eq(scio_checkpoint(), SCIO_ECANCELED);
+    CK_OK(scio_scope_close(&cs));
+    ck_assert_int_eq(scio_scope_cancelled_caught(&cs), later);
+    CK_OK(scio_ostream_close(ost));
+  }
+  return 0;
+}
+
 SCIO_TEST(object_send_eof_closes_send_half) {
   life lt = {0, 0}, lr = {0, 0};
   tq *tx = tq_new(sizeof(int), 1, &lt), *rx = tq_new(sizeof(int), 2, &lr);
@@ -564,6 +611,7 @@ static Suite *stapled_suite(void) {
   scio_tcase_add(tc, object_routing);
   scio_tcase_add(tc, object_construction_errors_leave_halves);
   scio_tcase_add(tc, object_send_eof_closes_send_half);
+  scio_tcase_add(tc, send_eof_cancelled_in_its_close_stays_pending);
   scio_tcase_add(tc, object_send_eof_forwards_to_half_close);
   scio_tcase_add(tc, object_close_releases_both_even_on_errors);
   suite_add_tcase(s, tc);

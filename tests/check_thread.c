@@ -120,6 +120,12 @@ static void *gated(void *arg) {
 
 static void *plus_one(void *arg) { return (void *)((intptr_t)arg + 1); }
 
+/* Run in the caller's task by scio_from_thread_run. */
+static int just_checkpoint_fn(void *p) {
+  (void)p;
+  return scio_checkpoint();
+}
+
 static void *whoami(void *arg) {
   (void)arg;
   return (void *)pthread_self();
@@ -274,9 +280,110 @@ SCIO_TEST(cancelled_while_running_waits_shielded) {
   ck_assert_int_eq(c.rc, 0);
   ck_assert_int_eq((intptr_t)c.result, 42);
   ck_assert_int_eq(c.next_rc, SCIO_ECANCELED);
+  ck_assert(scio_scope_cancelled_caught(&c.scope));
   ck_assert_int_eq(scio_limiter_borrowed_tokens(
                        scio_to_thread_default_limiter()), 0);
   gate_fini(&g);
+  return 0;
+}
+
+/* A deadline that passes while a (not abandoned) call's thread runs: as
+ * Trio's abort returning Abort.FAILED, the call waits for its thread and
+ * returns the result, and the cancellation stays pending instead of being
+ * delivered to it.  The scope catches only if a later checkpoint inside it
+ * delivers the cancellation; with none, cancelled_caught stays false.  With
+ * `from_thread`, the worker then runs a call in the caller's task that
+ * sees the cancellation (its SCIO_ECANCELED goes to the worker, not out of
+ * the caller): that does not make the scope catch either. */
+typedef struct pending_caller {
+  gate *g;
+  int checkpoint_after;
+  int from_thread;
+  int run_rc; /* the worker's scio_from_thread_run */
+  scio_scope scope;
+  int rc;
+  int next_rc;
+  void *result;
+  char errmsg[200];
+  int caught;
+  int done;
+} pending_caller;
+
+static void *gated_then_call_back(void *p) {
+  pending_caller *c = p;
+  gated(c->g);
+  if (c->from_thread)
+    c->run_rc = scio_from_thread_run(NULL, just_checkpoint_fn, NULL);
+  return (void *)(intptr_t)42;
+}
+
+static int pending_task(void *p) {
+  pending_caller *c = p;
+  CK_OK(scio_scope_open(&c->scope, SCIO_DEADLINE_NONE, 0));
+  c->rc = scio_to_thread(gated_then_call_back, c, &c->result, NULL);
+  if (c->checkpoint_after) {
+    c->next_rc = scio_checkpoint();
+    snprintf(c->errmsg, sizeof c->errmsg, "%s", scio_errmsg());
+  }
+  CK_OK(scio_scope_close(&c->scope));
+  c->caught = scio_scope_cancelled_caught(&c->scope);
+  c->done = 1;
+  return 0;
+}
+
+static void pending_cancel(int checkpoint_after, int from_thread) {
+  gate g;
+  gate_init(&g);
+  pending_caller c;
+  memset(&c, 0, sizeof c);
+  c.g = &g;
+  c.checkpoint_after = checkpoint_after;
+  c.from_thread = from_thread;
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, pending_task, &c));
+  gate_wait_started(&g, 1); /* running: no longer in the pool's queue */
+  /* The autojump clock reaches the deadline while the thread waits. */
+  CK_OK(scio_scope_set_deadline(&c.scope, scio_now() + 1));
+  CK_OK(scio_sleep(2));
+  ck_assert(scio_scope_cancel_called(&c.scope));
+  ck_assert_int_eq(c.done, 0); /* still waiting for its thread */
+  gate_open(&g);
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(c.rc, 0);
+  ck_assert_int_eq((intptr_t)c.result, 42);
+  if (from_thread)
+    ck_assert_int_eq(c.run_rc, SCIO_ECANCELED);
+  if (checkpoint_after) {
+    ck_assert_int_eq(c.next_rc, SCIO_ECANCELED);
+    ck_assert_msg(strstr(c.errmsg, "deadline") != NULL, "errmsg: %s",
+                  c.errmsg);
+    ck_assert(c.caught);
+  } else {
+    ck_assert(!c.caught);
+  }
+  ck_assert_int_eq(scio_limiter_borrowed_tokens(
+                       scio_to_thread_default_limiter()), 0);
+  gate_fini(&g);
+}
+
+SCIO_TEST_AUTOJUMP(deadline_during_the_thread_not_caught_without_checkpoint) {
+  pending_cancel(0, 0);
+  return 0;
+}
+
+SCIO_TEST_AUTOJUMP(deadline_during_the_thread_caught_by_next_checkpoint) {
+  pending_cancel(1, 0);
+  return 0;
+}
+
+SCIO_TEST_AUTOJUMP(cancellation_seen_by_a_from_thread_call_is_not_caught) {
+  pending_cancel(0, 1);
+  return 0;
+}
+
+SCIO_TEST_AUTOJUMP(cancellation_seen_by_a_from_thread_call_stays_pending) {
+  pending_cancel(1, 1);
   return 0;
 }
 
@@ -1041,6 +1148,10 @@ static Suite *thread_suite(void) {
   scio_tcase_add(tc, precancelled_call_never_runs);
   scio_tcase_add(tc, cancelled_while_waiting_for_a_token_never_runs);
   scio_tcase_add(tc, cancelled_while_running_waits_shielded);
+  scio_tcase_add(tc, deadline_during_the_thread_not_caught_without_checkpoint);
+  scio_tcase_add(tc, deadline_during_the_thread_caught_by_next_checkpoint);
+  scio_tcase_add(tc, cancellation_seen_by_a_from_thread_call_is_not_caught);
+  scio_tcase_add(tc, cancellation_seen_by_a_from_thread_call_stays_pending);
   scio_tcase_add(tc, abandoned_call_returns_at_once_and_keeps_its_token);
   tcase_add_loop_test(tc, run_end_joins_abandoned_threads, 0,
                       SCIO_TEST_NBACKENDS);

@@ -2,7 +2,8 @@
 # The reference documentation test (`make check'; Makefile.am, "Man pages").
 #
 # 1. The header comments: every function declared SCIO_API in a public
-#    header has a comment that follows the rules of docs/internals.md
+#    header, and every header-only one (static inline scio_..., as in
+#    <scio/testing.h>), has a comment that follows the rules of docs/internals.md
 #    ("Header comments"): it is directly above the declaration (or above the
 #    group of declarations and macros it belongs to), says whether the call
 #    is a checkpoint, names every error (SCIO_E...) or says "Never fails"
@@ -13,7 +14,8 @@
 #    SCIO_API in a header (and so has a comment, and a page).
 # 3. The man pages (when configure built them): Doxygen gave no warning;
 #    every header has its page, scio.3 (the overview and index) exists, and
-#    every declared or exported function has a page, which man(1) finds;
+#    every declared or exported function, static inline ones included, has
+#    a page, which man(1) finds;
 #    every page renders without a roff warning (groff, where installed).
 #
 # Failures name the header, the line, the function and what is missing.
@@ -30,11 +32,12 @@ fail=0
 headers=$(ls "$srcdir"/include/scio.h "$srcdir"/include/scio/*.h)
 
 # --- 1. the comments --------------------------------------------------------
-# One awk run per header.  It prints "NAME" lines for the declared names to
-# fd 3 (the names file) and failures to stdout.
+# One awk run per header.  It appends the declared names to the names file
+# (SCIO_API functions) or the inlines file (static inline functions, which
+# are not exported) and prints failures to stdout.
 for h in $headers; do
   rel=${h#"$srcdir"/}
-  awk -v file="$rel" -v names="$tmp/names" '
+  awk -v file="$rel" -v names="$tmp/names" -v inlines="$tmp/inlines" '
     function trim(s) { gsub(/^[ \t]+|[ \t]+$/, "", s); return s }
     function strip(line) {
       sub(/^[ \t]*\/\*+[ \t]?/, "", line)
@@ -56,8 +59,10 @@ for h in $headers; do
       sub(/[ \t]*\($/, "", name)
       ret = trim(substr(decl, 1, RSTART - 1))
       sub(/^SCIO_API[ \t]*/, "", ret)
+      sub(/^static[ \t]+inline[ \t]*/, "", ret)
       params = substr(decl, RSTART + RLENGTH)
-      print name >> names
+      sub(/\{.*/, "", params)
+      print name >> (decl ~ /^static/ ? inlines : names)
       if (params ~ /\*/) takes_ptr = 1
       if (doc == "") {
         bad(line, name, "no comment directly above the declaration (or its group)")
@@ -94,18 +99,25 @@ for h in $headers; do
       else if (!ntop) { top = cdoc; ntop = 1; cdoc = "" }
       next
     }
+    # A declaration ends at its ";", a static inline definition at "{".
     indecl {
       decl = decl " " $0
-      if ($0 ~ /;/) { indecl = 0; check(dline, decl, doc) }
+      if ($0 ~ /[;{]/) { indecl = 0; check(dline, decl, doc) }
       next
     }
-    /^SCIO_API/ || /^#define scio_[A-Za-z0-9_]*\(/ {
+    # A header-only function must have its name on its first line (the
+    # man pages filter and the link pages read it there).
+    /^static[ \t]+inline[ \t]/ && !/[^A-Za-z0-9_]scio_[A-Za-z0-9_]*[ \t]*\(/ {
+      if ($0 !~ /\(/) bad(FNR, "?", "a static inline function whose name is not on its first line")
+    }
+    /^SCIO_API/ || /^#define scio_[A-Za-z0-9_]*\(/ ||
+    /^static[ \t]+inline[ \t][^(]*[^A-Za-z0-9_]scio_[A-Za-z0-9_]*[ \t]*\(/ {
       if (cdoc != "") { doc = cdoc; cdoc = ""; group = 1 }
       else if (!group) doc = ""
-      if ($0 ~ /^SCIO_API/) {
+      if ($0 !~ /^#define/) {
         decls++
         decl = $0; dline = FNR
-        if ($0 ~ /;/) check(dline, decl, doc); else indecl = 1
+        if ($0 ~ /[;{]/) check(dline, decl, doc); else indecl = 1
       }
       next
     }
@@ -118,7 +130,9 @@ for h in $headers; do
     }' "$h" || fail=1
 done
 sort -u "$tmp/names" >"$tmp/declared"
-echo "manpages.sh: $(wc -l <"$tmp/declared") functions declared SCIO_API in $(echo $headers | wc -w) headers"
+touch "$tmp/inlines"
+sort -u -o "$tmp/inlines" "$tmp/inlines"
+echo "manpages.sh: $(wc -l <"$tmp/declared") functions declared SCIO_API and $(wc -l <"$tmp/inlines") static inline in $(echo $headers | wc -w) headers"
 
 # --- 2. the exports -------------------------------------------------------
 so=
@@ -141,6 +155,9 @@ else
 fi
 
 # --- 3. the pages ----------------------------------------------------------
+# The header-only functions need their pages as much as the exported ones.
+cat "$tmp/inlines" >>"$tmp/declared"
+sort -u -o "$tmp/declared" "$tmp/declared"
 if test ! -d "$man3"; then
   if grep '^SCIO_ENABLE_MAN = yes' Makefile >/dev/null 2>&1; then
     echo "manpages.sh: $man3 is missing: run make first"
@@ -158,10 +175,20 @@ for h in $headers; do
   b=$(basename "$h")
   test -f "$man3/$b.3" || { echo "${h#"$srcdir"/}: no page $man3/$b.3"; fail=1; }
 done
+# A function's page is a link (.so) to its header's page, which must
+# document it (a section of its own, as Doxygen writes for each function it
+# extracted): a link alone would show a page without it.
 missing=0
 while read -r n; do
   if test ! -f "$man3/$n.3"; then
     echo "$man3/$n.3: missing: $n has no man page"
+    fail=1; missing=$((missing + 1))
+    continue
+  fi
+  target=$(sed -n 's|^\.so man3/||p' "$man3/$n.3")
+  if test -n "$target" &&
+     ! grep "^\.SS \".*[^A-Za-z0-9_]$n[ (]" "$man3/$target" >/dev/null; then
+    echo "$man3/$n.3: links to $target, which does not document $n"
     fail=1; missing=$((missing + 1))
   fi
 done <"$tmp/declared"

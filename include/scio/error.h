@@ -141,7 +141,9 @@ SCIO_API const char *scio_err_name(int code);
  * in the current thread), e.g. "sleep_until: deadline is NaN".  "" when there
  * is none.  The string is owned by the task (or thread) and stays valid
  * until the next scio call in the same task.  After scio_run() returns, it
- * holds the root task's last detail.  Not a checkpoint.  Never fails. */
+ * holds the root task's last detail, which the thread frees when it exits
+ * (or at its next scio_errmsg_clear or error).  Not a checkpoint.  Never
+ * fails. */
 SCIO_API const char *scio_errmsg(void);
 
 /* Clear the current task's error detail.  Not a checkpoint.  Returns

@@ -1,4 +1,5 @@
 /* Error codes, their text, and the per-task error detail. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,14 +68,42 @@ SCIO_API const char *scio_err_name(int code) {
 }
 
 /* Outside any task the detail lives in the thread.  After a run it holds the
- * root task's last message (adopted, heap-owned). */
+ * root task's last message (adopted, heap-owned).  A thread that exits
+ * holding one frees it through a key's destructor: the key (created once
+ * per process) carries the same pointer as tls_adopted. */
 static __thread char tls_msg[512];
 static __thread char *tls_adopted;
 
+static pthread_key_t adopted_key;
+static int adopted_key_ok;
+static pthread_once_t adopted_once = PTHREAD_ONCE_INIT;
 
-void scio__errmsg_adopt(char *msg) {
+/* At thread exit (the key's value is the adopted message). */
+static void adopted_free(void *msg) {
+  scio__free(msg);
+  if (tls_adopted == msg)
+    tls_adopted = NULL;
+}
+
+static void adopted_key_create(void) {
+  adopted_key_ok = pthread_key_create(&adopted_key, adopted_free) == 0;
+}
+
+/* Replace the adopted message (NULL: none), freeing the old one. */
+static void set_adopted(char *msg) {
+  if (msg == tls_adopted)
+    return;
   scio__free(tls_adopted);
   tls_adopted = msg;
+  pthread_once(&adopted_once, adopted_key_create);
+  /* Without a key (creation failed: PTHREAD_KEYS_MAX reached) the message
+   * is freed when replaced or cleared, not at thread exit. */
+  if (adopted_key_ok)
+    pthread_setspecific(adopted_key, msg);
+}
+
+void scio__errmsg_adopt(char *msg) {
+  set_adopted(msg);
   tls_msg[0] = 0;
 }
 
@@ -114,8 +143,7 @@ int scio__vseterr(int code, const char *fmt, va_list ap) {
     return code;
   }
   if (!t) {
-    scio__free(tls_adopted);
-    tls_adopted = NULL;
+    set_adopted(NULL);
     vsnprintf(tls_msg, sizeof tls_msg, fmt, ap2);
     va_end(ap2);
     return code;
@@ -177,8 +205,7 @@ SCIO_API void scio_errmsg_clear(void) {
       t->errmsg[0] = 0;
     return;
   }
-  scio__free(tls_adopted);
-  tls_adopted = NULL;
+  set_adopted(NULL);
   tls_msg[0] = 0;
 }
 

@@ -154,6 +154,7 @@ struct scio_task {
   int state;
   int wake_value;          /* what scio__park returns */
   int cancel_woken;        /* woken by cancellation, not by the waker */
+  int abort_refused;       /* its abort function called scio__abort_refuse */
   scio__scope *scope;      /* innermost scope */
   scio__scope *base_scope; /* the scope the task started in */
   /* Where the innermost scope was opened, mirrored here because a task

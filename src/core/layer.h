@@ -28,7 +28,8 @@ typedef struct scio_task scio__task;
 /* Called when cancellation is delivered to a task blocked in an abortable
  * wait: it must undo whatever registered the task (unlink it from a wait
  * queue, delete an event).  It runs on the canceller's stack; the task is
- * then resumed with SCIO_ECANCELED. */
+ * then resumed with SCIO_ECANCELED, unless the function refused with
+ * scio__abort_refuse. */
 typedef void (*scio__abort_fn)(scio__task *t, void *ctx);
 
 /* ---- allocation (alloc.c): through scio_set_allocator ---- */
@@ -79,12 +80,29 @@ uint64_t scio__task_id(const scio__task *t);
 #ifndef SCIO_CORE_INTERNAL_H /* the core has them inline */
 int scio__task_cancelled(const scio__task *t);
 #endif
+/* Inside an abort function, for a wait that cannot be undone (a worker
+ * thread that runs on): refuse the abort, like Trio's Abort.FAILED.  The
+ * task stays parked, no longer abortable, until its waker wakes it with
+ * its result; no cancellation is delivered, so it stays pending and the
+ * task's next checkpoint reports it.  The abort function may have acted
+ * (flagged its operation as cancelled) before refusing. */
+void scio__abort_refuse(scio__task *t);
 /* Every checkpoint that returns SCIO_ECANCELED calls this first: it records
  * that a cancellation is on its way out of the task's innermost scope (who
  * catches it is decided as scopes close) and sets scio_errmsg() to the
  * reason of the scope that caused it.  (scio_checkpoint_if_cancelled is
  * both steps for the current task.) */
 void scio__deliver_cancel(scio__task *t);
+/* The mark scio__deliver_cancel leaves on t's innermost scope: save it
+ * before running code whose cancellation is consumed on the spot (its
+ * SCIO_ECANCELED is handed to someone else, or replaced by a success that
+ * leaves the cancellation pending), restore it after.  A cancellation that
+ * did not leave the task's code then does not make that scope catch at
+ * close (scio_scope_cancelled_caught); the next checkpoint delivers it
+ * again.  t's innermost scope must be the same at both calls; t NULL
+ * (outside a run): nothing to save, nothing done. */
+unsigned scio__cancel_mark_save(const scio__task *t);
+void scio__cancel_mark_restore(scio__task *t, unsigned saved);
 
 /* ---- the fd contract (fdwait.c) ----
  * Every fd that scio code waits on is registered with the loop once (on

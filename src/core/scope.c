@@ -35,7 +35,8 @@ static inline const scio__scope *CS(const scio_scope *cs) {
 
 /* Wake the tasks whose innermost scope is s and that sit in an abortable
  * wait: their operation is undone by its abort function and they resume
- * with SCIO_ECANCELED. */
+ * with SCIO_ECANCELED.  A task whose abort function refused stays parked,
+ * no longer abortable, with the cancellation pending. */
 static void wake_cancelled(scio__scope *s) {
   scio__list_each(n, &s->tasks) {
     scio__task *t = scio__container_of(n, scio__task, scope_link);
@@ -43,6 +44,11 @@ static void wake_cancelled(scio__scope *s) {
       scio__abort_fn fn = t->abort_fn;
       t->abort_fn = NULL;
       fn(t, t->abort_ctx);
+      if (t->abort_refused) {
+        t->abort_refused = 0;
+        t->abort_ctx = NULL;
+        continue;
+      }
       t->cancel_woken = 1;
       scio__task_wake(t, SCIO_ECANCELED);
     }
@@ -235,6 +241,24 @@ void scio__deliver_cancel(scio__task *t) {
   }
   if (cause && !(cause->bits & SCIO__SC_QUIET))
     report_reason(cause);
+}
+
+void scio__abort_refuse(scio__task *t) { t->abort_refused = 1; }
+
+unsigned scio__cancel_mark_save(const scio__task *t) {
+  if (!t)
+    return 0;
+  const scio__scope *s = t->scope;
+  return s->owner == t ? s->bits & SCIO__SC_DELIVERED : 0;
+}
+
+void scio__cancel_mark_restore(scio__task *t, unsigned saved) {
+  if (!t)
+    return;
+  scio__scope *s = t->scope;
+  if (s->owner == t)
+    s->bits = (s->bits & ~(unsigned)SCIO__SC_DELIVERED) |
+              (saved & SCIO__SC_DELIVERED);
 }
 
 /* ------------------------------------------------------------------------ */

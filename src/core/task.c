@@ -130,8 +130,14 @@ int scio__park(scio__abort_fn abort_fn, void *abort_ctx, const char *what) {
   scio__task *t = scio__task_cur();
   if (abort_fn && scio__task_cancelled(t)) {
     abort_fn(t, abort_ctx);
-    scio__deliver_cancel(t);
-    return SCIO_ECANCELED;
+    if (!t->abort_refused) {
+      scio__deliver_cancel(t);
+      return SCIO_ECANCELED;
+    }
+    /* Refused: wait for the waker, the cancellation stays pending. */
+    t->abort_refused = 0;
+    abort_fn = NULL;
+    abort_ctx = NULL;
   }
   scio__park_prepare(t, abort_fn, abort_ctx, what);
   scio__schedule(t);
@@ -156,6 +162,7 @@ static void task_init(scio__task *t, scio__loop *l, scio__stack *st,
   t->state = 0;
   t->wake_value = 0;
   t->cancel_woken = 0;
+  t->abort_refused = 0;
   t->abort_fn = NULL;
   t->abort_ctx = NULL;
   t->waiting_on = NULL;

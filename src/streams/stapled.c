@@ -43,15 +43,27 @@ static int stapled_send(scio_stream *s, const void *buf, size_t len) {
  * checked first, since a close cannot be undone (a call that fails has no
  * effect).  A cancellation that reaches the close's own checkpoint comes
  * after the half was closed: the EOF went out, so that counts as done, and
- * the next checkpoint reports the cancellation. */
+ * the next checkpoint reports the cancellation.  It was delivered to the
+ * close, though: its mark is put back, so that the scope does not catch a
+ * cancellation that never left send_eof (scio_scope_cancelled_caught). */
+static int close_half(scio_stream *tx, scio_ostream *otx) {
+  scio__task *t = scio__task_cur();
+  unsigned mark = scio__cancel_mark_save(t);
+  int rc = tx ? scio_close(tx) : scio_ostream_close(otx);
+  if (rc == SCIO_ECANCELED) {
+    scio__cancel_mark_restore(t, mark);
+    return 0;
+  }
+  return rc;
+}
+
 static int close_for_eof(scio_stream **half) {
   int rc = scio_checkpoint_if_cancelled();
   if (rc < 0)
     return rc;
   scio_stream *tx = *half;
   *half = NULL;
-  rc = scio_close(tx);
-  return rc == SCIO_ECANCELED ? 0 : rc;
+  return close_half(tx, NULL);
 }
 
 static int stapled_send_eof(scio_stream *s) {
@@ -195,8 +207,7 @@ static int ostapled_send_eof(scio_ostream *s) {
   if (rc < 0)
     return rc;
   st->tx = NULL;
-  rc = scio_ostream_close(tx);
-  return rc == SCIO_ECANCELED ? 0 : rc;
+  return close_half(NULL, tx);
 }
 
 static int ostapled_close(scio_ostream *s) {

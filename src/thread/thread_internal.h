@@ -9,7 +9,8 @@
  *   worker: take it (RUNNING), call fn, post DONE to the loop;
  *   loop:   the post wakes the caller, which gives the token back.
  * Cancellation while QUEUED unlinks the job (it never runs).  Cancellation
- * while RUNNING either flags the job (the caller stays, shielded) or
+ * while RUNNING either flags the job (the caller's abort is refused: it
+ * stays parked, and the cancellation waits for its next checkpoint) or
  * abandons it (the caller returns; the DONE post then gives the token back
  * and frees the job).  A worker talks to the loop only through the run's
  * wake-up handle (a post carrying the job), never by touching a task. */

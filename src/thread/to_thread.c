@@ -5,8 +5,7 @@
  * or CALL (the worker asks the loop to run a function in the caller's
  * task, scio_from_thread_*).  It serves calls in its own task, so they run
  * inside its cancel scopes, and parks again.  A message that arrives while
- * the caller is not parked (it was resumed by a cancellation and has not
- * parked again yet) waits in `pending`. */
+ * the caller is not parked waits in `pending`. */
 #include "thread_internal.h"
 
 /* sem_post is safe against the worker returning (and destroying the
@@ -48,24 +47,39 @@ void scio__job_send(scio__job *j, int msg) {
     scio__panic("to_thread: the loop refused a worker's message");
 }
 
-/* Cancellation of a parked caller (on the canceller's stack). */
+/* Cancellation of a parked caller (on the canceller's stack).  A job still
+ * queued is taken back and the caller resumes cancelled; an abandoned one
+ * too.  Otherwise C cannot stop the thread: the job is flagged (for
+ * scio_from_thread_check_cancelled) and the abort refused, as Trio's
+ * abort function returns Abort.FAILED: the caller stays parked, no longer
+ * abortable, until the thread is done, and the cancellation stays pending
+ * for its next checkpoint instead of being delivered to a call that
+ * returns the thread's result. */
 static void job_abort(scio__task *t, void *ctx) {
-  (void)t;
   scio__job *j = ctx;
-  j->parked = 0;
   if (scio__pool_unqueue(j->pool, j)) {
+    j->parked = 0;
     j->never_ran = 1; /* read by the caller without the pool's mutex */
     return;
   }
   __atomic_store_n(&j->cancelled, 1, __ATOMIC_RELAXED);
-  if (j->abandon_on_cancel)
+  if (j->abandon_on_cancel) {
+    j->parked = 0;
     __atomic_store_n(&j->abandoned, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  scio__abort_refuse(t); /* still parked: j->parked stays set */
 }
 
-/* Run a worker's call in this (the caller's) task. */
-static void serve_call(scio__job *j) {
+/* Run a worker's call in this (the caller's) task.  The call runs inside
+ * the caller's scopes and may see their cancellation, but its result goes
+ * to the worker: a cancellation it consumed has not left the caller, so
+ * the mark of its delivery is put back as it was. */
+static void serve_call(scio__job *j, scio__task *t) {
   scio__call *c = j->call;
+  unsigned mark = scio__cancel_mark_save(t);
   int rc = c->fn(c->arg);
+  scio__cancel_mark_restore(t, mark);
   reply(j, c, rc);
 }
 
@@ -107,7 +121,6 @@ SCIO_API int scio_to_thread(scio_thread_fn fn, void *arg, void **result,
     job_finish(j);
     return rc;
   }
-  int shielded = 0;
   for (;;) {
     int v;
     if (j->pending) {
@@ -115,20 +128,17 @@ SCIO_API int scio_to_thread(scio_thread_fn fn, void *arg, void **result,
       j->pending = 0;
     } else {
       j->parked = 1;
-      v = scio__park(shielded ? NULL : job_abort, j, "to_thread");
+      v = scio__park(job_abort, j, "to_thread");
     }
     if (v == SCIO_ECANCELED) {
-      if (j->never_ran) {
+      /* Taken back from the queue, or abandoned (the DONE post cleans up):
+       * the only aborts job_abort accepts. */
+      if (j->never_ran)
         job_finish(j);
-        return SCIO_ECANCELED;
-      }
-      if (abandon) /* job_abort marked it: the DONE post cleans up */
-        return SCIO_ECANCELED;
-      shielded = 1; /* C cannot stop the thread: wait for it */
-      continue;
+      return SCIO_ECANCELED;
     }
     if (v == JOB_MSG_CALL) {
-      serve_call(j);
+      serve_call(j, t);
       continue;
     }
     break; /* JOB_MSG_DONE */
