@@ -217,7 +217,7 @@ SCIO_API int scio_wait_receive_ready(scio_stream *s);
 /* Receive up to `max` bytes into `buf` only if that needs no waiting
  * (Tokio's try_read; the stream form of scio_rx_receive_nowait): bytes a
  * layer holds, or what one read of the socket or pipe below returns.
- * Never parks and is NOT a checkpoint: no cancellation is delivered and no
+ * Never parks.  Not a checkpoint: no cancellation is delivered and no
  * other task runs, so a loop of these must reach a checkpoint elsewhere.
  * Its use is the pair with scio_wait_receive_ready: wait (the checkpoint)
  * holding no buffer, then borrow a buffer only for this call, which then
@@ -240,7 +240,7 @@ SCIO_API int scio_wait_receive_ready(scio_stream *s);
 SCIO_API ssize_t scio_receive_nowait(scio_stream *s, void *buf, size_t max);
 
 /* Send as much of buf[0..len) as the stream takes without waiting
- * (Tokio's try_write): possibly less than len.  Never parks and is NOT a
+ * (Tokio's try_write): possibly less than len.  Never parks.  Not a
  * checkpoint.  With scio_receive_nowait it lets a buffer lent for one
  * message go back at once: a scio_send that completes at once still
  * yields (the checkpoint rule), holding the buffer while other tasks run.
