@@ -118,7 +118,7 @@ SCIO_API int scio_run_process(const char *const *argv,
   const int defaults[3] = {
       o->input ? SCIO_PROCESS_PIPE : SCIO_PROCESS_DEVNULL, SCIO_PROCESS_PIPE,
       SCIO_PROCESS_PIPE};
-  scio_process *p;
+  scio_process *p = NULL; /* set by open on success; LTO cannot see it */
   int rc = scio__process_open(argv, o, defaults, &p);
   if (rc < 0)
     return rc;
