@@ -392,6 +392,98 @@ SCIO_TEST(closed_foreign_fd_is_ebadf_and_forgotten) {
   return 0;
 }
 
+/* Bounded waits (scio__fd_wait_bounded): with no edge, each ends with
+ * SCIO__FD_EXPIRED between SCIO__FD_BOUND and twice that after it began,
+ * whenever it began; one woken by an edge, cancelled or closed leaves the
+ * sweep's list at once, and the others still expire on time; the sweep
+ * stops when no bounded wait is left, and level-triggered events are
+ * undone (sources back where they were). */
+typedef struct bwaiter {
+  int fd;
+  double start, end;
+  int rc;
+} bwaiter;
+
+static int bounded_task(void *p) {
+  bwaiter *w = p;
+  w->start = scio_now();
+  w->rc = scio__fd_wait_bounded(w->fd, SCIO__FD_READ);
+  w->end = scio_now();
+  return 0;
+}
+
+SCIO_TEST_AUTOJUMP(bounded_fd_waits_expire_and_leave_on_wake) {
+  scio__loop *l = scio__loop_current();
+  size_t base = l->nsources;
+  enum { N = 6 };
+  int fds[N][2];
+  bwaiter w[N];
+  for (int i = 0; i < N; i++) {
+    CK_OK(pipe(fds[i]));
+    nonblocking(fds[i][0]);
+    w[i] = (bwaiter){fds[i][0], 0, 0, 1};
+  }
+  scio_scope cancel_one;
+  scio_nursery n, inner;
+  CK_OK(scio_nursery_open(&n));
+  /* Waits begin at 0, 0.03 and 0.07: before and after the first sweep. */
+  for (int i = 0; i < N; i++) {
+    if (i == 2)
+      CK_OK(scio_sleep(0.03));
+    if (i == 4)
+      CK_OK(scio_sleep(0.04));
+    if (i == 1) { /* this one is cancelled while it waits */
+      CK_OK(scio_scope_open(&cancel_one, INFINITY, 0));
+      CK_OK(scio_nursery_open(&inner));
+      CK_OK(scio_start_soon(&inner, bounded_task, &w[i]));
+      continue;
+    }
+    CK_OK(scio_start_soon(&n, bounded_task, &w[i]));
+  }
+  CK_OK(scio_wait_all_tasks_blocked());
+  ck_assert(!scio__list_empty(&l->fd_bounded));
+  /* An edge for 2, a close for 3, a cancel for 1; 0, 4 and 5 expire. */
+  ck_assert_int_eq(write(fds[2][1], "x", 1), 1);
+  CK_OK(scio__fd_close(fds[3][0]));
+  scio_scope_cancel(&cancel_one);
+  CK_OK(scio_nursery_close(&inner));
+  scio_scope_close(&cancel_one);
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(w[1].rc, SCIO_ECANCELED);
+  ck_assert_int_eq(w[2].rc, 0);
+  ck_assert_int_eq(w[3].rc, SCIO_ECLOSED);
+  for (int i = 0; i < N; i++) {
+    if (i >= 1 && i <= 3)
+      continue;
+    ck_assert_msg(w[i].rc == SCIO__FD_EXPIRED, "wait %d returned %d", i,
+                  w[i].rc);
+    double took = w[i].end - w[i].start;
+    ck_assert_msg(took >= SCIO__FD_BOUND - 1e-9 &&
+                      took <= 2 * SCIO__FD_BOUND + 1e-9,
+                  "wait %d took %g s", i, took);
+  }
+  ck_assert(scio__list_empty(&l->fd_bounded));
+  /* No bounded wait left: the sweep fires at most once more, then stops. */
+  CK_OK(scio_sleep(3 * SCIO__FD_BOUND));
+  ck_assert(!scio__hnode_in_heap(&l->timers, &l->fd_sweep));
+  ck_assert_uint_eq(l->nsources, base + (is_epoll() ? N - 1 : 0));
+  /* Waiting again on 2 with its byte unread: level-triggered, the poll
+   * reports it at once; edge-triggered, the edge was spent on the first
+   * wait, and the bound is what ends this one (the case it exists for). */
+  w[2].rc = 1;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, bounded_task, &w[2]));
+  CK_OK(scio_nursery_close(&n));
+  ck_assert_int_eq(w[2].rc, is_epoll() ? SCIO__FD_EXPIRED : 0);
+  for (int i = 0; i < N; i++) {
+    if (i != 3)
+      CK_OK(scio__fd_close(fds[i][0]));
+    close(fds[i][1]);
+  }
+  ck_assert_uint_eq(l->nsources, base);
+  return 0;
+}
+
 /* An fd closed behind scio's back while a task waits on it (misuse: call
  * scio_notify_closing first).  poll reports POLLNVAL, which wakes the
  * waiter (its next syscall fails with EBADF); select fails for the whole
@@ -553,6 +645,7 @@ void core_fd_tests(Suite *s) {
   scio_tcase_add(tc, wakeup_is_a_source);
   scio_tcase_add(tc, closed_foreign_fd_is_ebadf_and_forgotten);
   scio_tcase_add(tc, fd_closed_under_a_waiter);
+  scio_tcase_add(tc, bounded_fd_waits_expire_and_leave_on_wake);
   scio_tcase_add(tc, idle_loop_blocks_once_without_timer);
   suite_add_tcase(s, tc);
   tc = scio_tcase_new("fd oom", 60);

@@ -27,13 +27,26 @@
 
 #include "internal.h"
 
+/* A bounded wait (scio__fd_wait_bounded) in one direction: linked into the
+ * loop's fd_bounded list, in the order the waits began, exactly while its
+ * task is parked in it. */
+typedef struct fdbound {
+  scio__node node;
+  unsigned gen;      /* the loop's fd_bgen when the wait began */
+  unsigned char dir; /* its index in scio__fdrec.bound */
+} fdbound;
+
 struct scio__fdrec {
-  int fd;
-  struct event *ev;       /* edge-triggered: one persistent event */
-  short ev_dirs;          /* EV_READ / EV_WRITE that ev watches */
-  struct event *lev[2];   /* level-triggered: one per direction */
+  /* What every wait and every edge touches comes first, so that a wait in
+   * the read direction stays within the record's first 48 bytes (a server
+   * with many connections finds these records cold). */
   scio__task *waiter[2];  /* [0] read, [1] write */
   unsigned char edge[2];  /* an edge seen while nobody waited */
+  short ev_dirs;          /* EV_READ / EV_WRITE that ev watches */
+  int fd;
+  fdbound bound[2];       /* bounded waits, [0] read, [1] write */
+  struct event *ev;       /* edge-triggered: one persistent event */
+  struct event *lev[2];   /* level-triggered: one per direction */
   unsigned char has_id;   /* dev/ino below were read (public path) */
   dev_t dev;              /* the file the registration was made for */
   ino_t ino;
@@ -44,19 +57,27 @@ typedef struct fdwait {
   int dir; /* 0 read, 1 write */
 } fdwait;
 
+/* The task waiting on r in direction i, which stops waiting there (NULL
+ * if none): every way a wait ends goes through here, so a bounded wait
+ * leaves the sweep's list exactly when its task is woken. */
+static scio__task *take_waiter(scio__fdrec *r, int i) {
+  scio__task *t = r->waiter[i];
+  r->waiter[i] = NULL;
+  if (scio__node_linked(&r->bound[i].node))
+    scio__list_remove(&r->bound[i].node);
+  return t;
+}
+
 static void et_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   scio__fdrec *r = arg;
   for (int i = 0; i < 2; i++) {
     if (!(what & (i ? EV_WRITE : EV_READ)))
       continue;
-    if (r->waiter[i]) {
-      scio__task *t = r->waiter[i];
-      r->waiter[i] = NULL;
-      scio__task_wake(t, 0);
-    } else {
+    if (r->waiter[i])
+      scio__task_wake(take_waiter(r, i), 0);
+    else
       r->edge[i] = 1;
-    }
   }
 }
 
@@ -65,11 +86,8 @@ static void lt_cb(evutil_socket_t fd, short what, void *arg) {
   scio__fdrec *r = arg;
   int i = (what & EV_WRITE) ? 1 : 0;
   scio__loop_source_remove(scio__loop_current()); /* not persistent: done */
-  if (r->waiter[i]) {
-    scio__task *t = r->waiter[i];
-    r->waiter[i] = NULL;
-    scio__task_wake(t, 0);
-  }
+  if (r->waiter[i])
+    scio__task_wake(take_waiter(r, i), 0);
 }
 
 static scio__fdrec *find_rec(const scio__loop *l, int fd) {
@@ -93,6 +111,10 @@ static scio__fdrec *get_rec(scio__loop *l, int fd) {
     if (!r)
       return NULL;
     r->fd = fd;
+    for (int i = 0; i < 2; i++) {
+      scio__list_init(&r->bound[i].node);
+      r->bound[i].dir = (unsigned char)i;
+    }
     l->fds[fd] = r;
   }
   return l->fds[fd];
@@ -129,7 +151,7 @@ static int et_watch(scio__loop *l, scio__fdrec *r, int i) {
 static void abort_fd(scio__task *t, void *ctx) {
   (void)t;
   fdwait *w = ctx;
-  w->rec->waiter[w->dir] = NULL;
+  take_waiter(w->rec, w->dir);
   struct event *ev = w->rec->lev[w->dir];
   if (ev && event_pending(ev, EV_READ | EV_WRITE, NULL)) {
     event_del(ev);
@@ -137,7 +159,45 @@ static void abort_fd(scio__task *t, void *ctx) {
   }
 }
 
-int scio__fd_wait(int fd, int dir) {
+/* Start the bounded wait of r in direction i, and the sweep if it is not
+ * running: it comes SCIO__FD_BOUND after the clock's last reading, which
+ * the scheduler keeps recent (it reads the clock every few resumptions and
+ * at every poll). */
+static void bound_begin(scio__loop *l, scio__fdrec *r, int i) {
+  fdbound *b = &r->bound[i];
+  b->gen = l->fd_bgen;
+  scio__list_push_back(&l->fd_bounded, &b->node);
+  if (!scio__hnode_in_heap(&l->timers, &l->fd_sweep)) {
+    l->fd_sweep.key = l->cached_now + SCIO__FD_BOUND;
+    scio__heap_insert(&l->timers, &l->fd_sweep);
+    scio__tick_needed(l);
+  }
+}
+
+/* Every SCIO__FD_BOUND seconds while bounded waits exist: the waits that
+ * began before the previous sweep (so SCIO__FD_BOUND to twice that ago)
+ * end with SCIO__FD_EXPIRED.  The list is in the order the waits began, so
+ * the due ones are at its head.  One heap entry for the whole loop, where
+ * a deadline per wait would cost a heap insertion and removal per wait. */
+void scio__fds_sweep(scio__loop *l, double now) {
+  l->fd_bgen++;
+  while (!scio__list_empty(&l->fd_bounded)) {
+    fdbound *b = scio__container_of(l->fd_bounded.next, fdbound, node);
+    if (l->fd_bgen - b->gen < 2)
+      break;
+    scio__fdrec *r = scio__container_of(b - b->dir, scio__fdrec, bound);
+    scio__task *t = r->waiter[b->dir];
+    fdwait w = {r, b->dir};
+    abort_fd(t, &w); /* unlinks b, and undoes a level-triggered event */
+    scio__task_wake(t, SCIO__FD_EXPIRED);
+  }
+  if (!scio__list_empty(&l->fd_bounded)) {
+    l->fd_sweep.key = now + SCIO__FD_BOUND;
+    scio__heap_insert(&l->timers, &l->fd_sweep);
+  }
+}
+
+static int fd_wait(int fd, int dir, int bounded) {
   scio__loop *l = scio__loop_current();
   if (fd < 0)
     return scio__seterr(-EBADF, "wait for fd %d: bad fd", fd);
@@ -175,16 +235,19 @@ int scio__fd_wait(int fd, int dir) {
   }
   fdwait w = {r, i};
   r->waiter[i] = t;
+  if (bounded)
+    bound_begin(l, r, i);
   return scio__park(abort_fd, &w, i ? "fd writable" : "fd readable");
 }
 
+int scio__fd_wait(int fd, int dir) { return fd_wait(fd, dir, 0); }
+
+int scio__fd_wait_bounded(int fd, int dir) { return fd_wait(fd, dir, 1); }
+
 static void rec_free(scio__loop *l, scio__fdrec *r, int wake_value) {
   for (int i = 0; i < 2; i++) {
-    if (r->waiter[i]) {
-      scio__task *t = r->waiter[i];
-      r->waiter[i] = NULL;
-      scio__task_wake(t, wake_value);
-    }
+    if (r->waiter[i])
+      scio__task_wake(take_waiter(r, i), wake_value);
     if (r->lev[i]) {
       if (event_pending(r->lev[i], EV_READ | EV_WRITE, NULL))
         scio__loop_source_remove(l);
@@ -224,7 +287,8 @@ void scio__fds_free(scio__loop *l) {
     if (l->fds[fd]) {
       scio__fdrec *r = l->fds[fd];
       l->fds[fd] = NULL;
-      r->waiter[0] = r->waiter[1] = NULL;
+      take_waiter(r, 0);
+      take_waiter(r, 1);
       rec_free(l, r, 0);
     }
   scio__free(l->fds);

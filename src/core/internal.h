@@ -235,6 +235,9 @@ struct scio__loop {
 
   scio__fdrec **fds;
   int fds_cap;
+  scio__node fd_bounded;     /* bounded fd waits, oldest first (fdwait.c) */
+  unsigned fd_bgen;          /* sweeps so far */
+  scio__hnode fd_sweep;      /* in `timers` while fd_bounded may be busy */
 
   scio__node blocked_waiters; /* tasks in scio_wait_all_tasks_blocked */
 
@@ -337,9 +340,26 @@ int scio__schedule_instrumented(scio__task *cur);
 
 static inline scio__task *scio__ready_pop(scio__loop *l) {
   scio__task *t = l->ready_head;
-  l->ready_head = t->ready_next;
-  if (!l->ready_head)
+  scio__task *n = t->ready_next;
+  l->ready_head = n;
+  if (!n) {
     l->ready_tail = NULL;
+  } else if (l->nready > 4) {
+    /* The task after t runs once t parks again: ask for its record and
+     * the top of its saved stack (the frames it parked from) now, so that
+     * they arrive while t runs (a server's t spends microseconds in system
+     * calls), not when the switch to n needs them.  With many tasks (a
+     * server with many connections) they are cold; with a few they are
+     * hot, and the queue is short, so the prefetches are skipped.  At 1000
+     * connections x 16 KiB this moved the echo server from 0.92 to 0.96
+     * of the libevent baseline (median of 8 alternating runs). */
+    char *sp = n->ctx.sp;
+    __builtin_prefetch(n, 0, 2);
+    __builtin_prefetch((char *)n + 64, 0, 2);
+    __builtin_prefetch((char *)n + 128, 0, 2);
+    for (int i = 0; i < 8; i++)
+      __builtin_prefetch(sp + 64 * i, 0, 2);
+  }
   l->nready--;
   return t;
 }
@@ -468,6 +488,8 @@ void scio__fds_free(scio__loop *l);
 /* event_base_loop failed: wake the fd waiters that would otherwise hang
  * (fdwait.c explains); returns how many were woken. */
 int scio__fds_dispatch_failed(scio__loop *l);
+/* The fd_sweep timer fired (loop.c): end the bounded waits that are due. */
+void scio__fds_sweep(scio__loop *l, double now);
 
 /* ---- cross-thread wakeup (wakeup.c) ---- */
 void scio__wakeup_free(scio__loop *l);

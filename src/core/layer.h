@@ -120,6 +120,18 @@ enum { SCIO__FD_READ = 1, SCIO__FD_WRITE = 2 };
  * SCIO_EBUSY (another task waits in that direction), SCIO_ENOMEM.
  * A spurious wake-up is possible: retry the syscall in a loop.  No syscall. */
 int scio__fd_wait(int fd, int dir);
+/* scio__fd_wait for a caller that trusts the next edge but not for ever (a
+ * socket whose queue TCP_INQ reported drained, while a reset may already be
+ * pending with no edge to come: net/socket.c).  If neither an edge nor
+ * anything else wakes the task for SCIO__FD_BOUND to twice that many
+ * seconds, it returns SCIO__FD_EXPIRED (the task parked: it yielded), and
+ * the caller tries its syscall again.  The bound costs no timer per wait:
+ * one sweep per loop every SCIO__FD_BOUND seconds ends the waits that are
+ * due, on the scheduler's clock (so the autojump clock jumps to it).
+ * Otherwise as scio__fd_wait.  No syscall. */
+#define SCIO__FD_EXPIRED 2
+#define SCIO__FD_BOUND 0.05
+int scio__fd_wait_bounded(int fd, int dir);
 /* Forget fd's registration (waking its waiters with SCIO_ECLOSED) and
  * close(2) it, in one call.  Returns 0 or the negative errno of close
  * (EINTR counts as closed: 0). */

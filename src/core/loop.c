@@ -38,7 +38,10 @@ void scio__timers_fire(scio__loop *l, double now) {
   scio__hnode *h;
   while ((h = scio__heap_min(&l->timers)) && h->key <= now) {
     scio__heap_pop(&l->timers);
-    scio__scope_deadline_fired(scio__container_of(h, scio__scope, timer));
+    if (h == &l->fd_sweep)
+      scio__fds_sweep(l, now);
+    else
+      scio__scope_deadline_fired(scio__container_of(h, scio__scope, timer));
   }
 }
 
@@ -277,6 +280,7 @@ static int loop_new(const scio_run_opts *o, scio__loop **out) {
   if (!l)
     return scio__seterr(SCIO_ENOMEM, "run: cannot allocate the loop");
   scio__list_init(&l->blocked_waiters);
+  scio__list_init(&l->fd_bounded);
   scio__heap_init(&l->timers);
   l->clock_kind = o->clock;
   l->stack_cache = o->stack_cache ? o->stack_cache : 256;

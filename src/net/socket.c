@@ -66,10 +66,8 @@ static ssize_t recv_inq(int fd, void *buf, size_t max, int *left) {
   return n;
 }
 
-/* How long a wait after a drain that TCP_INQ reported on epoll trusts it. */
-#define SCIO__SOCK_VERIFY_AFTER 0.05
-/* What wait_readable returns when that bound expired (the task parked). */
-#define SOCK_WAIT_EXPIRED 2
+/* What wait_readable returns when the bound expired (the task parked). */
+#define SOCK_WAIT_EXPIRED SCIO__FD_EXPIRED
 
 /* Wait for the socket to become readable.  After a read that TCP_INQ
  * reported as draining the queue on epoll, waiting for the next edge is
@@ -78,21 +76,16 @@ static ssize_t recv_inq(int fd, void *buf, size_t max, int *left) {
  * at once.  A reset is the exception: when it arrived together with the
  * data, both were reported by one edge (libevent turns EPOLLHUP/EPOLLERR
  * into plain readiness), the read returned the data and the error is
- * still pending, with no edge to come.  So that wait is bounded: after
- * SCIO__SOCK_VERIFY_AFTER seconds without an edge the caller reads once
- * more, and EAGAIN (nothing pending) makes the next wait unbounded.
- * Returns what scio__fd_wait returns, or SOCK_WAIT_EXPIRED when the bound
- * expired (the task parked). */
+ * still pending, with no edge to come.  So that wait is bounded
+ * (scio__fd_wait_bounded: 50 to 100 ms without an edge), after which the
+ * caller reads once more, and EAGAIN (nothing pending) makes the next wait
+ * unbounded.  Returns what scio__fd_wait returns, or SOCK_WAIT_EXPIRED
+ * when the bound expired. */
 static int wait_readable(scio__sock *s) {
   if (!s->rx_unverified)
     return scio__fd_wait(s->fd, SCIO__FD_READ);
   s->rx_unverified = 0;
-  scio_scope cs;
-  if (scio_move_on_after(&cs, SCIO__SOCK_VERIFY_AFTER) < 0)
-    return scio__fd_wait(s->fd, SCIO__FD_READ);
-  int rc = scio__fd_wait(s->fd, SCIO__FD_READ);
-  rc = scio_scope_close_with(&cs, rc);
-  return rc == 0 && scio_scope_cancelled_caught(&cs) ? SOCK_WAIT_EXPIRED : rc;
+  return scio__fd_wait_bounded(s->fd, SCIO__FD_READ);
 }
 
 /* After a read of n > 0 bytes into max: what is known of the queue.

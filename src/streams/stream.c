@@ -229,12 +229,14 @@ SCIO_API int scio_wait_send_ready(scio_stream *s) {
  * nobody can see) stops the walk: waiting below it could sleep through
  * bytes it already holds.  Each layer passed is entered (inflight), so a
  * close during the wait frees nothing under it. */
-SCIO_API int scio_wait_receive_ready(scio_stream *s) {
-  int rc = scio__stream_enter_receive(s, "wait_receive_ready");
-  if (rc < 0)
-    return rc;
+/* wait_receive_ready through layers without the slot: each counts its
+ * buffered bytes (do_pending), and the walk goes down while none has any.
+ * Out of line, so that a stream with its own slot (a socket: the hot case,
+ * once per message in a server) parks from a small stack frame, which its
+ * task finds cold in the cache when it wakes. */
+static __attribute__((noinline)) int wait_ready_walk(scio_stream *s) {
   scio_stream *entered[16];
-  int depth = 0;
+  int depth = 0, rc;
   scio_stream *l = s;
   for (;;) {
     int (*wait)(scio_stream *) = STREAM_SLOT(l->ops, do_wait_receive_ready);
@@ -264,6 +266,15 @@ SCIO_API int scio_wait_receive_ready(scio_stream *s) {
   }
   while (depth > 0)
     stream_leave(entered[--depth]);
+  return rc;
+}
+
+SCIO_API int scio_wait_receive_ready(scio_stream *s) {
+  int rc = scio__stream_enter_receive(s, "wait_receive_ready");
+  if (rc < 0)
+    return rc;
+  int (*wait)(scio_stream *) = STREAM_SLOT(s->ops, do_wait_receive_ready);
+  rc = wait ? wait(s) : wait_ready_walk(s);
   if (rc == 0 && s->closed)
     rc = scio__seterr(SCIO_ECLOSED, "wait_receive_ready: stream closed "
                                     "while waiting");
