@@ -68,37 +68,59 @@ static int no_slot(scio_stream *s, const char *what, const char *cannot) {
                       cannot);
 }
 
-static void stream_leave(scio_stream *s) {
-  if (--s->inflight == 0 && s->free_pending && s->ops->do_free)
+/* The calls below run once or more per message, so their bookkeeping is
+ * inline and the error reports are out of line. */
+static __attribute__((noinline)) void stream_free_pending(scio_stream *s) {
+  if (s->free_pending && s->ops->do_free)
     s->ops->do_free(s);
 }
 
-static int stream_check(scio_stream *s, const char *what) {
+static inline void stream_leave(scio_stream *s) {
+  if (__builtin_expect(--s->inflight == 0 && s->free_pending, 0))
+    stream_free_pending(s);
+}
+
+static __attribute__((noinline, cold)) int stream_unusable(scio_stream *s,
+                                                           const char *what) {
   if (!s)
     return scio__seterr(SCIO_EINVAL, "%s: stream is NULL", what);
-  if (s->closed)
-    return scio__seterr(SCIO_ECLOSED, "%s: %s stream is closed", what,
-                        s->ops->name ? s->ops->name : "the");
+  return scio__seterr(SCIO_ECLOSED, "%s: %s stream is closed", what,
+                      s->ops->name ? s->ops->name : "the");
+}
+
+static inline int stream_check(scio_stream *s, const char *what) {
+  if (__builtin_expect(!s || s->closed, 0))
+    return stream_unusable(s, what);
   return 0;
 }
 
-int scio__stream_enter_receive(scio_stream *s, const char *what) {
-  int rc = stream_check(s, what);
-  if (rc < 0)
-    return rc;
-  if (s->receiving)
-    return scio__seterr(SCIO_EBUSY, "%s: another task is receiving on this "
-                                    "%s stream",
-                        what, s->ops->name);
+static __attribute__((noinline, cold)) int receive_busy(scio_stream *s,
+                                                        const char *what) {
+  return scio__seterr(SCIO_EBUSY, "%s: another task is receiving on this "
+                                  "%s stream",
+                      what, s->ops->name);
+}
+
+/* Enter the receive bracket of a stream already checked. */
+static inline int enter_receive(scio_stream *s, const char *what) {
+  if (__builtin_expect(s->receiving, 0))
+    return receive_busy(s, what);
   s->receiving = 1;
   s->inflight++;
   return 0;
 }
 
-void scio__stream_leave_receive(scio_stream *s) {
+static inline void leave_receive(scio_stream *s) {
   s->receiving = 0;
   stream_leave(s);
 }
+
+int scio__stream_enter_receive(scio_stream *s, const char *what) {
+  int rc = stream_check(s, what);
+  return rc < 0 ? rc : enter_receive(s, what);
+}
+
+void scio__stream_leave_receive(scio_stream *s) { leave_receive(s); }
 
 SCIO_API ssize_t scio_receive(scio_stream *s, void *buf, size_t max) {
   int rc = stream_check(s, "receive");
@@ -108,7 +130,7 @@ SCIO_API ssize_t scio_receive(scio_stream *s, void *buf, size_t max) {
     return no_slot(s, "receive", "cannot receive");
   if (!buf && max)
     return scio__seterr(SCIO_EINVAL, "receive: buf is NULL");
-  if ((rc = scio__stream_enter_receive(s, "receive")) < 0)
+  if ((rc = enter_receive(s, "receive")) < 0)
     return rc;
   ssize_t n;
   if (max == 0) {
@@ -117,7 +139,7 @@ SCIO_API ssize_t scio_receive(scio_stream *s, void *buf, size_t max) {
   } else {
     n = s->ops->do_receive(s, buf, max);
   }
-  scio__stream_leave_receive(s);
+  leave_receive(s);
   return n;
 }
 
@@ -131,10 +153,10 @@ SCIO_API ssize_t scio_receive_nowait(scio_stream *s, void *buf, size_t max) {
     return no_slot(s, "receive_nowait", "cannot receive without waiting");
   if (!buf && max)
     return scio__seterr(SCIO_EINVAL, "receive_nowait: buf is NULL");
-  if ((rc = scio__stream_enter_receive(s, "receive_nowait")) < 0)
+  if ((rc = enter_receive(s, "receive_nowait")) < 0)
     return rc;
   ssize_t n = max ? fn(s, buf, max) : 0;
-  scio__stream_leave_receive(s);
+  leave_receive(s);
   return n;
 }
 
@@ -270,15 +292,15 @@ static __attribute__((noinline)) int wait_ready_walk(scio_stream *s) {
 }
 
 SCIO_API int scio_wait_receive_ready(scio_stream *s) {
-  int rc = scio__stream_enter_receive(s, "wait_receive_ready");
-  if (rc < 0)
+  int rc = stream_check(s, "wait_receive_ready");
+  if (rc < 0 || (rc = enter_receive(s, "wait_receive_ready")) < 0)
     return rc;
   int (*wait)(scio_stream *) = STREAM_SLOT(s->ops, do_wait_receive_ready);
   rc = wait ? wait(s) : wait_ready_walk(s);
   if (rc == 0 && s->closed)
     rc = scio__seterr(SCIO_ECLOSED, "wait_receive_ready: stream closed "
                                     "while waiting");
-  scio__stream_leave_receive(s);
+  leave_receive(s);
   return rc;
 }
 
