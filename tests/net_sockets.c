@@ -158,26 +158,41 @@ SCIO_TEST(eof_both_ways) {
 }
 
 /* The last bytes and the FIN read in one short read: the next receive
- * must still see the end (an edge-triggered wait would never fire). */
-SCIO_TEST(short_read_that_consumed_fin_then_eof) {
+ * must still see the end (an edge-triggered wait would never fire), and
+ * at once: the FIN was reported with the bytes (TCP_INQ, or EPOLLRDHUP
+ * through scio__fd_eof_seen), so no bounded wait may stand in for it.
+ * Autojump: a bounded wait would show as time gone by.  Then the same with
+ * a buffer the bytes fill exactly, and with the FIN after the short read
+ * (its own edge). */
+SCIO_TEST_AUTOJUMP(short_read_that_consumed_fin_then_eof) {
   for (int k = 0; k < NET_NKINDS; k++) {
-    scio_stream *a, *b;
-    net_pair(k, &a, &b);
-    char buf[100];
-    CK_OK(scio_send(a, "x", 1));
-    ck_assert_int_eq(scio_receive(b, buf, sizeof buf), 1); /* registers */
-    CK_OK(scio_send(a, "abc", 3));
-    CK_OK(scio_send_eof(a));
-    int fd;
-    CK_OK(scio_stream_fd(b, &fd));
-    struct pollfd p = {fd, POLLRDHUP, 0};
-    while (poll(&p, 1, 0) == 0)
-      scio_sleep(0.001);
-    CK_OK(scio_wait_all_tasks_blocked());
-    ck_assert_int_eq(scio_receive(b, buf, sizeof buf), 3);
-    ck_assert_int_eq(scio_receive(b, buf, sizeof buf), SCIO_EOF);
-    CK_OK(scio_close(a));
-    CK_OK(scio_close(b));
+    for (int round = 0; round < 3; round++) {
+      scio_stream *a, *b;
+      net_pair(k, &a, &b);
+      char buf[100];
+      size_t cap = round == 1 ? 3 : sizeof buf;
+      CK_OK(scio_send(a, "x", 1));
+      ck_assert_int_eq(scio_receive(b, buf, sizeof buf), 1); /* registers */
+      CK_OK(scio_send(a, "abc", 3));
+      if (round < 2)
+        CK_OK(scio_send_eof(a));
+      int fd;
+      CK_OK(scio_stream_fd(b, &fd));
+      struct pollfd p = {fd, round < 2 ? POLLRDHUP : POLLIN, 0};
+      while (poll(&p, 1, 0) == 0)
+        scio_sleep(0.001);
+      CK_OK(scio_wait_all_tasks_blocked());
+      double t0 = scio_now();
+      ck_assert_int_eq(scio_receive(b, buf, cap), 3);
+      if (round == 2)
+        CK_OK(scio_send_eof(a));
+      ck_assert_int_eq(scio_receive(b, buf, cap), SCIO_EOF);
+      ck_assert_msg(scio_now() - t0 < 0.025, /* a bounded wait: 0.05+ */
+                    "%s round %d: the end of stream took %g s",
+                    net_kind_name[k], round, scio_now() - t0);
+      CK_OK(scio_close(a));
+      CK_OK(scio_close(b));
+    }
   }
   return 0;
 }

@@ -42,6 +42,7 @@ struct scio__fdrec {
    * with many connections finds these records cold). */
   scio__task *waiter[2];  /* [0] read, [1] write */
   unsigned char edge[2];  /* an edge seen while nobody waited */
+  unsigned char eof_seen; /* EV_CLOSED was reported (scio__fd_eof_seen) */
   short ev_dirs;          /* EV_READ / EV_WRITE that ev watches */
   int fd;
   fdbound bound[2];       /* bounded waits, [0] read, [1] write */
@@ -71,6 +72,8 @@ static scio__task *take_waiter(scio__fdrec *r, int i) {
 static void et_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   scio__fdrec *r = arg;
+  if (what & EV_CLOSED)
+    r->eof_seen = 1;
   for (int i = 0; i < 2; i++) {
     if (!(what & (i ? EV_WRITE : EV_READ)))
       continue;
@@ -132,8 +135,9 @@ static int et_watch(scio__loop *l, scio__fdrec *r, int i) {
   if (r->ev_dirs & dir)
     return 0;
   short dirs = (short)(r->ev_dirs | dir);
-  struct event *ev =
-      event_new(l->base, r->fd, (short)(dirs | EV_PERSIST | EV_ET), et_cb, r);
+  /* EV_CLOSED too where the backend has it: see scio__fd_eof_seen. */
+  short flags = (short)(dirs | EV_PERSIST | EV_ET | (l->sees_eof ? EV_CLOSED : 0));
+  struct event *ev = event_new(l->base, r->fd, flags, et_cb, r);
   if (!ev || event_add(ev, NULL) < 0) {
     if (ev)
       event_free(ev);
@@ -241,6 +245,12 @@ static int fd_wait(int fd, int dir, int bounded) {
 }
 
 int scio__fd_wait(int fd, int dir) { return fd_wait(fd, dir, 0); }
+
+int scio__fd_eof_seen(int fd) {
+  scio__loop *l = scio__loop_current();
+  scio__fdrec *r = fd >= 0 ? find_rec(l, fd) : NULL;
+  return r && r->eof_seen;
+}
 
 int scio__fd_wait_bounded(int fd, int dir) { return fd_wait(fd, dir, 1); }
 

@@ -199,6 +199,7 @@ struct scio__loop {
   struct event_base *base;
   const char *backend;
   int edge_triggered;        /* the backend supports EV_ET */
+  int sees_eof;              /* ...and EV_CLOSED (layer.h) */
   scio__ctx main_ctx;
   scio__task *current;
   scio__task *root;

@@ -154,6 +154,18 @@ struct event_base *scio__loop_base(scio__loop *l);
 /* Whether fd waits are edge-triggered (epoll) or level-triggered (poll,
  * select): a layer that wants to skip a syscall must know which. */
 int scio__loop_edge_triggered(scio__loop *l);
+/* Whether the edge-triggered registrations also watch for the peer's end
+ * of stream (epoll's EPOLLRDHUP, libevent's EV_CLOSED), so that
+ * scio__fd_eof_seen can answer.  0 on level-triggered backends. */
+int scio__loop_sees_eof(scio__loop *l);
+/* 1 once fd's registration has reported that the peer shut down its side
+ * (a stream socket's FIN is queued), else 0; sticky until the fd is
+ * forgotten.  What it is for: after a short read on an edge-triggered
+ * loop, a FIN that arrived with the bytes was reported by the same edge,
+ * and no edge will come for it; if this says 0, a FIN that is queued has
+ * an edge still to come, so waiting is safe.  Only meaningful where
+ * scio__loop_sees_eof.  No syscall. */
+int scio__fd_eof_seen(int fd);
 
 /* ---- cross-thread wakeup (wakeup.c) ----
  * A thread other than the loop's reaches the loop only through a wake-up

@@ -71,6 +71,8 @@ struct event_base *scio__loop_base(scio__loop *l) { return l->base; }
 
 int scio__loop_edge_triggered(scio__loop *l) { return l->edge_triggered; }
 
+int scio__loop_sees_eof(scio__loop *l) { return l->sees_eof; }
+
 static void poll_nonblocking(scio__loop *l) {
   if (l->nsources != 0) {
     SCIO__INSTRUMENT(l, before_io_wait, 0.0);
@@ -247,7 +249,9 @@ static int make_base(scio__loop *l, const char *backend) {
     return scio__seterr(-ENOSYS, "run: libevent chose %s, not %s", l->backend,
                         backend);
   }
-  l->edge_triggered = (event_base_get_features(l->base) & EV_FEATURE_ET) != 0;
+  int features = event_base_get_features(l->base);
+  l->edge_triggered = (features & EV_FEATURE_ET) != 0;
+  l->sees_eof = l->edge_triggered && (features & EV_FEATURE_EARLY_CLOSE);
   return 0;
 }
 

@@ -15,12 +15,16 @@
  * last bytes (tcp_recvmsg eats a FIN that follows the data), after which
  * the socket stays readable but an edge-triggered registration never
  * fires again, so a wait would hang forever.  Level-triggered backends
- * report the EOF as readable, so there the shortcut is safe.  With epoll it
- * needs the registration to watch EPOLLRDHUP (libevent's EV_CLOSED) and the
- * wait to report that the peer's FIN was seen; the fd contract does not
- * carry that yet, so the shortcut is off on edge-triggered backends. */
-#define SCIO__FD_SHORT_READ_WAIT()                                            \
-  (!scio__loop_edge_triggered(scio__loop_current()))
+ * report the EOF as readable, so there the shortcut is safe.  On epoll the
+ * registration watches EPOLLRDHUP too (scio__fd_eof_seen): a FIN that came
+ * with the bytes was reported with them, and one that was not has its
+ * edge still to come, so the shortcut is safe unless the FIN was seen. */
+static inline int scio__short_read_drains(int fd) {
+  scio__loop *l = scio__loop_current();
+  if (!scio__loop_edge_triggered(l))
+    return 1;
+  return scio__loop_sees_eof(l) && !scio__fd_eof_seen(fd);
+}
 
 /* A stream socket wrapped as a byte stream (socket.c). */
 typedef struct scio__sock {
@@ -42,6 +46,9 @@ typedef struct scio__sock {
   /* The last read left bytes queued (TCP_INQ > 0): a receive completes at
    * once (socket.c, sock_wait_receive_ready). */
   unsigned char rx_ready;
+  /* The last read filled the caller's buffer: the next one asks TCP_INQ
+   * how much it leaves (socket.c, sock_read). */
+  unsigned char rx_full;
   /* An error that wait_receive_ready's peek took from the socket (which
    * clears it): the next receive reports it. */
   int rx_err;
