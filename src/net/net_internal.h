@@ -26,6 +26,13 @@ static inline int scio__short_read_drains(int fd) {
   return scio__loop_sees_eof(l) && !scio__fd_eof_seen(fd);
 }
 
+/* The default error hook of the serve loops (serve.c, tls/dtls_serve.c):
+ * one line on stderr, "WHO: PEER: ERROR_NAME: DETAIL", with NOPEER in
+ * place of an address when there is none. */
+void scio__serve_report_line(const char *who, const char *nopeer,
+                             const struct sockaddr_storage *peer, int code,
+                             const char *detail);
+
 /* A stream socket wrapped as a byte stream (socket.c). */
 typedef struct scio__sock {
   scio_stream base;      /* first: the stream head */

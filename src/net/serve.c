@@ -19,14 +19,21 @@ typedef struct serve_conn {
   void *error_ctx;
 } serve_conn;
 
+void scio__serve_report_line(const char *who, const char *nopeer,
+                             const struct sockaddr_storage *peer, int code,
+                             const char *detail) {
+  char a[160];
+  snprintf(a, sizeof a, "%s", nopeer);
+  if (peer)
+    scio_sockaddr_format(peer, a, sizeof a);
+  fprintf(stderr, "%s: %s: %s: %s\n", who, a, scio_err_name(code),
+          detail && detail[0] ? detail : scio_strerror(code));
+}
+
 static void default_report(void *ctx, const struct sockaddr_storage *peer,
                            int code, const char *detail) {
   (void)ctx;
-  char a[160] = "accept";
-  if (peer)
-    scio_sockaddr_format(peer, a, sizeof a);
-  fprintf(stderr, "scio serve: %s: %s: %s\n", a, scio_err_name(code),
-          detail && detail[0] ? detail : scio_strerror(code));
+  scio__serve_report_line("scio serve", "accept", peer, code, detail);
 }
 
 static int conn_task(void *p) {

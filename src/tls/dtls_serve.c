@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "dtls_internal.h"
+#include "net/net_internal.h"
 
 #define SERVE_HANDSHAKE_TIMEOUT 10.0
 
@@ -44,11 +45,7 @@ typedef struct serve_conn {
 static void default_report(void *ctx, const struct sockaddr_storage *peer,
                            int code, const char *detail) {
   (void)ctx;
-  char a[160] = "?";
-  if (peer)
-    scio_sockaddr_format(peer, a, sizeof a);
-  fprintf(stderr, "scio dtls serve: %s: %s: %s\n", a, scio_err_name(code),
-          detail && detail[0] ? detail : scio_strerror(code));
+  scio__serve_report_line("scio dtls serve", "?", peer, code, detail);
 }
 
 static int conn_task(void *p) {
