@@ -3,17 +3,33 @@
 # libevent's evhttp (bench/evhttp_hello) and nginx (one worker; only when
 # nginx is installed), all answering "Hello, World!" with keep-alive.
 # The server runs on CPU 0 and wrk (one thread) on CPU 1; each rate is the
-# best of 2 runs, the servers alternating.  Then http_hello --loops 2
-# against --loops 1, both allowed on both CPUs (so wrk shares one with
-# them), 3 runs each: server CPU time per request from /proc/PID/stat
-# (the least of the runs), and throughput.
+# best of 2 runs, the servers alternating.
+#
+# Then http_hello --loops 2 against --loops 1, 3 runs each, with server
+# CPU time per request from /proc/PID/stat (the least of the runs) and
+# throughput.  With two CPUs the load generator has to share them with the
+# loops, and it does so the same way in both: each CPU runs one loop and
+# one wrk (-c32) of its own, and --pin keeps each loop on its CPU with the
+# connections that arrive there (SO_INCOMING_CPU).  One loop: CPU 0 only;
+# two loops: CPUs 0 and 1, so the second loop and its client are all that
+# is added, and the ratio shows what the loops cost each other (nothing
+# hot is shared: about 1).
+# The earlier, lopsided set-up is kept for comparison ("wrk on one CPU"):
+# both servers unpinned on both CPUs and one wrk on CPU 1, where the one
+# loop gets CPU 0 to itself while one of two loops shares wrk's CPU and
+# pays for the context switches that brings.
 # Prints "bench NAME VALUE UNIT" lines:
 #   http_hello, http_hello_c512              req/s at -c64 and -c512
 #   http_hello_evhttp, http_hello_nginx      the baselines (-c64)
 #   http_hello_vs_evhttp, http_hello_vs_nginx, ..._c512   ratios
-#   http_hello_cpu_per_req, http_hello_2loops_cpu_per_req  us per request
+#   http_hello_cpu_per_req                   us per request (-c64)
+#   http_hello_1loop_cpu_per_req, http_hello_2loops_cpu_per_req
+#                                            us per request, a wrk per CPU
 #   http_hello_2loops_cpu_per_req_vs_1loop   ratio (target <= 1.1)
-#   http_hello_2loops, http_hello_1loop_shared  req/s with wrk sharing CPUs
+#   http_hello_1loop, http_hello_2loops      req/s, a wrk per CPU
+#   http_hello_2loops_vs_1loop               their ratio (2 would be ideal)
+#   http_hello_wrk_one_cpu_1loop, ..._2loops req/s, wrk on one CPU
+#   http_hello_wrk_one_cpu_2loops_cpu_per_req_vs_1loop   ratio
 #   http_hello_user_instr_per_req (and _nginx_, _2loops_, ratios)
 #                                            user-space instructions per
 #                                            request under callgrind
@@ -62,13 +78,16 @@ wait_port() {
   return 1
 }
 
-# start_server NAME CPUS: http_hello | http_hello2 | evhttp | nginx; sets
-# spid (the process whose CPU time is the server's) and port.
+# start_server NAME CPUS: http_hello | http_hello2 | http_hello_pin |
+# http_hello2_pin | evhttp | nginx; sets spid (the process whose CPU time
+# is the server's) and port.
 start_server() {
   port=$(free_port)
   case $1 in
     http_hello) taskset -c "$2" "$dir/examples/http_hello" --host 127.0.0.1 --port "$port" >/dev/null 2>"$tmp/srv.err" & spid=$! ;;
     http_hello2) taskset -c "$2" "$dir/examples/http_hello" --host 127.0.0.1 --port "$port" --loops 2 >/dev/null 2>"$tmp/srv.err" & spid=$! ;;
+    http_hello_pin) taskset -c "$2" "$dir/examples/http_hello" --host 127.0.0.1 --port "$port" --pin >/dev/null 2>"$tmp/srv.err" & spid=$! ;;
+    http_hello2_pin) taskset -c "$2" "$dir/examples/http_hello" --host 127.0.0.1 --port "$port" --loops 2 --pin >/dev/null 2>"$tmp/srv.err" & spid=$! ;;
     evhttp) taskset -c "$2" "$dir/bench/evhttp_hello" "$port" >/dev/null 2>"$tmp/srv.err" & spid=$! ;;
     nginx)
       mkdir -p "$tmp/nginx/logs"
@@ -107,15 +126,30 @@ stop_server() {
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$spid/stat"; }
 
-# run_wrk CPUS CONNS: requests/s (wrk's report stays in $tmp/wrk.out).
+# run_wrk CPUS CONNS: requests/s.  CPUS is one CPU, or a list ("0 1")
+# for one wrk on each CPU at once, CONNS connections each: then the sum.
+# The reports stay in $tmp/wrk.out.N; $tmp/wrk.out is the first.
 run_wrk() {
-  taskset -c "$1" wrk -t1 -c"$2" -d"$SECS" "http://127.0.0.1:$port/" >"$tmp/wrk.out" 2>&1 || true
-  if grep -q -e "Non-2xx" -e "Socket errors" "$tmp/wrk.out"; then
-    echo "http.sh: wrk reported errors (${cur:-warm-up}):" >&2
-    cat "$tmp/wrk.out" >&2
-  fi
-  awk '/^Requests\/sec:/ { printf "%d\n", $2 }' "$tmp/wrk.out"
+  local c k=0 pids=()
+  for c in $1; do
+    taskset -c "$c" wrk -t1 -c"$2" -d"$SECS" "http://127.0.0.1:$port/" >"$tmp/wrk.out.$k" 2>&1 &
+    pids+=($!)
+    k=$((k + 1))
+  done
+  wait "${pids[@]}" || true
+  cp "$tmp/wrk.out.0" "$tmp/wrk.out"
+  for ((c = 0; c < k; c++)); do
+    if grep -q -e "Non-2xx" -e "Socket errors" "$tmp/wrk.out.$c"; then
+      echo "http.sh: wrk reported errors (${cur:-warm-up}):" >&2
+      cat "$tmp/wrk.out.$c" >&2
+    fi
+  done
+  cat "$tmp"/wrk.out.[0-9]* >"$tmp/wrk.all"
+  rm -f "$tmp"/wrk.out.[0-9]*
+  awk '/^Requests\/sec:/ { n++; s += $2 } END { if (n) printf "%d\n", s }' "$tmp/wrk.all"
 }
+# All the requests of the last run_wrk (every wrk's).
+wrk_requests() { awk '/requests in/ { s += $1 } END { print s + 0 }' "$tmp/wrk.all"; }
 
 declare -A rate cpu
 # measure KEY SERVER SERVER_CPUS WRK_CPUS CONNS: best req/s of this run and
@@ -130,7 +164,7 @@ measure() {
   r=$(run_wrk "$lcpus" "$conns")
   cur=
   t1=$(cpu_ticks)
-  reqs=$(awk '/requests in/ { print $1 }' "$tmp/wrk.out")
+  reqs=$(wrk_requests)
   stop_server
   [ -n "$r" ] || return 0
   if [ -z "${rate[$key]:-}" ] || [ "$r" -gt "${rate[$key]}" ]; then
@@ -157,11 +191,12 @@ for round in 1 2 3; do
       measure "c512:$s" "$s" "$SCPU" "$LCPU" 512
     done
   fi
-  # One loop and two, both with the server allowed on both CPUs and wrk
-  # on one of them, so that only the number of loops differs (with two
-  # CPUs, one loop then shares its CPU with wrk).
-  measure "shared:1" http_hello "$SCPU,$LCPU" "$LCPU" 64
-  measure "shared:2" http_hello2 "$SCPU,$LCPU" "$LCPU" 64
+  # One loop and two, each loop on its own CPU with a wrk of its own.
+  measure "percpu:1" http_hello_pin "$SCPU" "$SCPU" 32
+  measure "percpu:2" http_hello2_pin "$SCPU,$LCPU" "$SCPU $LCPU" 32
+  # The lopsided set-up: wrk on one CPU, the loops unpinned.
+  measure "onecpu:1" http_hello "$SCPU,$LCPU" "$LCPU" 64
+  measure "onecpu:2" http_hello2 "$SCPU,$LCPU" "$LCPU" 64
 done
 
 # User-space instructions per request under callgrind (repeatable on a
@@ -232,11 +267,17 @@ ratio http_hello_vs_nginx_c512 "${rate[c512:http_hello]:-}" "${rate[c512:nginx]:
 line http_hello_cpu_per_req "${cpu[c64:http_hello]:-}" us
 line http_hello_evhttp_cpu_per_req "${cpu[c64:evhttp]:-}" us
 line http_hello_nginx_cpu_per_req "${cpu[c64:nginx]:-}" us
-line http_hello_1loop_shared "${rate[shared:1]:-}" req/s
-line http_hello_2loops "${rate[shared:2]:-}" req/s
-line http_hello_1loop_shared_cpu_per_req "${cpu[shared:1]:-}" us
-line http_hello_2loops_cpu_per_req "${cpu[shared:2]:-}" us
-ratio http_hello_2loops_cpu_per_req_vs_1loop "${cpu[shared:2]:-}" "${cpu[shared:1]:-}"
+line http_hello_1loop "${rate[percpu:1]:-}" req/s
+line http_hello_2loops "${rate[percpu:2]:-}" req/s
+ratio http_hello_2loops_vs_1loop "${rate[percpu:2]:-}" "${rate[percpu:1]:-}"
+line http_hello_1loop_cpu_per_req "${cpu[percpu:1]:-}" us
+line http_hello_2loops_cpu_per_req "${cpu[percpu:2]:-}" us
+ratio http_hello_2loops_cpu_per_req_vs_1loop "${cpu[percpu:2]:-}" "${cpu[percpu:1]:-}"
+line http_hello_wrk_one_cpu_1loop "${rate[onecpu:1]:-}" req/s
+line http_hello_wrk_one_cpu_2loops "${rate[onecpu:2]:-}" req/s
+line http_hello_wrk_one_cpu_1loop_cpu_per_req "${cpu[onecpu:1]:-}" us
+line http_hello_wrk_one_cpu_2loops_cpu_per_req "${cpu[onecpu:2]:-}" us
+ratio http_hello_wrk_one_cpu_2loops_cpu_per_req_vs_1loop "${cpu[onecpu:2]:-}" "${cpu[onecpu:1]:-}"
 line http_hello_user_instr_per_req "${ir[http_hello]:-}" instr
 line http_hello_nginx_user_instr_per_req "${ir[nginx]:-}" instr
 ratio http_hello_user_instr_vs_nginx "${ir[http_hello]:-}" "${ir[nginx]:-}"

@@ -1,7 +1,7 @@
 /* http_hello: a minimal HTTP/1.1 server answering "Hello, World!", for
  * load tests (wrk) and as a model of a request/response protocol on scio.
  *
- *   http_hello [--host H] [--port P] [--loops N]
+ *   http_hello [--host H] [--port P] [--loops N] [--pin]
  *
  * Listens on H (default: every interface, IPv4 and IPv6) at port P
  * (default 8080; 0 picks a free port), prints one line
@@ -20,10 +20,23 @@
  * --loops N runs N event loops, one thread each, each with its own
  * listening socket on the same port (SO_REUSEPORT: the kernel spreads the
  * connections).  A scio run belongs to one thread, and the loops share no
- * state, so this is how a scio server uses N cores. */
+ * state, so this is how a scio server uses N cores.
+ *
+ * --pin (Linux) runs loop i on the i-th CPU the process may use (round
+ * robin when there are more loops than CPUs) and has its listener take the
+ * connections whose handshake the kernel handled on that CPU
+ * (SO_INCOMING_CPU on each listening socket, through scio_listener_fds).
+ * A connection then stays on one core from the packet to the answer: right
+ * where connections arrive spread over the CPUs (a NIC with a receive
+ * queue per CPU, or one local client per CPU, as in bench/http.sh); with
+ * all of them arriving on one CPU, that CPU's loop would get them all. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* CPU_SET, pthread_setaffinity_np */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <scio.h>
 #include <signal.h>
 #include <stdio.h>
@@ -355,6 +368,7 @@ typedef struct loop {
   const char *host;
   unsigned port;     /* 0 for the first loop when a free port is wanted */
   int reuse_port;
+  int cpu;           /* --pin: the CPU this loop runs on; -1 otherwise */
   int sig_pipe[2];   /* the signal handler writes here */
   int ready_fd;      /* the loop writes its port here once listening */
   scio_listener *listener;
@@ -418,11 +432,33 @@ static void format_addrs(loop *l) {
   }
 }
 
+/* --pin: this loop's listener takes the connections that arrive on its
+ * CPU (the kernel's reuseport group prefers a socket whose incoming CPU
+ * matches, and falls back to its hash when none does). */
+static int steer_to_cpu(loop *l) {
+#ifdef SO_INCOMING_CPU
+  int fds[8];
+  int n = scio_listener_fds(l->listener, fds, 8);
+  for (int i = 0; i < n && i < 8; i++)
+    if (setsockopt(fds[i], SOL_SOCKET, SO_INCOMING_CPU, &l->cpu,
+                   sizeof l->cpu) < 0)
+      return scio_seterr(-errno, "SO_INCOMING_CPU: %s", strerror(errno));
+  return n < 0 ? n : 0;
+#else
+  (void)l;
+  return scio_seterr(SCIO_EINVAL, "--pin: no SO_INCOMING_CPU on this system");
+#endif
+}
+
 static int loop_main(void *arg) {
   loop *l = arg;
   scio_listen_opts lo = {0};
   lo.reuse_port = l->reuse_port;
   int rc = scio_tcp_listen(l->host, (uint16_t)l->port, &lo, &l->listener);
+  if (rc == 0 && l->cpu >= 0 && (rc = steer_to_cpu(l)) < 0) {
+    scio_listener_close(l->listener);
+    l->listener = NULL;
+  }
   int port = rc < 0 ? rc : scio_listener_port(l->listener);
   if (rc == 0)
     format_addrs(l);
@@ -441,6 +477,21 @@ static int loop_main(void *arg) {
 
 static void *loop_thread(void *arg) {
   loop *l = arg;
+  if (l->cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(l->cpu, &set);
+    int err = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    if (err != 0) {
+      snprintf(l->errmsg, sizeof l->errmsg, "cannot run on CPU %d: %s", l->cpu,
+               strerror(err));
+      l->rc = SCIO_EINVAL;
+      int fail = SCIO_EINVAL;
+      if (write(l->ready_fd, &fail, sizeof fail) != sizeof fail) {
+      }
+      return NULL;
+    }
+  }
   l->rc = scio_run(loop_main, l, NULL);
   if (l->rc < 0)
     snprintf(l->errmsg, sizeof l->errmsg, "%s", scio_errmsg());
@@ -452,15 +503,19 @@ static void *loop_thread(void *arg) {
 
 static int usage(void) {
   fprintf(stderr,
-          "usage: http_hello [--host H] [--port P] [--loops N (1..%d)]\n",
+          "usage: http_hello [--host H] [--port P] [--loops N (1..%d)] "
+          "[--pin]\n",
           MAX_LOOPS);
   return 2;
 }
 
-/* Start loop i and wait until it listens: its port, or an error code. */
-static int start_loop(int i, const char *host, unsigned port, int ready[2]) {
+/* Start loop i (on CPU `cpu`, or anywhere for -1) and wait until it
+ * listens: its port, or an error code. */
+static int start_loop(int i, const char *host, unsigned port, int cpu,
+                      int ready[2]) {
   loop *l = &loops[i];
   l->index = i;
+  l->cpu = cpu;
   l->host = host;
   l->port = port;
   l->reuse_port = nloops > 1;
@@ -476,6 +531,7 @@ static int start_loop(int i, const char *host, unsigned port, int ready[2]) {
 int main(int argc, char **argv) {
   const char *host = NULL;
   unsigned port = 8080;
+  int pin = 0;
   for (int i = 1; i < argc; i++) {
     char *end;
     if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
@@ -490,9 +546,23 @@ int main(int argc, char **argv) {
       if (*end || v < 1 || v > MAX_LOOPS)
         return usage();
       nloops = (int)v;
+    } else if (strcmp(argv[i], "--pin") == 0) {
+      pin = 1;
     } else {
       return usage();
     }
+  }
+  /* --pin: the CPUs this process may use, in order. */
+  int cpus[CPU_SETSIZE], ncpus = 0;
+  if (pin) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) < 0) {
+      perror("http_hello: sched_getaffinity");
+      return 1;
+    }
+    for (int c = 0; c < CPU_SETSIZE; c++)
+      if (CPU_ISSET(c, &set))
+        cpus[ncpus++] = c;
   }
   int ready[2];
   if (pipe(ready) < 0) {
@@ -523,7 +593,7 @@ int main(int argc, char **argv) {
    * bind the same one. */
   int started = 0, status = 0;
   for (int i = 0; i < nloops; i++) {
-    int got = start_loop(i, host, port, ready);
+    int got = start_loop(i, host, port, pin ? cpus[i % ncpus] : -1, ready);
     if (got < 0) {
       if (got == -EAGAIN || got == -EIO)
         fprintf(stderr, "http_hello: cannot start loop %d\n", i);

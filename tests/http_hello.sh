@@ -3,8 +3,8 @@
 # connection alive across requests), pipelined requests are answered in
 # order, Connection: close and HTTP/1.0 close, bad requests get their
 # status, a request body is skipped, --loops 2 serves on one port from two
-# threads, and SIGINT/SIGTERM stop it with exit 0.  Every wait is bounded
-# and the server is stopped by its PID.
+# threads (--pin: each on one CPU), and SIGINT/SIGTERM stop it with exit 0.
+# Every wait is bounded and the server is stopped by its PID.
 set -eu
 command -v curl >/dev/null || { echo "http_hello: curl is not installed (build.sh installs it)"; exit 1; }
 command -v python3 >/dev/null || { echo "http_hello: python3 is not installed"; exit 1; }
@@ -157,6 +157,36 @@ EOF
 test "$(ls "/proc/$pid/task" | wc -l)" -ge 3 # main + 2 loop threads
 stop TERM
 echo "http_hello: --loops 2 exits 0 on SIGTERM"
+
+# --pin: each loop runs on one CPU, and clients on every CPU the server
+# may use are served (each connection goes to the loop of the CPU it
+# arrived on, or by hash where no loop matches).
+start --host 127.0.0.1 --port 0 --loops 2 --pin
+for t in $(ls "/proc/$pid/task"); do
+  [ "$t" = "$pid" ] && continue
+  cpus=$(awk '/^Cpus_allowed_list/ { print $2 }' "/proc/$pid/task/$t/status")
+  case $cpus in *[,-]*) echo "loop thread $t may run on $cpus: not pinned" >&2; exit 1 ;; esac
+done
+python3 - "$port" <<'EOF'
+import os, socket, sys
+port = int(sys.argv[1])
+for cpu in sorted(os.sched_getaffinity(0)):
+    os.sched_setaffinity(0, {cpu})
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)]
+    for s in socks:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    for s in socks:
+        out = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            out += d
+        assert out.endswith(b"Hello, World!"), out
+print("http_hello: --pin serves clients on every CPU")
+EOF
+stop TERM
+echo "http_hello: --loops 2 --pin pins its loops and exits 0"
 
 # The port is taken: an error and exit 1, not a hang.
 python3 -c 'import socket,time,sys; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); print(s.getsockname()[1]); sys.stdout.flush(); time.sleep(30)' >"$dir/busy" &

@@ -107,6 +107,64 @@ SCIO_TEST(listen_on_a_host_name) {
   return 0;
 }
 
+/* scio_listener_fds gives the listener's own sockets, in the order of
+ * scio_listener_addrs, for options scio has no field for. */
+SCIO_TEST(listener_fds_are_its_sockets) {
+  scio_listener *l = NULL;
+  CK_OK(scio_tcp_listen("localhost", 0, NULL, &l));
+  int n = scio_listener_fds(l, NULL, 0);
+  ck_assert_int_eq(n, scio_listener_addrs(l, NULL, 0));
+  ck_assert_int_ge(n, 1);
+  int fds[4] = {-1, -1, -1, -1};
+  struct sockaddr_storage a[4];
+  ck_assert_int_eq(scio_listener_fds(l, fds, 4), n);
+  ck_assert_int_eq(scio_listener_addrs(l, a, 4), n);
+  for (int i = 0; i < n && i < 4; i++) {
+    struct sockaddr_storage b;
+    socklen_t bl = sizeof b;
+    memset(&b, 0, sizeof b);
+    ck_assert_int_eq(getsockname(fds[i], (struct sockaddr *)&b, &bl), 0);
+    char ta[80], tb[80];
+    scio_sockaddr_format(&a[i], ta, sizeof ta);
+    scio_sockaddr_format(&b, tb, sizeof tb);
+    ck_assert_str_eq(ta, tb);
+    int acc = 0;
+    socklen_t al = sizeof acc;
+    ck_assert_int_eq(getsockopt(fds[i], SOL_SOCKET, SO_ACCEPTCONN, &acc, &al), 0);
+    ck_assert_int_eq(acc, 1);
+  }
+  /* max smaller than the count: fills max, still returns the count. */
+  int one = -1;
+  ck_assert_int_eq(scio_listener_fds(l, &one, 1), n);
+  ck_assert_int_eq(one, fds[0]);
+#ifdef SO_INCOMING_CPU
+  /* What http_hello --pin does with it: steer connections by CPU. */
+  int cpu = 0, got = -1;
+  socklen_t gl = sizeof got;
+  ck_assert_int_eq(setsockopt(fds[0], SOL_SOCKET, SO_INCOMING_CPU, &cpu, sizeof cpu), 0);
+  ck_assert_int_eq(getsockopt(fds[0], SOL_SOCKET, SO_INCOMING_CPU, &got, &gl), 0);
+  ck_assert_int_eq(got, 0);
+#endif
+  /* The listener still accepts after its fds were lent out. */
+  int c = net_raw_connect(a[0].ss_family, scio_listener_port(l));
+  scio_stream *s;
+  CK_OK(scio_listener_accept(l, &s));
+  CK_OK(scio_close(s));
+  close(c);
+  CK_OK(scio_listener_close(l));
+  /* A UNIX listener has its one socket. */
+  char path[108];
+  net_sock_path(path, sizeof path, "fds");
+  CK_OK(scio_unix_listen(path, NULL, &l));
+  ck_assert_int_eq(scio_listener_fds(l, fds, 4), 1);
+  struct sockaddr_un un;
+  socklen_t ul = sizeof un;
+  ck_assert_int_eq(getsockname(fds[0], (struct sockaddr *)&un, &ul), 0);
+  ck_assert_str_eq(un.sun_path, path);
+  CK_OK(scio_listener_close(l));
+  return 0;
+}
+
 SCIO_TEST(listen_bad_input) {
   scio_listener *l = (scio_listener *)1;
   ck_assert_int_eq(scio_tcp_listen("127.0.0.1", 0, NULL, NULL), SCIO_EINVAL);
@@ -121,6 +179,10 @@ SCIO_TEST(listen_bad_input) {
   ck_assert_int_eq(scio_unix_listen("", NULL, &l), SCIO_EINVAL);
   ck_assert_int_eq(scio_listener_accept(NULL, NULL), SCIO_EINVAL);
   ck_assert_int_eq(scio_listener_port(NULL), SCIO_EINVAL);
+  ck_assert_int_eq(scio_listener_fds(NULL, NULL, 0), SCIO_EINVAL);
+  CK_OK(scio_tcp_listen("127.0.0.1", 0, NULL, &l));
+  ck_assert_int_eq(scio_listener_fds(l, NULL, 1), SCIO_EINVAL);
+  CK_OK(scio_listener_close(l));
   CK_OK(scio_listener_close(NULL));
   return 0;
 }
@@ -296,6 +358,7 @@ void net_listen_tests(Suite *s) {
   scio_tcase_add(tc, dual_stack_null_host);
   scio_tcase_add(tc, listen_bad_input);
   scio_tcase_add(tc, listen_on_a_host_name);
+  scio_tcase_add(tc, listener_fds_are_its_sockets);
   scio_tcase_add(tc, unix_stale_live_and_removed);
   scio_tcase_add(tc, close_wakes_accept_and_busy);
   scio_tcase_add(tc, cancelled_accept_then_accept);

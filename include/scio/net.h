@@ -216,6 +216,14 @@ SCIO_API int scio_listener_addrs(scio_listener *l,
  * port 0 was asked for), or SCIO_EINVAL (NULL, or a UNIX listener).  Not a
  * checkpoint. */
 SCIO_API int scio_listener_port(scio_listener *l);
+/* The listener's sockets, one fd per bound address in the order of
+ * scio_listener_addrs: fills up to `max` of them into `fds` and returns how
+ * many there are (call with max 0 to count), or SCIO_EINVAL (NULL listener,
+ * or NULL fds with max > 0).  For socket options scio has no field for
+ * (SO_INCOMING_CPU, a BPF reuseport program, TCP_DEFER_ACCEPT, ...).  The
+ * fds stay owned by the listener: do not close them, make them blocking,
+ * or use them after scio_listener_close.  Not a checkpoint. */
+SCIO_API int scio_listener_fds(scio_listener *l, int *fds, size_t max);
 
 /* ------------------------------------------------------------------------ */
 /* Serve                                                                     */

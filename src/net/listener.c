@@ -271,6 +271,14 @@ SCIO_API int scio_listener_addrs(scio_listener *l,
   return l->n;
 }
 
+SCIO_API int scio_listener_fds(scio_listener *l, int *fds, size_t max) {
+  if (!l || (!fds && max > 0) || l->closed)
+    return scio__seterr(SCIO_EINVAL, "listener_fds: bad argument");
+  for (int i = 0; i < l->n && (size_t)i < max; i++)
+    fds[i] = l->socks[i].fd;
+  return l->n;
+}
+
 SCIO_API int scio_listener_port(scio_listener *l) {
   struct sockaddr_storage ss;
   int rc = scio_listener_addrs(l, &ss, 1);
