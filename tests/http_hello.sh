@@ -134,26 +134,36 @@ test "$(fetch "$url/")" = "Hello, World!"
 stop INT
 echo "http_hello: exit 0 on SIGINT"
 
+# many_gets N [pin]: N connections at once, each sending one GET with
+# Connection: close; every one must get the page.  With "pin", N from each
+# CPU this shell may use, in turn.
+many_gets() {
+  python3 - "$port" "$1" "${2:-}" <<'EOF'
+import os, socket, sys
+port, n, pin = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "pin"
+for cpu in sorted(os.sched_getaffinity(0)) if pin else [None]:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+    for s in socks:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    for s in socks:
+        out = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            out += d
+        assert out.startswith(b"HTTP/1.1 200 OK") and out.endswith(b"Hello, World!"), out
+EOF
+}
+
 # Two loops on one port: many connections all get the page (each loop's
 # listener is its own SO_REUSEPORT socket; the kernel spreads them).
 start --host 127.0.0.1 --port 0 --loops 2
 grep -q '(2 loops)' "$dir/out"
-python3 - "$port" <<'EOF'
-import socket, sys
-port = int(sys.argv[1])
-socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(40)]
-for s in socks:
-    s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-for s in socks:
-    out = b""
-    while True:
-        d = s.recv(4096)
-        if not d:
-            break
-        out += d
-    assert out.startswith(b"HTTP/1.1 200 OK") and out.endswith(b"Hello, World!"), out
-print("http_hello: 40 connections served by --loops 2")
-EOF
+many_gets 40
+echo "http_hello: 40 connections served by --loops 2"
 test "$(ls "/proc/$pid/task" | wc -l)" -ge 3 # main + 2 loop threads
 stop TERM
 echo "http_hello: --loops 2 exits 0 on SIGTERM"
@@ -167,24 +177,8 @@ for t in $(ls "/proc/$pid/task"); do
   cpus=$(awk '/^Cpus_allowed_list/ { print $2 }' "/proc/$pid/task/$t/status")
   case $cpus in *[,-]*) echo "loop thread $t may run on $cpus: not pinned" >&2; exit 1 ;; esac
 done
-python3 - "$port" <<'EOF'
-import os, socket, sys
-port = int(sys.argv[1])
-for cpu in sorted(os.sched_getaffinity(0)):
-    os.sched_setaffinity(0, {cpu})
-    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)]
-    for s in socks:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-    for s in socks:
-        out = b""
-        while True:
-            d = s.recv(4096)
-            if not d:
-                break
-            out += d
-        assert out.endswith(b"Hello, World!"), out
-print("http_hello: --pin serves clients on every CPU")
-EOF
+many_gets 8 pin
+echo "http_hello: --pin serves clients on every CPU"
 stop TERM
 echo "http_hello: --loops 2 --pin pins its loops and exits 0"
 
