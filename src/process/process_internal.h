@@ -7,13 +7,8 @@
 
 #include "core/layer.h"
 #include "scio/process.h"
-
-/* Directions of a pipe stream (fdstream.c). */
-enum { SCIO__PIPE_READ = 1, SCIO__PIPE_WRITE = 2 };
-
-/* Wrap fd (already non-blocking and close-on-exec) as a pipe stream of the
- * given directions; on success the stream owns fd.  0 or SCIO_ENOMEM. */
-int scio__pipe_wrap(int fd, int dir, scio_stream **out);
+#include "streams/fdstream.h"
+#include "streams/stream_internal.h"
 
 /* Start argv as opts says (spawn.c).  defaults[i] replaces
  * SCIO_PROCESS_DEFAULT for fd i.  On success *pid is the child and ours[i]
@@ -29,10 +24,5 @@ int scio__process_open(const char *const *argv, const scio_process_opts *o,
 
 /* scio_ostream_close without the checkpoint (sigwatch.c). */
 void scio__ostream_close_nowait(scio_ostream *s);
-
-/* scio_close without the checkpoint, for a stream the process owns: the
- * same effects (the free deferred while a call is inside it).  A stream
- * already being closed is left to that close. */
-void scio__stream_close_nowait(scio_stream *s);
 
 #endif

@@ -5,7 +5,7 @@
  *   - a regular file (or anything that is not a pipe) is a scio_file, and
  *     each receive or send is one call through the worker pool;
  *   - a FIFO, pipe, socket or terminal never blocks a worker: the layer
- *     wraps the loop-driven pipe stream of src/process/fdstream.c (inner),
+ *     wraps the loop-driven pipe stream of src/streams/fdstream.c (inner),
  *     and forwards to it.
  * Either way the layer answers SCIO_ATTR_PATH, so a stream opened by path
  * names it whatever the file turned out to be.
@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 
 #include "core/layer.h"
-#include "process/process_internal.h"
+#include "fdstream.h"
 #include "scio/file.h"
 #include "stream_internal.h"
 #include "thread/file_internal.h"

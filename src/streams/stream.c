@@ -340,6 +340,17 @@ SCIO_API int scio_close(scio_stream *s) {
   return rc < 0 ? rc : crc;
 }
 
+void scio__stream_close_nowait(scio_stream *s) {
+  if (!s || s->closed)
+    return;
+  s->closed = 1;
+  s->inflight++;
+  if (s->ops->do_close)
+    s->ops->do_close(s);
+  s->free_pending = 1;
+  stream_leave(s);
+}
+
 SCIO_API int scio_stream_attr(scio_stream *s, int key, void *out, size_t len) {
   if (!s || !out)
     return scio__seterr(SCIO_EINVAL, "stream_attr: NULL argument");

@@ -15,4 +15,11 @@ int scio__stream_enter_receive(scio_stream *s, const char *what);
 /* Leave; frees s if it was closed meanwhile and nothing else is inside. */
 void scio__stream_leave_receive(scio_stream *s);
 
+/* scio_close without the checkpoint, for a stream owned by something that
+ * closes it from cleanup code (a process, a file stream's inner pipe): the
+ * same effects (the free deferred while a call is inside it).  A stream
+ * already being closed is left to that close.  Any stream works: only the
+ * vtable is called. */
+void scio__stream_close_nowait(scio_stream *s);
+
 #endif

@@ -6,6 +6,7 @@
  * reader raises SIGPIPE, whose default kills the process, so every write
  * runs with SIGPIPE blocked in the calling thread and a SIGPIPE it raised
  * is taken back before the mask is restored (write_quiet). */
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -13,8 +14,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "process_internal.h"
+#include "core/layer.h"
+#include "fdstream.h"
+#include "scio/process.h"
 
 typedef struct pipe_stream {
   scio_stream base; /* first: the stream head */
@@ -414,18 +418,4 @@ SCIO_API int scio_pipe_stream_open(scio_stream **r, scio_stream **w) {
     close(fds[1]);
   }
   return rc;
-}
-
-/* The generic close (stream.c) minus its checkpoint.  Any stream works:
- * only the vtable is called. */
-void scio__stream_close_nowait(scio_stream *s) {
-  if (!s || s->closed)
-    return;
-  s->closed = 1;
-  s->inflight++;
-  if (s->ops->do_close)
-    s->ops->do_close(s);
-  s->free_pending = 1;
-  if (--s->inflight == 0 && s->ops->do_free)
-    s->ops->do_free(s);
 }
