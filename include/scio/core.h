@@ -66,7 +66,11 @@ enum scio_clock_kind {
   SCIO_CLOCK_REAL = 0, /* CLOCK_MONOTONIC */
   /* Trio's MockClock(autojump_threshold=0): time starts at 0.0 and, whenever
    * every task is blocked and no I/O is ready, jumps to the next deadline.
-   * Timeout tests become instant and deterministic. */
+   * Timeout tests become instant and deterministic.  Like Trio's, it does
+   * not wait for work in other threads: a task waiting in scio_to_thread
+   * (or for a portal, a process, a signal) counts as blocked, so a timeout
+   * around it expires at once in real time.  Give such waits no deadline
+   * in a test, or use the real clock there. */
   SCIO_CLOCK_AUTOJUMP = 1
 };
 
