@@ -1,6 +1,7 @@
 /* Listeners: TCP (port 0, dual stack), UNIX (stale files), accept and
  * close. */
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 
 #include "net_support.h"
@@ -162,6 +163,43 @@ SCIO_TEST(listener_fds_are_its_sockets) {
   ck_assert_int_eq(getsockname(fds[0], (struct sockaddr *)&un, &ul), 0);
   ck_assert_str_eq(un.sun_path, path);
   CK_OK(scio_listener_close(l));
+  return 0;
+}
+
+/* Accepted TCP streams get TCP_NODELAY (unless the listener keeps Nagle)
+ * and TCP_INQ, whether set on them or inherited from the listening
+ * socket: every one of them, not just the first. */
+static void check_accepted_opts(unsigned stream_flags) {
+  scio_listen_opts o = {0};
+  o.stream_flags = stream_flags;
+  scio_listener *l;
+  CK_OK(scio_tcp_listen("127.0.0.1", 0, &o, &l));
+  int port = scio_listener_port(l);
+  for (int i = 0; i < 3; i++) {
+    int c = net_raw_connect(AF_INET, port);
+    scio_stream *s;
+    CK_OK(scio_listener_accept(l, &s));
+    int fd = -1, nd = -1, inq = -1;
+    CK_OK(scio_stream_fd(s, &fd));
+    socklen_t sl = sizeof nd;
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nd, &sl), 0);
+    ck_assert_int_eq(nd != 0, !(stream_flags & SCIO_SOCKET_KEEP_NAGLE));
+    sl = sizeof inq;
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_INQ, &inq, &sl), 0);
+    ck_assert_int_eq(inq, 1);
+    /* And the stream works. */
+    ck_assert_int_eq(write(c, "x", 1), 1);
+    char b;
+    ck_assert_int_eq(scio_receive(s, &b, 1), 1);
+    CK_OK(scio_close(s));
+    close(c);
+  }
+  CK_OK(scio_listener_close(l));
+}
+
+SCIO_TEST(accepted_streams_get_their_options) {
+  check_accepted_opts(0);
+  check_accepted_opts(SCIO_SOCKET_KEEP_NAGLE);
   return 0;
 }
 
@@ -359,6 +397,7 @@ void net_listen_tests(Suite *s) {
   scio_tcase_add(tc, listen_bad_input);
   scio_tcase_add(tc, listen_on_a_host_name);
   scio_tcase_add(tc, listener_fds_are_its_sockets);
+  scio_tcase_add(tc, accepted_streams_get_their_options);
   scio_tcase_add(tc, unix_stale_live_and_removed);
   scio_tcase_add(tc, close_wakes_accept_and_busy);
   scio_tcase_add(tc, cancelled_accept_then_accept);

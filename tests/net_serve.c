@@ -50,6 +50,7 @@ static int client_roundtrip(int port, const char *msg) {
 
 typedef struct reports {
   int n, code, with_peer, accept_errors;
+  int peer_port; /* of the last report with an IPv4 peer */
   char detail[256];
 } reports;
 
@@ -64,6 +65,8 @@ static void record(void *ctx, const struct sockaddr_storage *peer, int code,
   r->n++;
   r->code = code;
   r->with_peer += peer->ss_family == AF_INET;
+  if (peer->ss_family == AF_INET)
+    r->peer_port = ntohs(((const struct sockaddr_in *)peer)->sin_port);
   snprintf(r->detail, sizeof r->detail, "%s", detail);
 }
 
@@ -115,8 +118,12 @@ SCIO_TEST(failing_handler_reported_server_continues) {
     scio_sleep(0.001);
   ck_assert_int_eq(rep.code, SCIO_EINVAL);
   ck_assert_int_eq(rep.with_peer, 1);
-  /* A peer that resets. */
+  /* A peer that resets: the report still names it (the address came
+   * with the accept; getpeername fails once the connection is reset). */
   int fd = net_raw_connect(AF_INET, port);
+  struct sockaddr_in me;
+  socklen_t ml = sizeof me;
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&me, &ml), 0);
   CK_OK(scio_wait_all_tasks_blocked());
   struct linger lg = {1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -125,6 +132,8 @@ SCIO_TEST(failing_handler_reported_server_continues) {
     scio_sleep(0.001);
   ck_assert_int_eq(rep.code, SCIO_EBROKEN);
   ck_assert_ptr_nonnull(strstr(rep.detail, "reset"));
+  ck_assert_int_eq(rep.with_peer, 2);
+  ck_assert_int_eq(rep.peer_port, ntohs(me.sin_port));
   /* Still serving. */
   CK_OK(client_roundtrip(port, "k"));
   ck_assert(!sv.done);

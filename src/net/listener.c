@@ -8,6 +8,7 @@
  * during a wait, so a listener never holds libevent state across runs. */
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -70,6 +71,14 @@ int scio__listen_socket(const struct sockaddr *sa, socklen_t len,
       rc = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (rc == 0 && sa->sa_family == AF_INET6)
       rc = setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    /* What each accepted stream gets, set once here: Linux copies them to
+     * the accepted sockets, which then need no setsockopt of their own
+     * (try_accept checks the first one).  Failures only cost that. */
+    if (rc == 0 && !(o->stream_flags & SCIO_SOCKET_KEEP_NAGLE) &&
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
+    }
+    if (rc == 0 && setsockopt(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof one) < 0) {
+    }
   }
   const char *step = "setsockopt";
   if (rc == 0 && (step = "bind", rc = bind(fd, sa, len)) == 0)
@@ -151,18 +160,41 @@ static int wait_any(scio_listener *l) {
 
 /* ---- accept ---- */
 
+/* Does the accepted TCP socket fd have TCP_INQ, and TCP_NODELAY unless
+ * Nagle is kept, already (copied from its listening socket)? */
+static int opts_inherited(int fd, unsigned flags) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INQ, &v, &len) < 0 || v != 1)
+    return 0;
+  if (flags & SCIO_SOCKET_KEEP_NAGLE)
+    return 1;
+  v = 0;
+  len = sizeof v;
+  return getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) == 0 && v != 0;
+}
+
 /* One pass over the sockets, starting where the last one left off:
- * 1 accepted, 0 nothing queued, < 0 an error. */
-static int try_accept(scio_listener *l, scio_stream **out) {
+ * 1 accepted, 0 nothing queued, < 0 an error.  peer may be NULL. */
+static int try_accept(scio_listener *l, scio_stream **out,
+                      struct sockaddr_storage *peer) {
   for (int k = 0; k < l->n; k++) {
     int i = (l->next + k) % l->n;
+    scio__lsock *ls = &l->socks[i];
     for (;;) {
-      int fd = accept4(l->socks[i].fd, NULL, NULL,
+      socklen_t plen = sizeof *peer;
+      int fd = accept4(ls->fd, (struct sockaddr *)peer, peer ? &plen : NULL,
                        SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
         l->next = (i + 1) % l->n;
-        int rc = scio__sock_wrap(fd, l->socks[i].family, l->stream_flags,
-                                 out);
+        unsigned flags = l->stream_flags;
+        if (ls->family == AF_INET || ls->family == AF_INET6) {
+          if (ls->inherits == 0)
+            ls->inherits = opts_inherited(fd, flags) ? 1 : -1;
+          if (ls->inherits > 0)
+            flags |= SCIO__SOCK_OPTS_SET;
+        }
+        int rc = scio__sock_wrap(fd, ls->family, flags, out);
         if (rc < 0) {
           close(fd);
           return rc;
@@ -180,10 +212,11 @@ static int try_accept(scio_listener *l, scio_stream **out) {
   return 0;
 }
 
-static int accept_loop(scio_listener *l, scio_stream **out) {
+static int accept_loop(scio_listener *l, scio_stream **out,
+                       struct sockaddr_storage *peer) {
   int yielded = 0;
   for (;;) {
-    int rc = try_accept(l, out);
+    int rc = try_accept(l, out, peer);
     if (rc == 1) {
       scio__yield_once(yielded);
       return 0;
@@ -201,8 +234,15 @@ static int accept_loop(scio_listener *l, scio_stream **out) {
 }
 
 SCIO_API int scio_listener_accept(scio_listener *l, scio_stream **out) {
+  return scio__listener_accept_peer(l, out, NULL);
+}
+
+int scio__listener_accept_peer(scio_listener *l, scio_stream **out,
+                               struct sockaddr_storage *peer) {
   if (out)
     *out = NULL;
+  if (peer)
+    memset(peer, 0, sizeof *peer);
   if (!l || !out)
     return scio__seterr(SCIO_EINVAL, "listener_accept: NULL argument");
   if (!scio_task_current())
@@ -217,7 +257,7 @@ SCIO_API int scio_listener_accept(scio_listener *l, scio_stream **out) {
     return rc;
   l->accepting = 1;
   scio__listener_enter(l);
-  rc = accept_loop(l, out);
+  rc = accept_loop(l, out, peer);
   l->accepting = 0;
   scio__listener_leave(l);
   return rc;

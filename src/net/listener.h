@@ -10,6 +10,10 @@
 typedef struct scio__lsock {
   int fd;
   int family;
+  /* Do accepted TCP sockets inherit TCP_NODELAY and TCP_INQ from this
+   * listening socket?  0 until the first accept finds out, then 1 or -1
+   * (1: accepted streams need no setsockopt). */
+  signed char inherits;
 } scio__lsock;
 
 struct scio__accept_wait;
@@ -37,6 +41,11 @@ void scio__listener_discard(scio_listener *l);
  * set, nothing left open).  For AF_INET6, IPV6_V6ONLY is set. */
 int scio__listen_socket(const struct sockaddr *sa, socklen_t len,
                         const scio_listen_opts *o, const char *what);
+
+/* scio_listener_accept that also stores the peer's address, which
+ * accept(2) gives for free, in *peer (zeroed first); serve reports it. */
+int scio__listener_accept_peer(scio_listener *l, scio_stream **out,
+                               struct sockaddr_storage *peer);
 
 /* Serve and accept use these to keep the listener alive while inside. */
 void scio__listener_enter(scio_listener *l);

@@ -63,9 +63,12 @@ typedef struct scio__sock {
 } scio__sock;
 
 /* Wrap fd (already non-blocking and close-on-exec, a stream socket of
- * `family`); TCP gets TCP_NODELAY unless flags say otherwise.  On error
- * the caller keeps fd. */
+ * `family`); TCP gets TCP_NODELAY unless flags say otherwise, and TCP_INQ.
+ * With SCIO__SOCK_OPTS_SET in flags both are known to be in effect already
+ * (inherited from a listener that has them), and no syscall is made.  On
+ * error the caller keeps fd. */
 int scio__sock_wrap(int fd, int family, unsigned flags, scio_stream **out);
+#define SCIO__SOCK_OPTS_SET (1u << 30)
 /* Send all of buf on s (the caller holds the stream's send bracket). */
 int scio__sock_send_all(scio__sock *s, const void *buf, size_t len);
 /* Is s a socket stream of this file? */

@@ -17,6 +17,7 @@ typedef struct serve_conn {
   void *arg;
   scio_serve_error_fn on_error;
   void *error_ctx;
+  struct sockaddr_storage peer; /* from accept (family 0: unknown) */
 } serve_conn;
 
 void scio__serve_report_line(const char *who, const char *nopeer,
@@ -39,25 +40,25 @@ static void default_report(void *ctx, const struct sockaddr_storage *peer,
 static int conn_task(void *p) {
   serve_conn c = *(serve_conn *)p;
   scio__free(p);
-  /* The peer is read now: after a reset getpeername has nothing to say. */
-  struct sockaddr_storage peer;
-  memset(&peer, 0, sizeof peer);
-  int have_peer = scio_stream_remote_addr(c.conn, &peer) == 0;
+  /* The peer came with the accept: after a reset, getpeername would have
+   * nothing to say. */
   int rc = c.handler(c.conn, c.arg);
   int cancelled = rc == SCIO_ECANCELED && scio__task_cancelled(scio__task_cur());
   if (rc < 0 && !cancelled)
-    c.on_error(c.error_ctx, have_peer ? &peer : NULL, rc, scio_errmsg());
+    c.on_error(c.error_ctx, c.peer.ss_family ? &c.peer : NULL, rc,
+               scio_errmsg());
   scio_close(c.conn);
   return 0;
 }
 
 static int spawn_conn(scio_nursery *n, scio_stream *conn,
+                      const struct sockaddr_storage *peer,
                       scio_serve_handler handler, void *arg,
                       const scio_serve_opts *o) {
   serve_conn *c = scio__malloc(sizeof *c);
   if (!c)
     return scio__seterr(SCIO_ENOMEM, "serve: out of memory");
-  *c = (serve_conn){conn, handler, arg, o->on_error, o->error_ctx};
+  *c = (serve_conn){conn, handler, arg, o->on_error, o->error_ctx, *peer};
   int rc = scio_start_soon_named(n, conn_task, c, "serve-connection");
   if (rc < 0)
     scio__free(c);
@@ -75,9 +76,10 @@ static int serve_loop(scio_listener *l, scio_serve_handler handler, void *arg,
   int reported = 0;
   for (;;) {
     scio_stream *conn;
-    int rc = scio_listener_accept(l, &conn);
+    struct sockaddr_storage peer;
+    int rc = scio__listener_accept_peer(l, &conn, &peer);
     if (rc == 0) {
-      rc = spawn_conn(n, conn, handler, arg, o);
+      rc = spawn_conn(n, conn, &peer, handler, arg, o);
       if (rc == 0) {
         pause = 0; /* the episode is over */
         reported = 0;

@@ -511,7 +511,9 @@ int scio__sock_wrap(int fd, int family, unsigned flags, scio_stream **out) {
   if (!s)
     return scio__seterr(SCIO_ENOMEM, "socket stream: out of memory");
   int inet = family == AF_INET || family == AF_INET6;
-  if (inet && !(flags & SCIO_SOCKET_KEEP_NAGLE)) {
+  if (inet && (flags & SCIO__SOCK_OPTS_SET)) {
+    s->inq = 1;
+  } else if (inet && !(flags & SCIO_SOCKET_KEEP_NAGLE)) {
     int one = 1;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
       int e = errno;
@@ -519,7 +521,7 @@ int scio__sock_wrap(int fd, int family, unsigned flags, scio_stream **out) {
       return scio__seterr(-e, "socket stream: TCP_NODELAY: %s", strerror(e));
     }
   }
-  if (inet) {
+  if (inet && !(flags & SCIO__SOCK_OPTS_SET)) {
     /* Without it (a kernel before 4.18) reads fall back to recv(2). */
     int one = 1;
     s->inq = setsockopt(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof one) == 0;
