@@ -222,7 +222,9 @@ SCIO_API int scio_listener_port(scio_listener *l);
  * or NULL fds with max > 0).  For socket options scio has no field for
  * (SO_INCOMING_CPU, a BPF reuseport program, TCP_DEFER_ACCEPT, ...).  The
  * fds stay owned by the listener: do not close them, make them blocking,
- * or use them after scio_listener_close.  Not a checkpoint. */
+ * or use them after scio_listener_close.  A TCP listening socket carries
+ * TCP_NODELAY (unless stream_flags keep Nagle) and TCP_INQ for the sockets
+ * it accepts, which inherit them: do not clear either.  Not a checkpoint. */
 SCIO_API int scio_listener_fds(scio_listener *l, int *fds, size_t max);
 
 /* ------------------------------------------------------------------------ */
