@@ -706,17 +706,30 @@ SCIO_TEST(process_concurrent) {
 }
 
 /* SIGCHLD ignored: the kernel reaps children itself, so the status is
- * lost: SCIO_ECHILD, and no hang. */
+ * lost: SCIO_ECHILD, and no hang.  Whether the child exits before the
+ * wait starts (`true`) or while it waits (`sleep`), with a pidfd or with a
+ * SIGCHLD receiver: the receiver keeps the kernel reaping (SA_NOCLDWAIT),
+ * so the answer does not depend on timing, and no zombie is left. */
 SCIO_TEST(process_sigchld_ignored) {
-  struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+  struct sigaction ign = {.sa_handler = SIG_IGN}, old, cur;
   sigaction(SIGCHLD, &ign, &old);
-  scio_process *p;
-  CK_OK(scio_open_process(ARGV("true"), NULL, &p));
-  int code = 5;
-  ck_assert_int_eq(scio_process_wait(p, &code), SCIO_ECHILD);
-  ck_assert_int_eq(code, 0);
-  ck_assert_int_eq(scio_process_poll(p, &code), SCIO_ECHILD);
-  ck_assert_int_eq(scio_process_close(p), SCIO_ECHILD);
+  const char *scripts[] = {"true", "sleep 0.2"};
+  for (int mode = 0; mode < 2; mode++)
+    for (int i = 0; i < 2; i++) {
+      scio__process_no_pidfd = mode;
+      scio_process *p;
+      CK_OK(scio_open_process(ARGV("/bin/sh", "-c", scripts[i]), NULL, &p));
+      int code = 5;
+      ck_assert_msg(scio_process_wait(p, &code) == SCIO_ECHILD,
+                    "mode %d, %s: the status was not lost", mode, scripts[i]);
+      ck_assert_int_eq(code, 0);
+      ck_assert_int_eq(scio_process_poll(p, &code), SCIO_ECHILD);
+      ck_assert_int_eq(scio_process_close(p), SCIO_ECHILD);
+      assert_no_children();
+      sigaction(SIGCHLD, NULL, &cur);
+      ck_assert_ptr_eq((void *)cur.sa_handler, (void *)SIG_IGN);
+    }
+  scio__process_no_pidfd = 0;
   sigaction(SIGCHLD, &old, NULL);
   return 0;
 }
@@ -883,6 +896,41 @@ SCIO_TEST_AUTOJUMP(signal_cancel_close) {
   return 0;
 }
 
+/* A SIGCHLD receiver while SIGCHLD is ignored: children exiting while it
+ * is open are still reaped by the kernel (no zombie), the receiver still
+ * hears of them, and SIG_IGN is back once it closes.  Without SIG_IGN the
+ * child is left for its parent to reap, as usual. */
+SCIO_TEST(signal_sigchld_ignored) {
+  struct sigaction ign = {.sa_handler = SIG_IGN}, old, cur;
+  for (int ignored = 0; ignored < 2; ignored++) {
+    if (ignored)
+      sigaction(SIGCHLD, &ign, &old);
+    int sig = SIGCHLD;
+    scio_ostream *rx;
+    CK_OK(scio_signal_receiver_open(&sig, 1, &rx));
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+      _exit(3);
+    ck_assert_int_eq(recv_sig(rx), SIGCHLD);
+    int st;
+    if (ignored) {
+      /* The kernel reaps before it signals the parent. */
+      assert_no_children();
+    } else {
+      ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+      ck_assert_int_eq(WEXITSTATUS(st), 3);
+    }
+    CK_OK(scio_ostream_close(rx));
+    sigaction(SIGCHLD, NULL, &cur);
+    ck_assert_ptr_eq((void *)cur.sa_handler,
+                     (void *)(ignored ? SIG_IGN : SIG_DFL));
+    if (ignored)
+      sigaction(SIGCHLD, &old, NULL);
+  }
+  return 0;
+}
+
 SCIO_TEST(signal_bad_args) {
   scio_ostream *rx = (scio_ostream *)1;
   int bad[] = {0, 65, SIGKILL, SIGSTOP, SIGSEGV, SIGFPE, -1};
@@ -920,6 +968,7 @@ static void signal_tests(Suite *s) {
   scio_tcase_add(tc, signal_two_receivers);
   scio_tcase_add(tc, signal_from_child);
   scio_tcase_add(tc, signal_cancel_close);
+  scio_tcase_add(tc, signal_sigchld_ignored);
   scio_tcase_add(tc, signal_bad_args);
   suite_add_tcase(s, tc);
 }

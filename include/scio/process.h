@@ -259,7 +259,11 @@ SCIO_API void scio_process_result_free(scio_process_result *result);
  * thread where the signal is not blocked; a signal blocked in every
  * thread is never delivered (scio does not change signal masks).  While a
  * receiver is open, the signal's disposition is scio's handler: SIGINT
- * then no longer ends the program, for example.
+ * then no longer ends the program, for example.  One exception keeps its
+ * effect: if SIGCHLD was ignored (SIG_IGN or SA_NOCLDWAIT), the kernel
+ * still reaps exited children while a SIGCHLD receiver is open (scio's
+ * handler is installed with SA_NOCLDWAIT); the receiver hears of them,
+ * but their status is gone, and no zombie is left.
  *
  * signals is only read during the call; *out is the caller's.  Not a
  * checkpoint.  Returns 0, or:

@@ -20,7 +20,8 @@
  *
  * Dispositions are reference-counted per signal under a mutex: the first
  * receiver of a signal installs the handler and saves what was there, the
- * last one restores it. */
+ * last one restores it.  A SIGCHLD that was ignored stays ignored in
+ * effect: the handler is installed with SA_NOCLDWAIT. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -102,7 +103,19 @@ static int ref_signals(uint64_t mask) {
   for (int sig = 1; sig <= MAX_SIG; sig++) {
     if (!(mask & bit(sig)))
       continue;
-    if (refs[sig] == 0 && sigaction(sig, &sa, &saved[sig]) < 0) {
+    struct sigaction mine = sa;
+    if (refs[sig] == 0 && sig == SIGCHLD) {
+      /* Children of a process that ignores SIGCHLD are reaped by the
+       * kernel.  A handler would make every child that exits while the
+       * receiver is open a zombie nobody reaps, and make whether a
+       * child's status is lost depend on when it exits.  SA_NOCLDWAIT
+       * keeps the reaping; Linux still delivers SIGCHLD to the handler. */
+      struct sigaction cur;
+      if (sigaction(SIGCHLD, NULL, &cur) == 0 &&
+          (cur.sa_handler == SIG_IGN || (cur.sa_flags & SA_NOCLDWAIT)))
+        mine.sa_flags |= SA_NOCLDWAIT;
+    }
+    if (refs[sig] == 0 && sigaction(sig, &mine, &saved[sig]) < 0) {
       int e = errno;
       unref_signals(mask & (bit(sig) - 1));
       return scio__seterr(-e, "signal_receiver_open: sigaction %d: %s", sig,
