@@ -1,11 +1,15 @@
 /* Listeners: accept across several listening sockets, and close.
  *
+ * A listener of one socket waits through the fd contract like a stream
+ * socket: on epoll the socket is registered once, so an accept that finds
+ * the queue empty costs no epoll_ctl (a server that drains its queue
+ * waits once every few connections).
+ *
  * A listener may hold several sockets (IPv4 and IPv6), so an accept waits
  * for any of them.  scio__fd_wait watches one fd for one task; here one
  * libevent read event per socket is added for the time of the wait (level
  * triggered, so no connection that arrived earlier is missed), counted as
- * a loop source, and freed when the wait ends.  The events live only
- * during a wait, so a listener never holds libevent state across runs. */
+ * a loop source, and freed when the wait ends. */
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -223,13 +227,14 @@ static int accept_loop(scio_listener *l, scio_stream **out,
     }
     if (rc < 0)
       return rc;
-    rc = wait_any(l);
-    if (rc < 0)
+    rc = l->n == 1 ? scio__fd_wait(l->socks[0].fd, SCIO__FD_READ) : wait_any(l);
+    if (rc < 0 && !(rc == SCIO_ECLOSED && l->closed))
       return rc;
     if (l->closed)
       return scio__seterr(SCIO_ECLOSED, "accept: listener closed while "
                                         "waiting");
-    yielded = 1;
+    if (rc == 0)
+      yielded = 1; /* parked; SCIO__FD_NOPARK did not */
   }
 }
 
