@@ -34,10 +34,11 @@ static int serve_task(void *p) {
   return 0;
 }
 
-/* Connect, send `msg`, expect it back, close: the client side. */
-static int client_roundtrip(int port, const char *msg) {
+/* Connect over `family`, send `msg`, expect it back, close: the client
+ * side. */
+static int client_roundtrip_af(int family, int port, const char *msg) {
   scio_stream *s;
-  int rc = scio_socket_stream_from_fd(net_raw_connect(AF_INET, port), 0, &s);
+  int rc = scio_socket_stream_from_fd(net_raw_connect(family, port), 0, &s);
   if (rc < 0)
     return rc;
   size_t n = strlen(msg);
@@ -46,6 +47,10 @@ static int client_roundtrip(int port, const char *msg) {
     rc = memcmp(buf, msg, n) == 0 ? 0 : -EPROTO;
   scio_close(s);
   return rc;
+}
+
+static int client_roundtrip(int port, const char *msg) {
+  return client_roundtrip_af(AF_INET, port, msg);
 }
 
 typedef struct reports {
@@ -87,6 +92,70 @@ SCIO_TEST(serve_many_short_connections) {
   CK_OK(scio_nursery_close(&n));
   ck_assert(sv.done);
   CK_OK(sv.rc);
+  ck_assert_int_eq(net_count_fds(), fds0);
+  return 0;
+}
+
+static int accept_closed(void *p) {
+  scio_stream *s;
+  ck_assert_int_eq(scio_listener_accept(p, &s), SCIO_ECLOSED);
+  return 0;
+}
+
+static int count_in_dump(const char *what) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  scio_dump_tasks(f);
+  fclose(f);
+  int k = 0;
+  for (const char *p = buf; (p = strstr(p, what)); p++)
+    k++;
+  free(buf);
+  return k;
+}
+
+/* A listener on every address (IPv4 and IPv6 where the host has both):
+ * serve runs an accept loop per socket, serves clients of each family,
+ * keeps scio_listener_accept out (SCIO_EBUSY) and is kept out by it, and
+ * ends with 0 when the listener is closed. */
+SCIO_TEST(serve_every_socket_of_a_listener) {
+  int fds0 = net_count_fds();
+  server sv = {0};
+  sv.handler = echo_handler;
+  CK_OK(scio_tcp_listen(NULL, 0, NULL, &sv.l));
+  struct sockaddr_storage addrs[4];
+  int n_socks = scio_listener_addrs(sv.l, addrs, 4);
+  ck_assert_int_ge(n_socks, 1);
+  int families[4];
+  for (int i = 0; i < n_socks && i < 4; i++)
+    families[i] = addrs[i].ss_family;
+  int port = scio_listener_port(sv.l);
+  scio_nursery n;
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, serve_task, &sv));
+  CK_OK(scio_wait_all_tasks_blocked());
+  if (n_socks > 1)
+    ck_assert_int_eq(count_in_dump("serve-accept"), n_socks);
+  scio_stream *s = (scio_stream *)1;
+  ck_assert_int_eq(scio_listener_accept(sv.l, &s), SCIO_EBUSY);
+  ck_assert_ptr_null(s);
+  for (int i = 0; i < 60; i++)
+    CK_OK(client_roundtrip_af(families[i % n_socks], port, "ping"));
+  ck_assert(!sv.done);
+  CK_OK(scio_listener_close(sv.l));
+  CK_OK(scio_nursery_close(&n));
+  CK_OK(sv.rc);
+  ck_assert_int_eq(net_count_fds(), fds0);
+  /* The other way round: a task accepting keeps serve out. */
+  CK_OK(scio_tcp_listen(NULL, 0, NULL, &sv.l));
+  CK_OK(scio_nursery_open(&n));
+  CK_OK(scio_start_soon(&n, accept_closed, sv.l));
+  CK_OK(scio_wait_all_tasks_blocked());
+  ck_assert_int_eq(scio_listener_serve(sv.l, echo_handler, NULL, NULL, NULL),
+                   SCIO_EBUSY);
+  CK_OK(scio_listener_close(sv.l));
+  CK_OK(scio_nursery_close(&n));
   ck_assert_int_eq(net_count_fds(), fds0);
   return 0;
 }
@@ -263,7 +332,7 @@ static int cancel_after(void *p) {
 /* A whole server life under a scope that is cancelled after k
  * checkpoints of a neighbour task: listen, serve, accept, receive, send,
  * close.  1 if it ran to the end without being cancelled. */
-static int scenario(int k) {
+static int scenario(int k, const char *host) {
   scio_scope cs;
   CK_OK(scio_scope_open(&cs, SCIO_DEADLINE_NONE, 0));
   canceller cn = {&cs, k};
@@ -273,7 +342,7 @@ static int scenario(int k) {
   scio_start_soon(&n, cancel_after, &cn);
   server sv = {0};
   sv.handler = echo_handler;
-  if (scio_tcp_listen("127.0.0.1", 0, NULL, &sv.l) == 0) {
+  if (scio_tcp_listen(host, 0, NULL, &sv.l) == 0) {
     int port = scio_listener_port(sv.l);
     scio_nursery inner;
     if (scio_nursery_open(&inner) == 0) {
@@ -293,18 +362,24 @@ static int scenario(int k) {
   return finished;
 }
 
+/* With one listening socket, and with every address (an accept task per
+ * socket when the host has IPv6 too). */
 SCIO_TEST(cancel_at_every_checkpoint_leaves_no_fd) {
+  const char *hosts[] = {"127.0.0.1", NULL};
   int fds0 = net_count_fds();
-  int k = 0;
-  for (; k < 500; k++) {
-    int done = scenario(k);
-    ck_assert_msg(net_count_fds() == fds0, "after cancel at %d: %d fds, "
-                  "expected %d", k, net_count_fds(), fds0);
-    if (done)
-      break;
+  for (int h = 0; h < 2; h++) {
+    int k = 0;
+    for (; k < 500; k++) {
+      int done = scenario(k, hosts[h]);
+      ck_assert_msg(net_count_fds() == fds0, "after cancel at %d (%s): %d "
+                    "fds, expected %d", k, hosts[h] ? hosts[h] : "any",
+                    net_count_fds(), fds0);
+      if (done)
+        break;
+    }
+    ck_assert_int_gt(k, 5);
+    ck_assert_int_lt(k, 500);
   }
-  ck_assert_int_gt(k, 5);
-  ck_assert_int_lt(k, 500);
   return 0;
 }
 
@@ -340,6 +415,7 @@ SCIO_TEST(cancel_stops_serve_and_handlers) {
 void net_serve_tests(Suite *s) {
   TCase *tc = scio_tcase_new("serve", 60);
   scio_tcase_add(tc, serve_many_short_connections);
+  scio_tcase_add(tc, serve_every_socket_of_a_listener);
   scio_tcase_add(tc, failing_handler_reported_server_continues);
   scio_tcase_add(tc, default_error_hook_prints_one_line);
   scio_tcase_add(tc, fd_exhaustion_backs_off_and_recovers);

@@ -190,7 +190,8 @@ SCIO_API int scio_unix_listen(const char *path, const scio_listen_opts *opts,
  * does.  A checkpoint.  Returns 0, or:
  *   SCIO_ECLOSED    the listener is closed (also for a task blocked here
  *                   when another task closes it);
- *   SCIO_EBUSY      another task is accepting on this listener;
+ *   SCIO_EBUSY      another task is accepting on this listener, or serving
+ *                   it;
  *   SCIO_ECANCELED;
  *   SCIO_EMFILE, SCIO_ENFILE, SCIO_ENOBUFS, SCIO_ENOMEM: out of resources (the
  *                   connection stays queued; retry later, as serve does);
@@ -279,9 +280,14 @@ typedef struct scio_serve_opts {
  *     shutdown with a grace period, run serve inside a scope, close the
  *     listener, then give that scope a deadline (scio_scope_set_deadline):
  *     handlers still running at the deadline are cancelled.
+ * A listener of several sockets (IPv4 and IPv6) gets one accept task per
+ * socket ("serve-accept" in scio_dump_tasks), in a nursery of serve's own,
+ * so that each waits on its socket alone.  While serve runs, accepting on
+ * l from another task is SCIO_EBUSY, and the other way round.
  * Must run inside a task.  A checkpoint.  Returns 0 (listener closed),
- * SCIO_ECANCELED, or SCIO_EINVAL (NULL l or handler, bad options, outside
- * a task). */
+ * SCIO_ECANCELED, SCIO_EBUSY (another task is accepting on l or serving
+ * it), SCIO_ENOMEM, an accept error other than those serve pauses for, or
+ * SCIO_EINVAL (NULL l or handler, bad options, outside a task). */
 SCIO_API int scio_listener_serve(scio_listener *l, scio_serve_handler handler,
                                  void *arg, scio_nursery *nursery,
                                  const scio_serve_opts *opts);

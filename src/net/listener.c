@@ -3,7 +3,8 @@
  * A listener of one socket waits through the fd contract like a stream
  * socket: on epoll the socket is registered once, so an accept that finds
  * the queue empty costs no epoll_ctl (a server that drains its queue
- * waits once every few connections).
+ * waits once every few connections).  Serve gets the same for a listener
+ * of several sockets by running one accept loop per socket.
  *
  * A listener may hold several sockets (IPv4 and IPv6), so an accept waits
  * for any of them.  scio__fd_wait watches one fd for one task; here one
@@ -178,12 +179,14 @@ static int opts_inherited(int fd, unsigned flags) {
   return getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) == 0 && v != 0;
 }
 
-/* One pass over the sockets, starting where the last one left off:
- * 1 accepted, 0 nothing queued, < 0 an error.  peer may be NULL. */
-static int try_accept(scio_listener *l, scio_stream **out,
+/* One pass over the sockets, starting where the last one left off (or
+ * over socket `which` alone, if it is >= 0): 1 accepted, 0 nothing
+ * queued, < 0 an error.  peer may be NULL. */
+static int try_accept(scio_listener *l, int which, scio_stream **out,
                       struct sockaddr_storage *peer) {
-  for (int k = 0; k < l->n; k++) {
-    int i = (l->next + k) % l->n;
+  int count = which >= 0 ? 1 : l->n;
+  for (int k = 0; k < count; k++) {
+    int i = which >= 0 ? which : (l->next + k) % l->n;
     scio__lsock *ls = &l->socks[i];
     for (;;) {
       socklen_t plen = sizeof *peer;
@@ -216,18 +219,21 @@ static int try_accept(scio_listener *l, scio_stream **out,
   return 0;
 }
 
-static int accept_loop(scio_listener *l, scio_stream **out,
+static int accept_loop(scio_listener *l, int which, scio_stream **out,
                        struct sockaddr_storage *peer) {
   int yielded = 0;
+  if (which < 0 && l->n == 1)
+    which = 0;
   for (;;) {
-    int rc = try_accept(l, out, peer);
+    int rc = try_accept(l, which, out, peer);
     if (rc == 1) {
       scio__yield_once(yielded);
       return 0;
     }
     if (rc < 0)
       return rc;
-    rc = l->n == 1 ? scio__fd_wait(l->socks[0].fd, SCIO__FD_READ) : wait_any(l);
+    rc = which >= 0 ? scio__fd_wait(l->socks[which].fd, SCIO__FD_READ)
+                    : wait_any(l);
     if (rc < 0 && !(rc == SCIO_ECLOSED && l->closed))
       return rc;
     if (l->closed)
@@ -239,10 +245,10 @@ static int accept_loop(scio_listener *l, scio_stream **out,
 }
 
 SCIO_API int scio_listener_accept(scio_listener *l, scio_stream **out) {
-  return scio__listener_accept_peer(l, out, NULL);
+  return scio__listener_accept_peer(l, -1, out, NULL);
 }
 
-int scio__listener_accept_peer(scio_listener *l, scio_stream **out,
+int scio__listener_accept_peer(scio_listener *l, int which, scio_stream **out,
                                struct sockaddr_storage *peer) {
   if (out)
     *out = NULL;
@@ -254,16 +260,31 @@ int scio__listener_accept_peer(scio_listener *l, scio_stream **out,
     return scio__seterr(SCIO_EINVAL, "listener_accept: not inside a task");
   if (l->closed)
     return scio__seterr(SCIO_ECLOSED, "accept: listener is closed");
-  if (l->accepting)
+  /* One task accepts on each socket: on all of them (which < 0), or on
+   * one of them (serve's accept loop for that socket). */
+  if (which >= l->n)
+    return scio__seterr(SCIO_EINVAL, "listener_accept: no socket %d", which);
+  if (l->accepting || (which < 0 ? l->sock_accepting > 0
+                                 : l->socks[which].accepting))
     return scio__seterr(SCIO_EBUSY, "accept: another task is accepting on "
                                     "this listener");
   int rc = scio_checkpoint_if_cancelled();
   if (rc < 0)
     return rc;
-  l->accepting = 1;
+  if (which < 0) {
+    l->accepting = 1;
+  } else {
+    l->socks[which].accepting = 1;
+    l->sock_accepting++;
+  }
   scio__listener_enter(l);
-  rc = accept_loop(l, out, peer);
-  l->accepting = 0;
+  rc = accept_loop(l, which, out, peer);
+  if (which < 0) {
+    l->accepting = 0;
+  } else {
+    l->socks[which].accepting = 0;
+    l->sock_accepting--;
+  }
   scio__listener_leave(l);
   return rc;
 }

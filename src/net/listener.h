@@ -14,6 +14,7 @@ typedef struct scio__lsock {
    * listening socket?  0 until the first accept finds out, then 1 or -1
    * (1: accepted streams need no setsockopt). */
   signed char inherits;
+  unsigned char accepting;  /* a task accepts on this socket alone */
 } scio__lsock;
 
 struct scio__accept_wait;
@@ -25,6 +26,7 @@ struct scio_listener {
   unsigned stream_flags;    /* for accepted streams */
   struct scio__accept_wait *wait; /* the task blocked in accept, if any */
   unsigned inflight;        /* accept/serve calls running inside */
+  int sock_accepting;       /* sockets with a task accepting on it alone */
   unsigned char closed, free_pending, accepting;
   /* A UNIX listener's socket file, removed on close if it is still ours. */
   char *path;
@@ -43,8 +45,10 @@ int scio__listen_socket(const struct sockaddr *sa, socklen_t len,
                         const scio_listen_opts *o, const char *what);
 
 /* scio_listener_accept that also stores the peer's address, which
- * accept(2) gives for free, in *peer (zeroed first); serve reports it. */
-int scio__listener_accept_peer(scio_listener *l, scio_stream **out,
+ * accept(2) gives for free, in *peer (zeroed first); serve reports it.
+ * which >= 0 accepts on socket `which` alone (SCIO_EBUSY while a task
+ * accepts on every socket, or another on this one); -1 on any. */
+int scio__listener_accept_peer(scio_listener *l, int which, scio_stream **out,
                                struct sockaddr_storage *peer);
 
 /* Serve and accept use these to keep the listener alive while inside. */

@@ -70,16 +70,28 @@ static int out_of_resources(int rc) {
          rc == SCIO_ENOMEM;
 }
 
-static int serve_loop(scio_listener *l, scio_serve_handler handler, void *arg,
-                      scio_nursery *n, const scio_serve_opts *o) {
+/* What one accept loop needs: it accepts on socket `which` of l (-1: on
+ * any) and starts the handlers in `conns`. */
+typedef struct acceptor {
+  scio_listener *l;
+  int which;
+  scio_serve_handler handler;
+  void *arg;
+  scio_nursery *conns;
+  const scio_serve_opts *o;
+} acceptor;
+
+static int serve_loop(const acceptor *a) {
+  scio_listener *l = a->l;
+  const scio_serve_opts *o = a->o;
   double pause = 0;
   int reported = 0;
   for (;;) {
     scio_stream *conn;
     struct sockaddr_storage peer;
-    int rc = scio__listener_accept_peer(l, &conn, &peer);
+    int rc = scio__listener_accept_peer(l, a->which, &conn, &peer);
     if (rc == 0) {
-      rc = spawn_conn(n, conn, &peer, handler, arg, o);
+      rc = spawn_conn(a->conns, conn, &peer, a->handler, a->arg, o);
       if (rc == 0) {
         pause = 0; /* the episode is over */
         reported = 0;
@@ -101,6 +113,45 @@ static int serve_loop(scio_listener *l, scio_serve_handler handler, void *arg,
     if ((rc = scio_sleep(pause)) < 0)
       return rc;
   }
+}
+
+static int accept_task(void *p) {
+  int rc = serve_loop(p);
+  return rc == SCIO_ECLOSED ? 0 : rc;
+}
+
+/* One accept loop per socket of a listener of several (IPv4 and IPv6):
+ * each then waits on its own socket through the fd contract, registered
+ * once, where one loop over all of them would add and remove a libevent
+ * event per socket each time it waits, and try each socket's accept4 in
+ * turn.  They run in a nursery of their own: one that fails (not for
+ * lack of resources, which only pauses it) stops the others, and serve
+ * returns its error; the listener's close ends them all. */
+static int serve_sockets(scio_listener *l, const acceptor *proto) {
+  acceptor local[4];
+  acceptor *a = local;
+  if (l->n > 4 && !(a = scio__calloc((size_t)l->n, sizeof *a)))
+    return scio__seterr(SCIO_ENOMEM, "serve: out of memory");
+  scio_nursery accepts;
+  int rc = scio_nursery_open(&accepts);
+  if (rc < 0) {
+    if (a != local)
+      scio__free(a);
+    return rc;
+  }
+  for (int i = 0; i < l->n && rc == 0; i++) {
+    a[i] = *proto;
+    a[i].which = i;
+    rc = scio_start_soon_named(&accepts, accept_task, &a[i], "serve-accept");
+  }
+  if (rc < 0)
+    scio_nursery_cancel(&accepts);
+  int crc = scio_nursery_close(&accepts);
+  if (rc == 0)
+    rc = crc;
+  if (a != local)
+    scio__free(a);
+  return rc;
 }
 
 SCIO_API int scio_listener_serve(scio_listener *l, scio_serve_handler handler,
@@ -131,7 +182,8 @@ SCIO_API int scio_listener_serve(scio_listener *l, scio_serve_handler handler,
     n = &own;
   }
   scio__listener_enter(l);
-  int rc = serve_loop(l, handler, arg, n, &o);
+  acceptor a = {l, -1, handler, arg, n, &o};
+  int rc = l->n > 1 ? serve_sockets(l, &a) : serve_loop(&a);
   scio__listener_leave(l); /* l may be gone now (closed meanwhile) */
   /* Closed by another task: the graceful end of serving. */
   if (rc == SCIO_ECLOSED)
