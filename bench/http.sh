@@ -23,6 +23,13 @@
 #   http_hello_evhttp, http_hello_nginx      the baselines (-c64)
 #   http_hello_vs_evhttp, http_hello_vs_nginx, ..._c512   ratios
 #   http_hello_cpu_per_req                   us per request (-c64)
+#   http_hello_c512_cpu_per_req, ..._nginx_c512_cpu_per_req   (-c512)
+#   http_hello_cpu_per_req_vs_nginx, http_hello_c512_cpu_per_req_vs_nginx
+#                                            server CPU per request against
+#                                            nginx's: one wrk thread is near
+#                                            its limit at these rates, so
+#                                            req/s ratios swing by +-10%
+#                                            from run to run, CPU less
 #   http_hello_1loop_cpu_per_req, http_hello_2loops_cpu_per_req
 #                                            us per request, a wrk per CPU
 #   http_hello_2loops_cpu_per_req_vs_1loop   ratio (target <= 1.1)
@@ -267,6 +274,10 @@ ratio http_hello_vs_nginx_c512 "${rate[c512:http_hello]:-}" "${rate[c512:nginx]:
 line http_hello_cpu_per_req "${cpu[c64:http_hello]:-}" us
 line http_hello_evhttp_cpu_per_req "${cpu[c64:evhttp]:-}" us
 line http_hello_nginx_cpu_per_req "${cpu[c64:nginx]:-}" us
+line http_hello_c512_cpu_per_req "${cpu[c512:http_hello]:-}" us
+line http_hello_nginx_c512_cpu_per_req "${cpu[c512:nginx]:-}" us
+ratio http_hello_cpu_per_req_vs_nginx "${cpu[c64:http_hello]:-}" "${cpu[c64:nginx]:-}"
+ratio http_hello_c512_cpu_per_req_vs_nginx "${cpu[c512:http_hello]:-}" "${cpu[c512:nginx]:-}"
 line http_hello_1loop "${rate[percpu:1]:-}" req/s
 line http_hello_2loops "${rate[percpu:2]:-}" req/s
 ratio http_hello_2loops_vs_1loop "${rate[percpu:2]:-}" "${rate[percpu:1]:-}"
