@@ -169,12 +169,23 @@ SCIO_TEST(listener_fds_are_its_sockets) {
 /* Accepted TCP streams get TCP_NODELAY (unless the listener keeps Nagle)
  * and TCP_INQ, whether set on them or inherited from the listening
  * socket: every one of them, not just the first. */
-static void check_accepted_opts(unsigned stream_flags) {
+static void check_accepted_opts(unsigned stream_flags, int cleared) {
   scio_listen_opts o = {0};
   o.stream_flags = stream_flags;
   scio_listener *l;
   CK_OK(scio_tcp_listen("127.0.0.1", 0, &o, &l));
   int port = scio_listener_port(l);
+  if (cleared) {
+    /* The listening socket has neither (as on a kernel that does not
+     * copy them): the first accept finds out, and every stream gets them
+     * set of its own. */
+    int lfd, zero = 0;
+    ck_assert_int_eq(scio_listener_fds(l, &lfd, 1), 1);
+    ck_assert_int_eq(setsockopt(lfd, IPPROTO_TCP, TCP_NODELAY, &zero,
+                                sizeof zero), 0);
+    ck_assert_int_eq(setsockopt(lfd, IPPROTO_TCP, TCP_INQ, &zero,
+                                sizeof zero), 0);
+  }
   for (int i = 0; i < 3; i++) {
     int c = net_raw_connect(AF_INET, port);
     scio_stream *s;
@@ -198,8 +209,10 @@ static void check_accepted_opts(unsigned stream_flags) {
 }
 
 SCIO_TEST(accepted_streams_get_their_options) {
-  check_accepted_opts(0);
-  check_accepted_opts(SCIO_SOCKET_KEEP_NAGLE);
+  for (int cleared = 0; cleared < 2; cleared++) {
+    check_accepted_opts(0, cleared);
+    check_accepted_opts(SCIO_SOCKET_KEEP_NAGLE, cleared);
+  }
   return 0;
 }
 

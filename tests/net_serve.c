@@ -140,6 +140,9 @@ SCIO_TEST(serve_every_socket_of_a_listener) {
   scio_stream *s = (scio_stream *)1;
   ck_assert_int_eq(scio_listener_accept(sv.l, &s), SCIO_EBUSY);
   ck_assert_ptr_null(s);
+  /* A second serve of the same listener is kept out too. */
+  ck_assert_int_eq(scio_listener_serve(sv.l, echo_handler, NULL, NULL, NULL),
+                   SCIO_EBUSY);
   for (int i = 0; i < 60; i++)
     CK_OK(client_roundtrip_af(families[i % n_socks], port, "ping"));
   ck_assert(!sv.done);

@@ -79,11 +79,10 @@ int scio__listen_socket(const struct sockaddr *sa, socklen_t len,
     /* What each accepted stream gets, set once here: Linux copies them to
      * the accepted sockets, which then need no setsockopt of their own
      * (try_accept checks the first one).  Failures only cost that. */
-    if (rc == 0 && !(o->stream_flags & SCIO_SOCKET_KEEP_NAGLE) &&
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
-    }
-    if (rc == 0 && setsockopt(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof one) < 0) {
-    }
+    if (rc == 0 && !(o->stream_flags & SCIO_SOCKET_KEEP_NAGLE))
+      (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (rc == 0)
+      (void)setsockopt(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof one);
   }
   const char *step = "setsockopt";
   if (rc == 0 && (step = "bind", rc = bind(fd, sa, len)) == 0)
